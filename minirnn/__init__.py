@@ -1,0 +1,21 @@
+"""minirnn: train rate RNNs on cognitive tasks with a readable NumPy engine (PsychRNN-compatible).
+
+>>> from minirnn import Basic
+>>> from minirnn.tasks import PerceptualDiscrimination
+"""
+__version__ = "0.1.0"
+
+from ._params import describe_params
+from .errors import (MinirnnError, MissingDependencyError, NonFiniteError, ParameterError, ShapeError,
+                     WeightsFileError)
+from .models import RNN, Basic
+from .nn.initializers import AlphaIdentity, GaussianSpectralRadius, WeightInitializer
+
+try:  # tasks are written in parallel; keep the package importable meanwhile
+    from .tasks import Task
+except ImportError:  # pragma: no cover
+    Task = None
+
+__all__ = ["Basic", "RNN", "Task", "WeightInitializer", "GaussianSpectralRadius", "AlphaIdentity",
+           "describe_params", "MinirnnError", "ParameterError", "ShapeError", "NonFiniteError",
+           "WeightsFileError", "MissingDependencyError"]

@@ -1,0 +1,149 @@
+"""The declarative table of every model and training option: name, default, one-line doc.
+
+``Basic(params)`` and ``model.train(task, train_params)`` validate against these tables once, at
+the door (STYLE.md P8). A model params dict may also carry a task's parameters (PsychRNN scripts
+pass ``task.get_task_params()`` with ``N_rec`` added) and every key of a weights file: those are
+ignored. Only a *near miss* of a real option (``dale_ration``, ``N_recs``) is an error.
+"""
+from __future__ import annotations
+
+import difflib
+import warnings
+
+from .errors import ParameterError, suggest
+
+_REQUIRED = object()
+
+# name: (default, doc)
+MODEL_PARAMS = {
+    "name": ("rnn", "a label for the model (PsychRNN's variable scope; any string)"),
+    "N_in": (_REQUIRED, "number of inputs"),
+    "N_rec": (_REQUIRED, "number of recurrent units"),
+    "N_out": (_REQUIRED, "number of outputs"),
+    "dt": (_REQUIRED, "time step (ms)"),
+    "tau": (_REQUIRED, "time constant (ms): a number or a per-unit array of shape (N_rec,)"),
+    "N_steps": (None, "steps per trial (from the task; the model accepts any length)"),
+    "N_batch": (None, "trials per batch (from the task; test() accepts any batch size)"),
+    "T": (None, "trial duration (ms), from the task"),
+    "alpha": (None, "dt / tau, from the task (recomputed from dt and tau)"),
+    "rec_noise": (0.0, "recurrent noise level sigma_rec; noise = sqrt(2 alpha) sigma_rec N(0, 1)"),
+    "transfer_function": ("relu", "relu | tanh | sigmoid | softplus | linear, or a pair (f, df)"),
+    "loss_function": ("mean_squared_error", "mean_squared_error | binary_cross_entropy | a callable"),
+    "load_weights_path": (None, "a .npz written by save() (minirnn or PsychRNN) to start from"),
+    "initializer": (None, "a WeightInitializer instance (default GaussianSpectralRadius)"),
+    "autapses": (True, "False removes self-connections (zero diagonal of rec_connectivity)"),
+    "dale_ratio": (None, "fraction of excitatory units, in (0, 1); None: no Dale's principle"),
+    "input_connectivity": (None, "0/1 mask (N_rec, N_in) of allowed input weights"),
+    "rec_connectivity": (None, "0/1 mask (N_rec, N_rec) of allowed recurrent weights"),
+    "output_connectivity": (None, "0/1 mask (N_out, N_rec) of allowed output weights"),
+    "which_rand_init": ("glorot_gauss", "glorot_gauss | glorot_unif | const_gauss | const_unif"),
+    "which_rand_W_rec_init": (None, "as which_rand_init, for W_rec (default: which_rand_init)"),
+    "init_minval": (-0.1, "lower bound of const_unif"),
+    "init_maxval": (0.1, "upper bound of const_unif"),
+    "spec_rad": (1.1, "spectral radius of the initial W_rec (GaussianSpectralRadius)"),
+    "W_in": (None, "initial raw W_in (N_rec, N_in), used verbatim"),
+    "W_rec": (None, "initial raw W_rec (N_rec, N_rec), used verbatim"),
+    "W_out": (None, "initial raw W_out (N_out, N_rec), used verbatim"),
+    "b_rec": (None, "initial b_rec (N_rec,)"),
+    "b_out": (None, "initial b_out (N_out,)"),
+    "init_state": (None, "initial state (1, N_rec) or (N_rec,)"),
+    "W_in_train": (True, "False freezes W_in"),
+    "W_rec_train": (True, "False freezes W_rec"),
+    "W_out_train": (True, "False freezes W_out"),
+    "b_rec_train": (True, "False freezes b_rec"),
+    "b_out_train": (True, "False freezes b_out"),
+    "init_state_train": (True, "False freezes init_state"),
+    "L1_in": (0.0, "L1 penalty on the effective W_in (mean over entries)"),
+    "L1_rec": (0.0, "L1 penalty on the effective W_rec"),
+    "L1_out": (0.0, "L1 penalty on the effective W_out"),
+    "L2_in": (0.0, "L2 penalty on the effective W_in"),
+    "L2_rec": (0.0, "L2 penalty on the effective W_rec"),
+    "L2_out": (0.0, "L2 penalty on the effective W_out"),
+    "L2_firing_rate": (0.0, "L2 penalty on the rates f(x) (mean over trials, steps, units)"),
+    "custom_regularization": (None, "callable(weights_eff, rates) -> (value, {name: grad})"),
+    "dtype": ("float32", "float32 (training default) or float64 (gradient checks)"),
+    "backend": ("auto", "auto | numpy | numba | cupy"),
+    "seed": (None, "int or SeedSequence: init, noise and eval streams (None: from np.random)"),
+}
+
+TRAIN_PARAMS = {
+    "learning_rate": (0.001, "learning rate of the default optimizer"),
+    "training_iters": (50000, "number of trials to train on (updates = ceil(iters / N_batch))"),
+    "loss_epoch": (10, "record the loss every this many updates"),
+    "verbosity": (True, "show progress (a tqdm bar) and loss reports"),
+    "save_weights_path": (None, "save the weights here after training"),
+    "save_training_weights_epoch": (100, "save intermediate weights every this many updates"),
+    "training_weights_path": (None, "prefix of intermediate weight files (None: none saved)"),
+    "curriculum": (None, "a Curriculum: replaces the task"),
+    "optimizer": ("adam", "adam | sgd | momentum | rmsprop, or an Optimizer instance"),
+    "clip_grads": (True, "clip each parameter's gradient to norm clip_norm (PsychRNN)"),
+    "clip_norm": (1.0, "the norm clip_grads clips to"),
+    "clip_global_norm": (None, "clip the global gradient norm (per network) to this value instead"),
+    "fixed_weights": (None, "dict name -> 0/1 array; entries with 1 never change"),
+    "performance_cutoff": (None, "stop when performance_measure reaches this value"),
+    "performance_measure": (None, "f(trial_batch, trial_y, output_mask, output, epoch, losses, verbosity)"),
+    "performance_epoch": (1, "evaluate performance_measure every this many updates"),
+    "checkpoint_path": (None, "write a resumable checkpoint here"),
+    "checkpoint_epoch": (100, "checkpoint every this many updates"),
+}
+
+# Keys of weights files (ours and PsychRNN's) that may travel inside params: ignored quietly.
+_WEIGHTS_FILE_KEYS = {"Dale_rec", "Dale_out", "minirnn", "init_hidden", "init_cell"}
+
+
+def resolve_model_params(params: dict, owner: str = "Basic", extra: dict | None = None) -> dict:
+    """Validate a PsychRNN-style params dict; return a new dict with every default filled in.
+
+    Raises ParameterError for a missing required key or a near-miss of a known key. Unknown keys
+    that are not near misses (a task's own settings) are kept but ignored. Optimizer slots
+    (``W_rec/Adam``) and other weights-file keys give at most one warning.
+    """
+    if not isinstance(params, dict):
+        raise ParameterError(f"{owner} takes a dict of parameters. Got {type(params).__name__} instead.")
+    table = dict(MODEL_PARAMS, **(extra or {}))
+    out, slots = {}, []
+    for key, value in params.items():
+        if key in table or key in _WEIGHTS_FILE_KEYS:
+            out[key] = value
+            continue
+        if not isinstance(key, str):
+            raise ParameterError(f"Parameter names must be strings. Got {key!r}.")
+        if "/" in key:
+            slots.append(key)
+            continue
+        close = difflib.get_close_matches(key, list(table), n=1, cutoff=0.8)
+        if close:
+            raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}?")
+        out[key] = value  # a task's own setting (coherence, ...): carried, not used
+    if slots:
+        warnings.warn(f"Ignoring {len(slots)} optimizer-state entries in params (e.g. {slots[0]!r}); "
+                      "minirnn keeps optimizer state out of the weights.", stacklevel=3)
+    for key, (default, _) in table.items():
+        if out.get(key) is None:
+            if default is _REQUIRED:
+                raise ParameterError(f"{owner} needs the parameter {key!r} ({table[key][1]}).")
+            out[key] = default
+    return out
+
+
+def resolve_train_params(train_params: dict | None) -> dict:
+    """Validate ``train_params``: unknown keys are errors (with a suggestion); None means default."""
+    train_params = {} if train_params is None else train_params
+    if not isinstance(train_params, dict):
+        raise ParameterError(f"train_params must be a dict. Got {type(train_params).__name__} instead.")
+    for key in train_params:
+        if key not in TRAIN_PARAMS:
+            raise ParameterError(f"Unknown training parameter {key!r}{suggest(key, TRAIN_PARAMS)} "
+                                 f"Known: {sorted(TRAIN_PARAMS)}.")
+    return {k: (d if train_params.get(k) is None else train_params[k]) for k, (d, _) in TRAIN_PARAMS.items()}
+
+
+def describe_params() -> str:
+    """A printable table of every model and training option with its default and meaning."""
+    lines = []
+    for title, table in (("Model params", MODEL_PARAMS), ("train_params", TRAIN_PARAMS)):
+        lines.append(title)
+        for k, (d, doc) in table.items():
+            d = "required" if d is _REQUIRED else repr(d)
+            lines.append(f"  {k:<24} {d:<22} {doc}")
+    return "\n".join(lines)

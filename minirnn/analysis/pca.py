@@ -1,0 +1,160 @@
+"""Population activity: condition-averaged trajectories, PCA by SVD, and projections of single trials.
+
+Condition average (trials ``b`` with label ``c``, optionally only correct ones):
+
+    xbar_c(t) = mean_{b : cond_b = c} x_b(t)                       (C, T, N)
+
+PCA of data rows ``X`` (n, N) (e.g. all times of all condition averages): centre with the mean
+``m``, take the thin SVD ``X - m = U S V^T``; principal axes are the rows of ``V^T``, and
+
+    explained_variance_k = S_k^2 / (n - 1),   explained_variance_ratio_k = S_k^2 / sum_j S_j^2.
+
+A trajectory is projected as ``(x - m) @ V_k`` (the first ``k`` axes). Signs are fixed so the entry
+of largest magnitude in each axis is positive (deterministic across runs, as scikit-learn does).
+
+Use rates ``f(states)`` or states as you prefer; the functions only see arrays ``(..., N)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ParameterError, ShapeError
+
+
+def trial_param(trial_params, key):
+    """One per-trial parameter as an array ``(B,)``, from a dict of arrays or a list of dicts (PsychRNN)."""
+    if isinstance(trial_params, dict):
+        if key not in trial_params:
+            raise ParameterError(f"trial_params has no key {key!r}; it has {sorted(trial_params)}.")
+        return np.asarray(trial_params[key])
+    try:
+        return np.asarray([tp[key] for tp in trial_params])
+    except (KeyError, TypeError):
+        raise ParameterError(
+            f"Could not read {key!r} from trial_params; pass a dict of (B,) arrays or a list of dicts."
+        ) from None
+
+
+def condition_average(data, conditions, correct=None):
+    """Average trials ``data`` (B, T, N) within each condition.
+
+    Parameters
+    ----------
+    data : array (B, T, N)
+        States, rates or outputs.
+    conditions : array (B,) or (B, m)
+        Label of each trial; with ``m`` columns, each distinct row is one condition.
+    correct : bool array (B,), optional
+        Use only these trials (e.g. correct ones).
+
+    Returns
+    -------
+    labels : array (C,) or (C, m)    distinct conditions, sorted
+    means : array (C, T, N)
+    counts : int array (C,)          trials averaged per condition
+    """
+    X = np.asarray(data)
+    if X.ndim != 3:
+        raise ShapeError(f"data has shape {X.shape}; it must be (N_batch, N_steps, N)."
+                         )
+    c = np.asarray(conditions)
+    if c.shape[0] != X.shape[0] or c.ndim > 2:
+        raise ShapeError(f"conditions has shape {c.shape}; it must be (N_batch,) or (N_batch, m) with N_batch={X.shape[0]}.")
+    if correct is not None:
+        keep = np.asarray(correct, dtype=bool).ravel()
+        if keep.shape[0] != X.shape[0]:
+            raise ShapeError(f"correct has {keep.shape[0]} entries; it must have N_batch={X.shape[0]}.")
+        X, c = X[keep], c[keep]
+        if X.shape[0] == 0:
+            raise ParameterError("No trials left: 'correct' selects none.")
+    labels, inv = np.unique(c, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    counts = np.bincount(inv, minlength=len(labels))
+    sums = np.zeros((len(labels), *X.shape[1:]), dtype=np.result_type(X.dtype, np.float64))
+    np.add.at(sums, inv, X)
+    return labels, sums / counts[:, None, None], counts
+
+
+@dataclass
+class PCA:
+    """Principal axes of a data set (fit with :func:`pca`).
+
+    mean : (N,)
+    components : (k, N)   rows are unit principal axes
+    explained_variance : (k,)
+    explained_variance_ratio : (k,)   fraction of the total variance (of all N dimensions)
+    singular_values : (k,)
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    explained_variance: np.ndarray
+    explained_variance_ratio: np.ndarray
+    singular_values: np.ndarray
+
+    @property
+    def n_components(self):
+        return self.components.shape[0]
+
+    def transform(self, data, n_components=None):
+        """Project ``data`` (..., N) onto the first ``n_components`` axes -> (..., k)."""
+        X = np.asarray(data)
+        if X.shape[-1] != self.mean.shape[0]:
+            raise ShapeError(f"data has shape {X.shape}; its last axis must be N={self.mean.shape[0]}.")
+        V = self.components[:n_components]
+        return (X - self.mean) @ V.T
+
+    def inverse_transform(self, Z):
+        """Map projections (..., k) back to the N-dimensional space."""
+        Z = np.asarray(Z)
+        return Z @ self.components[: Z.shape[-1]] + self.mean
+
+    def __repr__(self):
+        evr = np.array2string(self.explained_variance_ratio[:5], precision=3)
+        return f"PCA(N={self.mean.shape[0]}, k={self.n_components}, explained_variance_ratio[:5]={evr})"
+
+
+def pca(data, n_components=None):
+    """Principal component analysis of ``data`` (..., N), every leading index a sample.
+
+    Parameters
+    ----------
+    data : array (..., N)
+        E.g. condition averages (C, T, N) or all trials (B, T, N).
+    n_components : int, optional
+        Keep this many axes (default all ``min(n_samples, N)``).
+
+    Returns
+    -------
+    PCA
+
+    Notes
+    -----
+    ``X - mean = U S V^T`` (thin SVD); axes ``V^T[:k]``; explained variance ``S^2 / (n - 1)``;
+    ratio ``S^2 / sum(S^2)`` over all singular values, so ratios of a truncated fit sum to < 1.
+    """
+    X = np.asarray(data, dtype=np.float64)
+    X = X.reshape(-1, X.shape[-1])  # (n, N)
+    n, N = X.shape
+    if n < 2:
+        raise ShapeError(f"pca needs at least 2 samples; data has {n}.")
+    k_max = min(n, N)
+    k = k_max if n_components is None else int(n_components)
+    if not 1 <= k <= k_max:
+        raise ParameterError(f"The 'n_components' parameter of pca must be in [1, {k_max}]. Got {n_components!r} instead.")
+    mean = X.mean(axis=0)
+    U, S, Vt = np.linalg.svd(X - mean, full_matrices=False)
+    # deterministic signs: largest-|.| entry of each axis positive
+    signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
+    signs[signs == 0] = 1
+    Vt = Vt * signs[:, None]
+    total = np.sum(S**2)
+    ratio = S**2 / total if total > 0 else np.zeros_like(S)
+    return PCA(mean, Vt[:k], S[:k] ** 2 / (n - 1), ratio[:k], S[:k])
+
+
+def project(data, model_pca, n_components=None):
+    """Project single trials ``data`` (B, T, N) onto a fitted :class:`PCA` -> (B, T, k)."""
+    return model_pca.transform(data, n_components)

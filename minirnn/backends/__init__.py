@@ -1,0 +1,102 @@
+"""Array-module choice (numpy / cupy) and the table of fast kernels, chosen once per model.
+
+A :class:`Backend` is a small frozen record: its name, its array module ``xp``, how to move an
+array onto it and back, and ``kernels``: the functions that replace the sequential part of the
+dynamics (``rate_forward``, ``rate_backward``, ...). A name missing from ``kernels`` means "use the
+array-code reference in :mod:`minirnn.dynamics`", which runs on any array module. Optional
+libraries (numba, cupy) are imported only when their backend is chosen.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+BACKENDS = ("auto", "numpy", "numba", "cupy")
+
+
+def get_array_module(*arrays) -> Any:
+    """The array module (numpy or cupy) of ``arrays``: cupy if any is a cupy array, else numpy."""
+    for a in arrays:
+        if type(a).__module__.startswith("cupy"):
+            import cupy
+
+            return cupy
+    return np
+
+
+def _identity(a):
+    return a
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a model's arrays live and which kernels run its time loops."""
+
+    name: str
+    xp: Any = np
+    to_device: Callable = _identity
+    to_host: Callable = _identity
+    kernels: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+
+NUMPY = Backend("numpy")
+
+
+def _numba_backend() -> Backend:
+    from . import numba_kernels  # imported here so that numba is loaded only when chosen
+
+    return Backend("numba", kernels=numba_kernels.KERNELS)
+
+
+def _cupy_backend() -> Backend:
+    from . import cupy_backend
+
+    return cupy_backend.make_backend()
+
+
+def numba_available() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def get_backend(name: str = "auto") -> Backend:
+    """Resolve a backend name into a :class:`Backend`.
+
+    ``"auto"`` is numba when it imports, else numpy. Asking explicitly for ``"numba"`` or
+    ``"cupy"`` when the library is missing raises :class:`MissingDependencyError` with the command
+    that installs it: an explicit request never falls back silently.
+    """
+    from ..errors import MissingDependencyError, ParameterError, suggest
+
+    if isinstance(name, Backend):
+        return name
+    if name not in BACKENDS:
+        raise ParameterError(
+            f"Unknown backend {name!r}{suggest(name, BACKENDS)}. Choose one of {list(BACKENDS)}."
+        )
+    if name == "numpy":
+        return NUMPY
+    if name == "auto":
+        if numba_available():
+            try:
+                return _numba_backend()
+            except ImportError:
+                return NUMPY
+        return NUMPY
+    if name == "numba":
+        if not numba_available():
+            raise MissingDependencyError(
+                "backend='numba' needs Numba (not installed). Install it with: pip install numba"
+            )
+        return _numba_backend()
+    if importlib.util.find_spec("cupy") is None:
+        raise MissingDependencyError(
+            "backend='cupy' needs CuPy (not installed). Install the wheel matching your CUDA, e.g. "
+            'pip install "minirnn[cuda12]" (cupy-cuda12x) or "minirnn[cuda13]" (cupy-cuda13x).'
+        )
+    return _cupy_backend()

@@ -1,0 +1,423 @@
+"""Reading and writing weights files: the file-level pieces (DESIGN §7, STYLE P14).
+
+This module knows the bytes on disk and nothing about models:
+
+* :func:`atomic_savez` writes a ``.npz`` so that a crash or an exception never leaves a torn file.
+* :func:`read_npz` reads a ``.npz`` with ``allow_pickle=False``. PsychRNN files hold a few object
+  arrays (``dale_ratio`` as a 0-d object array holding ``None``; on PsychRNN master a pickled
+  TensorFlow ``transfer_function``); those members are read with a restricted unpickler that
+  accepts only ``None``, numbers and TensorFlow/Keras activation functions *by reference*, which
+  it maps to minirnn's names (``"relu"``, ``"tanh"``, ...) without importing TensorFlow.
+  Anything else is refused: a weights file must never run code.
+* :func:`classify_weights` tells what a loaded dict is: minirnn or PsychRNN format, Basic or LSTM,
+  which keys are optimizer slots, the Dale ratio, the meaning of ``Dale_out`` and the transfer
+  function.
+
+The model-level ``save``/``load`` glue (effective weights, LSTM transposes, warnings) is built on
+these in the model code; PsychRNN import/export lives here and nowhere else.
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+import zlib
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+from minirnn.errors import WeightsFileError
+
+__all__ = [
+    "ACTIVATION_NAMES",
+    "atomic_savez",
+    "read_npz",
+    "classify_weights",
+    "restricted_loads",
+]
+
+#: The transfer-function names a PsychRNN file can be mapped to.
+ACTIVATION_NAMES = ("relu", "tanh", "sigmoid", "softplus", "linear")
+
+# Function names (last component of the pickled qualified name) -> minirnn name.
+_ACTIVATION_ALIASES = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "softplus": "softplus",
+    "linear": "linear",
+    "identity": "linear",
+}
+
+# Top-level packages whose activation functions are accepted by reference. ``tensorflow_core``
+# is where TF 1.15 / 2.0 put the ops; ``tf_keras`` is Keras 2 for TF >= 2.16.
+_TF_PACKAGES = ("tensorflow", "tensorflow_core", "keras", "tf_keras", "tf")
+
+# The numpy globals that ``np.save`` needs to pickle an object ndarray (protocol 3). Reconstructing
+# an empty ndarray / dtype / scalar runs no user code; the contents are checked afterwards.
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
+    ("numpy.core.multiarray", "scalar"): "scalar",
+    ("numpy._core.multiarray", "scalar"): "scalar",
+    ("numpy", "ndarray"): "ndarray",
+    ("numpy", "dtype"): "dtype",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def _with_npz_suffix(path: "os.PathLike[str] | str") -> str:
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def atomic_savez(path: "os.PathLike[str] | str", arrays: Mapping[str, Any], *,
+                 compress: bool = False) -> str:
+    """Write ``arrays`` to ``path`` as a ``.npz`` atomically and return the final path (a str).
+
+    ``.npz`` is appended when ``path`` lacks it, as ``np.savez`` does. The data go to a temporary
+    file in the same directory, which is flushed and fsync'ed and then moved over ``path`` with
+    ``os.replace``; if anything fails the temporary file is removed and an existing file at
+    ``path`` is left untouched. Keys may contain ``/`` (PsychRNN's ``W_rec/Adam``).
+    ``compress=True`` uses ``np.savez_compressed``.
+    """
+    final = _with_npz_suffix(path)
+    directory = os.path.dirname(os.path.abspath(final))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save {final!r}: directory {directory!r} does not exist")
+    arrays = dict(arrays)
+    for key in arrays:
+        if not isinstance(key, str) or not key:
+            raise WeightsFileError(f"cannot save {final!r}: array names must be non-empty "
+                                   f"strings, got {key!r}")
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            # Passing a file object stops numpy from appending a second ".npz".
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain open() would have given it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make the rename durable where the platform allows it (best effort, POSIX only)."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+# ---------------------------------------------------------------------------------------------
+# the restricted unpickler
+
+
+class _Refused(Exception):
+    """Internal: the pickle references a global the loader does not allow."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Allows only numpy's object-array reconstruction and TF/Keras activations by name."""
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+        kind = _NUMPY_GLOBALS.get((module, name))
+        if kind == "reconstruct":
+            return _safe_reconstruct
+        if kind == "scalar":
+            return _safe_scalar
+        if kind == "ndarray":
+            return _NDARRAY
+        if kind == "dtype":
+            return np.dtype
+        if module.split(".", 1)[0] in _TF_PACKAGES:
+            short = name.rsplit(".", 1)[-1]
+            if short in _ACTIVATION_ALIASES:
+                return _ActivationRef(_ACTIVATION_ALIASES[short], module, name)
+        raise _Refused(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _Refused(f"persistent id {pid!r}")
+
+
+class _ActivationRef(str):
+    """A TF/Keras activation referenced by a pickle; behaves as its minirnn name (a str)."""
+
+    def __new__(cls, our_name: str, module: str, name: str) -> "_ActivationRef":
+        obj = super().__new__(cls, our_name)
+        obj.source = f"{module}.{name}"
+        return obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Only reached if a pickle tries to *call* the function (REDUCE) instead of naming it.
+        raise _Refused(f"a call of {self.source}")
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` inside a pickle; only :func:`_safe_reconstruct` accepts it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _Refused("a direct call of numpy.ndarray")
+
+
+_NDARRAY = _NdarrayToken()
+
+
+def _safe_reconstruct(subtype: Any, shape: Any = None, dtype_code: Any = None) -> np.ndarray:
+    # numpy pickles an ndarray as _reconstruct(ndarray, (0,), b'b') + __setstate__(state);
+    # the placeholder is always empty, whatever shape the pickle asks for.
+    if subtype is not _NDARRAY:
+        raise _Refused(f"reconstruct of {subtype!r}")
+    return np.ndarray.__new__(np.ndarray, (0,), dtype=np.uint8)
+
+
+def _safe_scalar(dtype: Any, data: Any = None) -> Any:
+    if not isinstance(dtype, np.dtype):
+        raise _Refused("numpy scalar with a non-dtype")
+    if dtype.hasobject:
+        return data
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise _Refused("numpy scalar with bad data")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+def _check_contents(obj: Any) -> Any:
+    """Accept None, bool, int, float, numpy numbers and activation names; refuse the rest."""
+    if obj is None or isinstance(obj, (bool, int, float, np.number, np.bool_)):
+        return obj
+    if isinstance(obj, _ActivationRef):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            out = np.empty(obj.shape, dtype=object)
+            for idx, item in np.ndenumerate(obj):
+                out[idx] = _check_contents(item)
+            return out
+        return obj
+    raise _Refused(f"an object of type {type(obj).__name__}")
+
+
+def restricted_loads(data: bytes) -> Any:
+    """Unpickle ``data`` allowing only None, numbers and TF/Keras activations (as names).
+
+    Raises :class:`pickle.UnpicklingError` naming what was refused. This is the primitive that
+    :func:`read_npz` uses for object-array members; it is public for tests and tools.
+    """
+    try:
+        obj = _RestrictedUnpickler(_io.BytesIO(data), encoding="latin1").load()
+        return _check_contents(obj)
+    except _Refused as exc:
+        raise pickle.UnpicklingError(f"refused to unpickle {exc}") from None
+    except pickle.UnpicklingError:
+        raise
+    except Exception as exc:  # malformed pickle: bad opcodes, wrong argument types, ...
+        raise pickle.UnpicklingError(
+            f"malformed pickle ({type(exc).__name__}: {exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _read_object_member(zf: zipfile.ZipFile, member: str) -> np.ndarray:
+    """Read one ``.npy`` member holding an object array through the restricted unpickler."""
+    with zf.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:  # (3, 0): utf8 field names; same layout as 2.0 for our purposes
+            shape, fortran, dtype = np.lib.format._read_array_header(fh, version)  # noqa: SLF001
+        payload = fh.read()
+    obj = restricted_loads(payload)
+    if not isinstance(obj, np.ndarray):
+        obj = np.array(obj, dtype=object)
+    if obj.shape != tuple(shape):
+        obj = obj.reshape(shape)
+    return obj
+
+
+def read_npz(path: "os.PathLike[str] | str") -> Dict[str, np.ndarray]:
+    """Read every array of a ``.npz`` weights file into a plain dict, never running code.
+
+    Plain arrays are read with ``np.load(path, allow_pickle=False)``. Object-array members
+    (PsychRNN's ``dale_ratio`` holding ``None``; master's pickled ``transfer_function``) are read
+    with a restricted unpickler and come back as object arrays holding ``None``, numbers or a
+    transfer-function name from :data:`ACTIVATION_NAMES` (``tf.nn.relu`` -> ``"relu"``).
+
+    When ``path`` does not exist but ``path + ".npz"`` does, that file is read (the name
+    :func:`atomic_savez` and ``np.savez`` would have written).
+
+    Raises:
+        FileNotFoundError: no such file (the message names it).
+        WeightsFileError: not an ``.npz`` file, truncated or corrupt (the message names the
+            file), or a member holds an object the loader refuses to unpickle (it names the key).
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name) and not str(name).endswith(".npz") and \
+            os.path.exists(str(name) + ".npz"):
+        name = str(name) + ".npz"
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"weights file {name!r} does not exist")
+    if os.path.isdir(name):
+        raise WeightsFileError(f"weights file {name!r} is a directory, not a .npz file")
+    if not zipfile.is_zipfile(name):
+        raise WeightsFileError(f"{name!r} is not a .npz weights file (not a zip archive; "
+                               "truncated, corrupt, or another format)")
+    out: Dict[str, np.ndarray] = {}
+    try:
+        with np.load(name, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - zip checked above
+                raise WeightsFileError(f"{name!r} is not a .npz weights file")
+            for key in npz.files:
+                try:
+                    out[key] = npz[key]
+                except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    try:
+                        out[key] = _read_object_member(npz.zip, key + ".npy")
+                    except pickle.UnpicklingError as uexc:
+                        raise WeightsFileError(
+                            f"{name!r}: key {key!r} holds an object the loader refuses to "
+                            f"unpickle ({uexc}); minirnn only reads None, numbers and "
+                            f"transfer-function names {ACTIVATION_NAMES} from pickled members"
+                        ) from None
+    except WeightsFileError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, KeyError, OSError,
+            pickle.UnpicklingError, TypeError, AttributeError, IndexError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        raise WeightsFileError(f"{name!r} is not a readable .npz weights file (truncated or "
+                               f"corrupt): {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# classifying
+
+_LSTM_KEYS = ("W_f", "W_i", "W_c", "W_o")
+
+
+def _scalar_item(value: Any) -> Any:
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if arr.shape != ():
+        if arr.size == 1:
+            arr = arr.reshape(())
+        else:
+            raise WeightsFileError(f"expected a scalar, got an array of shape {arr.shape}")
+    return arr.item()
+
+
+def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
+    """Describe a dict of arrays read from a weights file (a pure function).
+
+    Returns a dict with:
+
+    * ``format``: ``"minirnn"`` when a ``minirnn`` JSON string key exists, else ``"psychrnn"``;
+    * ``meta``: the parsed ``minirnn`` JSON (a dict), or None;
+    * ``architecture``: ``"lstm"`` when the LSTM gate weights ``W_f, W_i, W_c, W_o`` are present,
+      ``"basic"`` when ``W_rec`` is;
+    * ``weight_keys``: the sorted keys that are not optimizer slots;
+    * ``optimizer_slots``: the sorted keys that are optimizer slots (any key with a ``/``, such
+      as ``W_rec/Adam``, ``W_rec/Adam_1``);
+    * ``dale_ratio``: None or a float (``0.0`` is returned as is; PsychRNN treats it as "off");
+    * ``dale_out``: ``"pm1"`` when ``Dale_out`` has −1 entries (PsychRNN 1.0.0: inhibitory units
+      read out negatively), ``"01"`` otherwise, None when there is no ``Dale_out``;
+    * ``transfer_function``: a name from :data:`ACTIVATION_NAMES` or None (from the ``minirnn``
+      JSON, else from a ``transfer_function`` key).
+
+    Raises :class:`WeightsFileError` when the dict is neither a Basic nor an LSTM weights set,
+    or when the ``minirnn`` entry is not valid JSON.
+    """
+    keys = list(arrays.keys())
+    meta: Optional[Dict[str, Any]] = None
+    fmt = "psychrnn"
+    if "minirnn" in arrays:
+        fmt = "minirnn"
+        raw = arrays["minirnn"]
+        try:
+            text = _scalar_item(raw)
+            if isinstance(text, bytes):
+                text = text.decode("utf-8")
+            meta = json.loads(text)
+        except (ValueError, TypeError, WeightsFileError) as exc:
+            raise WeightsFileError(f"the 'minirnn' entry is not a JSON string: {exc}") from None
+        if not isinstance(meta, dict):
+            raise WeightsFileError("the 'minirnn' entry is JSON but not an object")
+
+    slots = sorted(k for k in keys if "/" in k)
+    weight_keys = sorted(k for k in keys if "/" not in k)
+
+    if all(k in arrays for k in _LSTM_KEYS):
+        arch = "lstm"
+    elif "W_rec" in arrays:
+        arch = "basic"
+    else:
+        missing = [k for k in ("W_in", "W_rec", "W_out") if k not in arrays]
+        raise WeightsFileError(
+            "the file is neither a Basic weights file (needs W_rec) nor an LSTM one (needs "
+            f"{', '.join(_LSTM_KEYS)}); missing {missing}; keys present: {sorted(keys)}")
+
+    dale_ratio: Optional[float] = None
+    if "dale_ratio" in arrays:
+        value = _scalar_item(arrays["dale_ratio"])
+        if value is not None:
+            try:
+                dale_ratio = float(value)
+            except (TypeError, ValueError):
+                raise WeightsFileError(f"dale_ratio must be None or a number, got {value!r}") \
+                    from None
+            if dale_ratio != dale_ratio:  # NaN stands for None in numeric-only files
+                dale_ratio = None
+
+    dale_out: Optional[str] = None
+    if "Dale_out" in arrays:
+        dale_out = "pm1" if bool(np.any(np.asarray(arrays["Dale_out"]) < 0)) else "01"
+
+    transfer: Optional[str] = None
+    if meta is not None and isinstance(meta.get("transfer_function"), str):
+        transfer = meta["transfer_function"]
+    elif "transfer_function" in arrays:
+        value = _scalar_item(arrays["transfer_function"])
+        if value is not None:
+            transfer = str(value)
+
+    return {
+        "format": fmt,
+        "meta": meta,
+        "architecture": arch,
+        "weight_keys": weight_keys,
+        "optimizer_slots": slots,
+        "dale_ratio": dale_ratio,
+        "dale_out": dale_out,
+        "transfer_function": transfer,
+    }

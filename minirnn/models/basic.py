@@ -1,0 +1,235 @@
+"""``Basic``: the continuous-time rate RNN (PsychRNN's Basic), forward and backward on one page.
+
+Forward Euler of ``tau dx/dt = -x + W_rec f(x) + W_in u + b_rec + noise`` (DESIGN.md §3)::
+
+    x_0     = init_state
+    x_{k+1} = (1 - alpha) x_k + alpha (f(x_k) @ W_rec_eff^T + u_k @ W_in_eff^T + b_rec)
+              + sqrt(2 alpha) sigma_rec xi_k
+    z_k     = f(x_{k+1}) @ W_out_eff^T + b_out
+    L       = loss(z, y, mask) + regularizers(W_eff, f(x))
+
+The sequential recurrence and its adjoint are :mod:`minirnn.dynamics.rate` (or a backend's
+kernel); every other step below is one whole-array operation over all ``T * B`` rows. Internally
+arrays are time-major, ``(*lead, T, B, N)``; the user sees batch-major ``(B, T, N)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dynamics import rate
+from ..errors import ParameterError, ShapeError
+from ..nn import regularizers
+from ..nn.constraints import dale_signs, effective_weight_backward
+from ..nn.initializers import GaussianSpectralRadius, WeightInitializer
+from .rnn import RNN
+
+mT = rate.mT
+
+
+def time_major(a):
+    """(*lead, B, T, N) <-> (*lead, T, B, N): swap the batch and time axes (a view)."""
+    return a.swapaxes(-3, -2)
+
+
+def rows(a):
+    """(*lead, T, B, N) -> (*lead, T*B, N): one row per trial and step, for a single matmul."""
+    return a.reshape(a.shape[:-3] + (a.shape[-3] * a.shape[-2], a.shape[-1]))
+
+
+class Basic(RNN):
+    """The rate RNN. ``Basic(params)`` with PsychRNN's params dict (see ``describe_params()``).
+
+    Raw parameters: ``W_in (N_rec, N_in)``, ``W_rec (N_rec, N_rec)``, ``W_out (N_out, N_rec)``,
+    ``b_rec (N_rec,)``, ``b_out (N_out,)``, ``init_state (1, N_rec)``, each with the leading
+    network axes of an ensemble when there is one.
+    """
+
+    param_names = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
+    constrained = ("W_in", "W_rec", "W_out")
+
+    # ---- construction -------------------------------------------------------------------------
+    def _build(self):
+        p = self.params
+        if p["dale_ratio"] is not None:
+            r = p["dale_ratio"]
+            r = r.item() if isinstance(r, np.ndarray) else r
+            if isinstance(r, bool) or not isinstance(r, (int, float, np.floating)) or not 0 < r < 1:
+                raise ParameterError(f"The 'dale_ratio' parameter of {type(self).__name__} must be a float in (0, 1) or None. Got {r!r} instead.")
+            p["dale_ratio"] = float(r)
+        net = self._network_arrays(self.rng_init)
+        self._set_network_arrays(net)
+
+    def _network_arrays(self, rng):
+        """Host float64 arrays of one network: raw weights, masks, Dale signs, alpha, noise scale."""
+        p = self.params
+        from .. import io
+
+        file_info = None
+        if p["load_weights_path"] is not None:
+            file_info = io.load_weights_for_model(p["load_weights_path"], self)
+            ini = file_info["weights"]
+            if file_info.get("transfer_function") and "transfer_function" not in self._given_keys():
+                from ..nn.activations import get_activation
+
+                self.activation = get_activation(file_info["transfer_function"])
+            if "dale_ratio" in file_info:
+                p["dale_ratio"] = file_info["dale_ratio"]
+        elif p["initializer"] is not None:
+            if not isinstance(p["initializer"], WeightInitializer):
+                raise ParameterError(f"The 'initializer' parameter must be a WeightInitializer. Got {p['initializer']!r}.")
+            ini = p["initializer"].initializations
+            p["dale_ratio"] = ini.get("dale_ratio", p["dale_ratio"])
+        else:
+            cls = WeightInitializer if p["W_rec"] is not None else GaussianSpectralRadius
+            kwargs = {k: v for k, v in p.items() if k not in ("seed", "initializer", "rng")}
+            ini = cls(rng=rng, **kwargs).initializations
+
+        N_in, N_rec, N_out = self.N_in, self.N_rec, self.N_out
+        shapes = {"W_in": (N_rec, N_in), "W_rec": (N_rec, N_rec), "W_out": (N_out, N_rec),
+                  "b_rec": (N_rec,), "b_out": (N_out,), "init_state": (1, N_rec),
+                  "input_connectivity": (N_rec, N_in), "rec_connectivity": (N_rec, N_rec),
+                  "output_connectivity": (N_out, N_rec)}
+        net = {}
+        for name, shape in shapes.items():
+            a = np.asarray(ini[name], dtype=np.float64)
+            if name in ("init_state", "b_rec", "b_out") and a.size == int(np.prod(shape)):
+                a = a.reshape(shape)
+            if a.shape != shape:
+                raise ShapeError(f"{name} has shape {a.shape} but must be {shape} (N_in={N_in}, N_rec={N_rec}, N_out={N_out}).")
+            if not np.all(np.isfinite(a)):
+                raise ParameterError(f"{name} contains NaN or inf.")
+            net[name] = a
+        for name in ("input_connectivity", "rec_connectivity", "output_connectivity"):
+            if not np.all((net[name] == 0) | (net[name] == 1)):
+                raise ParameterError(f"{name} must hold only 0 and 1.")
+        if not p["autapses"]:
+            net["rec_connectivity"] = net["rec_connectivity"] * (1 - np.eye(N_rec))
+        if p["dale_ratio"] is not None:
+            s_rec, s_out = dale_signs(p["dale_ratio"], N_rec)
+            if file_info is not None and file_info.get("Dale_out") is not None:
+                s_out = np.diag(file_info["Dale_out"]).astype(np.float64)  # PsychRNN 1.0.0: +-1
+            net["s_rec"], net["s_out"], net["s_in"] = s_rec[None], s_out[None], np.ones((1, N_in))
+        tau = np.asarray(p["tau"], dtype=np.float64)
+        net["alpha"] = np.broadcast_to(p["dt"] / tau, (N_rec,))[None].copy()  # (1, N_rec)
+        net["noise_scale"] = np.sqrt(2 * net["alpha"]) * float(p["rec_noise"])  # (1, N_rec)
+        return net
+
+    def _given_keys(self):
+        return self._user_keys if hasattr(self, "_user_keys") else set()
+
+    def _set_network_arrays(self, net):
+        """Move one network's (or a stacked ensemble's) host arrays onto the backend, in dtype."""
+        dev = lambda a: self.xp.asarray(np.ascontiguousarray(a), dtype=self.dtype)  # noqa: E731
+        self.raw = {name: dev(net[name]) for name in self.param_names}
+        self.masks = {"W_in": dev(net["input_connectivity"]), "W_rec": dev(net["rec_connectivity"]),
+                      "W_out": dev(net["output_connectivity"])}
+        self.signs = {}
+        if "s_rec" in net:
+            self.signs = {"W_in": dev(net["s_in"]), "W_rec": dev(net["s_rec"]), "W_out": dev(net["s_out"])}
+        self.alpha = dev(net["alpha"])  # (*lead, 1, N_rec)
+        self.noise_scale = dev(net["noise_scale"])  # (*lead, 1, N_rec)
+        self.has_noise = bool(np.any(net["noise_scale"] > 0))
+        reg = {k: float(self.params[k]) for k in regularizers.REGULARIZER_KEYS if float(self.params[k]) != 0}
+        self.reg_coefs = {k: self.xp.asarray(np.full(self.lead, v), dtype=self.dtype) for k, v in reg.items()}
+
+    # ---- forward ------------------------------------------------------------------------------
+    def _draw_noise(self, rng, T, B):
+        """Standard normals ``xi`` of shape (*lead, T, B, N_rec), time-major (DESIGN.md §5)."""
+        draw = self.backend.kernels.get("standard_normal")
+        shape = (T, B, self.N_rec)
+        if draw is None:
+            return self.xp.asarray(rng.standard_normal(shape, dtype=self.dtype))
+        return draw(rng, shape, self.dtype)
+
+    def _forward(self, x, noise_rng=None, perturb=None):
+        """x: (*lead?, B, T, N_in) -> z: (*lead, T, B, N_out) time-major, and the cache for backward."""
+        xp, act = self.xp, self.activation
+        W = self.effective_weights()
+        u = xp.ascontiguousarray(time_major(x))  # (*lead?, T, B, N_in)
+        T, B = u.shape[-3], u.shape[-2]
+        # drive_k = u_k @ W_in_eff^T + b_rec, for every step at once
+        drive = rows(u) @ mT(W["W_in"]) + W["b_rec"][..., None, :]  # (*lead, T*B, N_rec)
+        drive = drive.reshape(drive.shape[:-2] + (T, B, self.N_rec))
+        if perturb is not None and getattr(perturb, "inject", None) is not None:
+            drive = drive + perturb.inject
+        noise = None
+        if noise_rng is not None and self.has_noise:
+            noise = self._draw_noise(noise_rng, T, B)
+        forward = self.backend.kernels.get("rate_forward", rate.recur_forward)
+        X = forward(W["W_rec"], drive, W["init_state"], self.alpha, self.noise_scale, noise, act, perturb)
+        R = act.f(X)  # rates r_{k+1} = f(x_{k+1})
+        # z_k = f(x_{k+1}) @ W_out_eff^T + b_out
+        Z = (rows(R) @ mT(W["W_out"]) + W["b_out"][..., None, :]).reshape(X.shape[:-1] + (self.N_out,))
+        return Z, {"W": W, "u": u, "X": X, "R": R}
+
+    def _run(self, x, noise_rng=None, perturb=None):
+        Z, cache = self._forward(x, noise_rng, perturb)
+        return time_major(Z), time_major(cache["X"])
+
+    # ---- backward -----------------------------------------------------------------------------
+    def _loss_and_grads(self, x, y, mask, noise_rng=None):
+        """Objective per network (shape lead) and its gradient for each trainable raw parameter."""
+        xp, act = self.xp, self.activation
+        Z, cache = self._forward(x, noise_rng)
+        W, u, X, R = cache["W"], cache["u"], cache["X"], cache["R"]
+        value, dz = self.loss_function(time_major(Z), y, mask)  # both batch-major
+        dZ = xp.ascontiguousarray(time_major(dz))  # (*lead, T, B, N_out)
+
+        # regularizers: on effective weights, and on the rates
+        reg_value, dW_eff = regularizers.weight_penalties(W, self.reg_coefs)
+        value = value + reg_value
+        dR = (rows(dZ) @ W["W_out"]).reshape(R.shape)  # z = R W_out^T  =>  dR = dZ W_out
+        if "L2_firing_rate" in self.reg_coefs:
+            v, d = regularizers.firing_rate_penalty(R, self.reg_coefs["L2_firing_rate"])
+            value, dR = value + v, dR + d
+        custom = self.params["custom_regularization"]
+        if custom is not None:
+            v, d = custom(W, R)
+            value = value + v
+            for name, g in d.items():
+                if name == "rates":
+                    dR = dR + g
+                else:
+                    dW_eff[name] = dW_eff[name] + g if name in dW_eff else g
+
+        g = {}
+        # z_k = r_{k+1} @ W_out^T + b_out
+        g["W_out"] = mT(rows(dZ)) @ rows(R)  # (*lead, N_out, N_rec)
+        g["b_out"] = rows(dZ).sum(axis=-2)
+        # r = f(x): the adjoint reaching each state directly, then back through time
+        dX = dR * act.df(X)
+        backward = self.backend.kernels.get("rate_backward", rate.recur_backward)
+        d_drive, d_x0 = backward(W["W_rec"], X, W["init_state"], dX, self.alpha, act)
+        # x_{k+1} = ... + alpha f(x_k) @ W_rec^T: d_drive_k holds alpha * a_{k+1}; pair it with f(x_k)
+        R0 = xp.broadcast_to(act.f(W["init_state"]), d_drive.shape[:-3] + d_drive.shape[-2:])  # f(x_0)
+        g["W_rec"] = mT(rows(d_drive[..., 1:, :, :])) @ rows(R[..., :-1, :, :]) + mT(d_drive[..., 0, :, :]) @ R0
+        # drive_k = u_k @ W_in^T + b_rec
+        g["W_in"] = mT(rows(d_drive)) @ rows(u)
+        g["b_rec"] = rows(d_drive).sum(axis=-2)
+        g["init_state"] = d_x0.sum(axis=-2, keepdims=True)  # x_0 is shared by every trial
+        # effective -> raw (masks, |.| and Dale's signs)
+        for name in self.constrained:
+            dW = g[name] + dW_eff[name] if name in dW_eff else g[name]
+            g[name] = effective_weight_backward(dW, self.raw[name], self.masks[name], self.signs.get(name))
+        return value, {name: g[name] for name in self.trainable_names()}
+
+    # ---- weights out --------------------------------------------------------------------------
+    def get_weights(self) -> dict:
+        """Effective weights and constraint arrays (NumPy), with PsychRNN's keys. No optimizer state.
+
+        ``W_in, W_rec, W_out`` are effective (masked, Dale applied); ``init_state (1, N_rec)``;
+        ``Dale_rec``/``Dale_out`` are the N×N diagonal sign matrices; ``dale_ratio`` is a float or None.
+        """
+        host = self.backend.to_host
+        eff = self.effective_weights()
+        out = {name: np.array(host(eff[name])) for name in self.param_names}
+        out["input_connectivity"] = np.array(host(self.masks["W_in"]))
+        out["rec_connectivity"] = np.array(host(self.masks["W_rec"]))
+        out["output_connectivity"] = np.array(host(self.masks["W_out"]))
+        ones = np.ones(self.lead + (self.N_rec,), dtype=self.dtype)
+        s_rec = np.array(host(self.signs["W_rec"]))[..., 0, :] if self.signs else ones
+        s_out = np.array(host(self.signs["W_out"]))[..., 0, :] if self.signs else ones
+        out["Dale_rec"] = s_rec[..., :, None] * np.eye(self.N_rec, dtype=self.dtype)
+        out["Dale_out"] = s_out[..., :, None] * np.eye(self.N_rec, dtype=self.dtype)
+        out["dale_ratio"] = self.params["dale_ratio"]
+        return out

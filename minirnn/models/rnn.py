@@ -1,0 +1,240 @@
+"""The shared base of every model: validated parameters, raw weights and their constraints,
+randomness, and the wiring of ``train`` / ``test`` / ``save`` / ``get_weights``.
+
+The math of a model lives in its subclass (:mod:`minirnn.models.basic`, :mod:`minirnn.models.lstm`):
+``_forward`` and ``_loss_and_grads``. This file knows only that a model has raw parameters
+(``self.raw``, a dict of arrays with optional leading network axes ``self.lead``), some of which
+pass through masks and Dale's signs (:mod:`minirnn.nn.constraints`) on their way to the dynamics.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from .. import __version__
+from .._params import resolve_model_params
+from ..backends import get_backend
+from ..errors import NonFiniteError, ParameterError, ShapeError, WeightsFileError
+from ..nn import losses, regularizers
+from ..nn.activations import get_activation
+from ..nn.constraints import effective_weight
+
+DTYPES = ("float32", "float64")
+
+
+def root_seed_sequence(seed) -> np.random.SeedSequence:
+    """``params["seed"]`` -> a SeedSequence. ``None`` takes its entropy from ``np.random``."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if seed is None:
+        seed = int(np.random.randint(2**31 - 1))
+    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"The 'seed' parameter must be an int, a numpy SeedSequence or None. Got {seed!r} instead.")
+    return np.random.SeedSequence(int(seed))
+
+
+def spawn_rngs(seed_seq: np.random.SeedSequence):
+    """The three streams of DESIGN.md §5, in order: init (weights), noise (training), eval."""
+    return tuple(np.random.Generator(np.random.PCG64(s)) for s in seed_seq.spawn(3))
+
+
+class RNN:
+    """Base class of minirnn's models. Subclasses define the dynamics.
+
+    Attributes
+    ----------
+    raw : dict name -> array, the trainable raw parameters (``(*lead, ...)``).
+    masks : dict name -> 0/1 connectivity mask of a constrained weight.
+    signs : dict name -> Dale sign vector ``(*lead, 1, pre)``, or None without Dale.
+    lead : tuple, the leading network axes (``()`` for one network).
+    """
+
+    #: raw parameter names, in a fixed order (subclasses override)
+    param_names: tuple = ()
+    #: the raw parameters that pass through masks / Dale's signs
+    constrained: tuple = ()
+
+    def __init__(self, params: dict):
+        p = self.params = resolve_model_params(params, owner=type(self).__name__, extra=self._extra_params())
+        self._user_keys = {k for k, v in params.items() if v is not None}
+        self.name = p["name"]
+        if p["dtype"] not in DTYPES:
+            raise ParameterError(f"The 'dtype' parameter must be one of {list(DTYPES)}. Got {p['dtype']!r} instead.")
+        self.dtype = np.dtype(p["dtype"])
+        self.backend = get_backend(p["backend"])
+        self.xp = self.backend.xp
+        for key in ("N_in", "N_rec", "N_out"):
+            value = p[key]
+            if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ParameterError(f"The {key!r} parameter of {type(self).__name__} must be a positive int. Got {value!r} instead.")
+        self.N_in, self.N_rec, self.N_out = int(p["N_in"]), int(p["N_rec"]), int(p["N_out"])
+        self.seed_sequence = root_seed_sequence(p["seed"])
+        self.rng_init, self.rng_noise, self.rng_eval = spawn_rngs(self.seed_sequence)
+        self.lead = ()
+        self.loss_function = losses.get_loss(p["loss_function"], params)
+        self.activation = get_activation(p["transfer_function"])
+        self._check_time_constants()
+        self.optimizer = None  # created by the first train() call, kept across calls
+        self.history = None
+        self._build()
+
+    # ---- hooks for subclasses ----------------------------------------------------------------
+    def _extra_params(self) -> dict:
+        return {}
+
+    def _build(self):
+        raise NotImplementedError
+
+    # ---- checks shared by every entry point --------------------------------------------------
+    def _check_time_constants(self):
+        p = self.params
+        dt, tau = p["dt"], np.asarray(p["tau"], dtype=np.float64)
+        if not np.isscalar(dt) and np.ndim(dt) != 0 or not np.isfinite(dt) or dt <= 0:
+            raise ParameterError(f"The 'dt' parameter must be a positive number. Got {dt!r} instead.")
+        if tau.ndim not in (0, 1) or (tau.ndim == 1 and tau.shape[0] != self.N_rec):
+            raise ShapeError(f"tau has shape {tau.shape} but must be a number or an array of shape (N_rec,) = ({self.N_rec},).")
+        if not np.all(np.isfinite(tau)) or np.any(tau <= 0):
+            raise ParameterError(f"The 'tau' parameter must be positive and finite. Got {p['tau']!r} instead.")
+        rec_noise = p["rec_noise"]
+        if np.any(np.asarray(rec_noise) < 0) or not np.all(np.isfinite(rec_noise)):
+            raise ParameterError(f"The 'rec_noise' parameter must be >= 0. Got {rec_noise!r} instead.")
+
+    def _as_array(self, a, name, shape=None):
+        """Cast a user array to the model's dtype and backend once, checking shape and finiteness."""
+        a = np.asarray(a) if not hasattr(a, "__cuda_array_interface__") else a
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            raise ShapeError(f"{name} has shape {tuple(a.shape)} but must be {tuple(shape)}.")
+        if a.dtype.kind not in "fiub":
+            raise ParameterError(f"{name} must hold numbers. Got dtype {a.dtype}.")
+        a = self.xp.asarray(a, dtype=self.dtype)
+        if not bool(self.xp.isfinite(a).all()):
+            raise NonFiniteError(f"{name} contains NaN or inf.")
+        return a
+
+    def _check_batch(self, x, y=None, mask=None):
+        """Validate and cast a batch: ``x (B, T, N_in)``, ``y, mask (B, T, N_out)``."""
+        lead_names = "(*lead, N_batch, N_steps, {})" if self.lead else "(N_batch, N_steps, {})"
+        shape_x = getattr(x, "shape", np.shape(x))
+        if len(shape_x) < 3 or shape_x[-1] != self.N_in:
+            raise ShapeError(f"x has shape {tuple(shape_x)} but this model has N_in={self.N_in}; "
+                             f"x must be {lead_names.format('N_in')}.")
+        x = self._as_array(x, "x")
+        if y is None:
+            return x
+        want = tuple(x.shape[:-1]) + (self.N_out,)
+        arrays = [x]
+        for name, a in (("y", y), ("mask", mask)):
+            shape_a = tuple(getattr(a, "shape", np.shape(a)))
+            if shape_a[-3:] != want[-3:]:
+                raise ShapeError(f"{name} has shape {shape_a} but must be {want} to match x {tuple(x.shape)} "
+                                 f"with N_out={self.N_out}.")
+            arrays.append(self._as_array(a, name))
+        return tuple(arrays)
+
+    # ---- weights --------------------------------------------------------------------------------
+    def effective_weights(self) -> dict:
+        """Raw parameters with masks and Dale's signs applied (the weights the dynamics use)."""
+        eff = dict(self.raw)
+        for name in self.constrained:
+            eff[name] = effective_weight(self.raw[name], self.masks[name], self.signs.get(name))
+        return eff
+
+    def get_weights(self) -> dict:
+        """Effective weights and constraint arrays as NumPy arrays, PsychRNN's keys (no optimizer state)."""
+        raise NotImplementedError
+
+    def set_weights(self, weights: dict):
+        """Set raw parameters from a dict of arrays (e.g. effective weights of a file)."""
+        for name, value in weights.items():
+            if name not in self.raw:
+                raise ParameterError(f"Unknown weight {name!r}; this model has {list(self.raw)}.")
+            self.raw[name] = self._as_array(np.reshape(value, self.raw[name].shape) if np.size(value) == self.raw[name].size else value,
+                                            name, self.raw[name].shape)
+
+    def metadata(self) -> dict:
+        """The JSON record saved with the weights (DESIGN.md §7)."""
+        p = self.params
+        tau = np.asarray(p["tau"]).tolist()
+        return {
+            "format_version": 1,
+            "minirnn_version": __version__,
+            "class": type(self).__name__,
+            "transfer_function": self.activation.name,
+            "dtype": str(self.dtype),
+            "dt": float(p["dt"]),
+            "tau": tau,
+            "rec_noise": float(np.asarray(p["rec_noise"]).mean()),
+            "dale_ratio": p["dale_ratio"],
+            "seed_entropy": str(self.seed_sequence.entropy),
+            "N_in": self.N_in, "N_rec": self.N_rec, "N_out": self.N_out,
+        }
+
+    def save(self, save_path: str) -> str:
+        """Write the weights to ``save_path`` (``.npz`` appended if missing), atomically.
+
+        The file holds PsychRNN's keys (effective weights, masks, ``Dale_rec``/``Dale_out``,
+        ``dale_ratio``), so PsychRNN tools read it, plus a ``minirnn`` JSON string. No optimizer
+        state. Returns the path written.
+        """
+        from .. import io
+
+        return io.save_model(self, save_path)
+
+    # ---- use ------------------------------------------------------------------------------------
+    def test(self, trial_batch):
+        """Run trials forward (recurrent noise on when ``rec_noise > 0``, from the eval stream).
+
+        Parameters
+        ----------
+        trial_batch : x ``(B, T, N_in)``, or PsychRNN's tuple ``(x, y, mask, params)``.
+
+        Returns
+        -------
+        outputs : (B, T, N_out) NumPy array.  states : (B, T, N_rec) NumPy array.
+        """
+        x = trial_batch[0] if isinstance(trial_batch, (tuple, list)) else trial_batch
+        x = self._check_batch(x)
+        z, states = self._run(x, noise_rng=self.rng_eval)
+        return self.backend.to_host(z), self.backend.to_host(states)
+
+    def _run(self, x, noise_rng=None, perturb=None):
+        raise NotImplementedError
+
+    def loss_and_grads(self, x, y, mask):
+        """The objective (loss + regularizers), noise off, and its gradient for every trainable
+        raw parameter: ``(float, {name: NumPy array})``. Nothing is zeroed or clipped."""
+        x, y, mask = self._check_batch(x, y, mask)
+        value, grads = self._loss_and_grads(x, y, mask, noise_rng=None)
+        return float(self.backend.to_host(value).sum()), {k: self.backend.to_host(g) for k, g in grads.items()}
+
+    def trainable_names(self) -> list:
+        return [n for n in self.param_names if self.params.get(f"{n}_train", True)]
+
+    def train(self, trial_batch_generator, train_params=None):
+        """Train with Adam (by default) on batches from a Task or a generator. See
+        :func:`minirnn.train.trainer.train`. Returns ``(losses, training_time, initialization_time)``.
+        A second call continues from the current weights and optimizer state."""
+        from ..train.trainer import train
+
+        return train(self, trial_batch_generator, train_params)
+
+    def train_curric(self, train_params):
+        """PsychRNN's curriculum entry point: ``train_params["curriculum"]`` supplies the tasks."""
+        if not train_params or train_params.get("curriculum") is None:
+            raise ParameterError("train_curric needs train_params['curriculum'] (a Curriculum).")
+        return self.train(None, train_params)
+
+    def destruct(self):
+        """Kept for PsychRNN scripts: there is no TensorFlow graph to reset, so it does nothing."""
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.params.get("dale_ratio") is not None:
+            extra += f", dale_ratio={self.params['dale_ratio']}"
+        if self.lead:
+            extra += f", n_networks={self.lead[0]}"
+        return (f"{type(self).__name__}(N_in={self.N_in}, N_rec={self.N_rec}, N_out={self.N_out}, "
+                f"transfer_function={self.activation.name!r}{extra}, dtype={str(self.dtype)!r}, "
+                f"backend={self.backend.name!r})")

@@ -1,0 +1,333 @@
+"""Optimizers: a gradient in, an update out, in TensorFlow 1's equations (so PsychRNN runs compare).
+
+    SGD       delta = lr g
+    Momentum  a = mu a + g;                    delta = lr a            (nesterov: lr g + lr mu a)
+    RMSProp   ms = rho ms + (1 - rho) g^2;     mom = mu mom + lr g / sqrt(ms + eps);   delta = mom
+    Adam      m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2;
+              lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);   delta = lr_t m / (sqrt(v) + eps)
+
+An optimizer never touches the weights: ``compute_update(grads, active)`` returns ``{name: delta}``
+and the trainer applies ``params[name] -= delta * keep`` (keep = 1 - fixed mask, times the
+network's "still training" flag; DESIGN §1). ``step(params, grads)`` applies ``-= delta`` itself.
+State (slots keyed by parameter name, per-network step count ``t``) lives here, never among the
+weights, and travels through checkpoints as ``state_dict()`` / ``load_state_dict()``.
+
+Network axes: arrays may carry ``n_lead`` leading axes (an ensemble). A hyperparameter is a float
+or an array of shape ``lead``, reshaped to ``lead + (1,) * own`` against each parameter, so network
+k gets exactly what a single optimizer with its values would give. ``active`` (bool, shape ``lead``)
+freezes the state of networks that stopped and gives them a zero update. All state has the
+gradients' dtype and array module (float32 stays float32, cupy stays cupy).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends import get_array_module
+from ..errors import ParameterError, ParameterTypeError, suggest
+
+_RULES = {"> 0": lambda v: v > 0, "in [0, 1)": lambda v: (v >= 0) & (v < 1)}
+
+
+def _to_host(a):
+    return a.get() if get_array_module(a) is not np else np.array(a, copy=True)
+
+
+class Optimizer:
+    """Base class: checked hyperparameters, lazily created slots, per-network counters, state I/O."""
+
+    hyper: dict = {}       # hyperparameter name -> rule in _RULES
+    slots: dict = {}       # slot name -> initial value (created with the gradient's shape)
+    counters = ("t",)      # per-network arrays of shape lead
+    _options = ()          # non-numeric settings shown in repr (Momentum's nesterov)
+
+    def __init__(self, n_lead=None, **hyper):
+        for name, value in hyper.items():
+            setattr(self, name, value)                 # checked by __setattr__
+        if n_lead is not None and not (isinstance(n_lead, (int, np.integer)) and n_lead >= 0):
+            raise ParameterError(f"The 'n_lead' parameter of {type(self).__name__} must be an "
+                                 f"int >= 0 or None. Got {n_lead!r} instead.")
+        self.n_lead = n_lead
+        self.reset()
+
+    def __setattr__(self, name, value):
+        if name in type(self).hyper:                   # hyperparameters are checked on every set
+            value = self._check(name, value)
+            self.__dict__["_cache"] = {}
+        object.__setattr__(self, name, value)
+
+    def _check(self, name, value):
+        who = f"The {name!r} parameter of {type(self).__name__}"
+        try:
+            arr = np.asarray(_to_host(value) if not isinstance(value, (int, float)) else value,
+                             dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or isinstance(value, bool):
+            raise ParameterTypeError(f"{who} must be a float or an array of floats. "
+                                     f"Got {value!r} instead.")
+        rule = type(self).hyper[name]
+        if not (np.all(np.isfinite(arr)) and np.all(_RULES[rule](arr))):
+            raise ParameterError(f"{who} must be {rule} (a float, or an array with one value per "
+                                 f"network). Got {value!r} instead.")
+        return float(arr) if arr.ndim == 0 else arr
+
+    def reset(self):
+        """Forget all state (slots and counters): the next update is step 1 again."""
+        self.state = {}          # {param name: {slot name: array}}
+        self.counters_ = {}      # {"t": steps taken per network, ...}, shape lead
+        self._lead = self.n_lead
+        self._loaded = False
+
+    @property
+    def t(self):
+        """Steps taken by each network (shape ``lead``), or None before the first update."""
+        return self.counters_.get("t")
+
+    def _h(self, name, like, own):
+        """Hyperparameter ``name`` in ``like``'s dtype and array module, shaped lead + (1,)*own."""
+        value = getattr(self, name)
+        if isinstance(value, float):
+            return like.dtype.type(value)              # a float64 constant would promote float32
+        key = (name, like.dtype.str, own, get_array_module(like).__name__)
+        if key not in self._cache:
+            if value.shape != like.shape[:self._lead]:
+                raise ParameterError(f"{name} has shape {value.shape} but the networks' shape is "
+                                     f"{like.shape[:self._lead]} (n_lead={self._lead}).")
+            shaped = value.astype(like.dtype).reshape(value.shape + (1,) * own)
+            self._cache[key] = get_array_module(like).asarray(shaped)
+        return self._cache[key]
+
+    def compute_update(self, grads, active=None):
+        """Return ``{name: delta}``; the caller applies ``params[name] -= delta`` (masked)."""
+        if not grads:
+            return {}
+        like = next(iter(grads.values()))
+        xp = get_array_module(like)
+        if self._lead is None:                         # infer: array hyperparameters or active
+            ndims = [np.ndim(getattr(self, h)) for h in self.hyper]
+            self._lead = max(ndims + [np.ndim(active) if active is not None else 0])
+        lead = like.shape[:self._lead]
+        if self._loaded:                               # host state from load_state_dict
+            self.counters_ = {k: xp.asarray(a, dtype=like.dtype) for k, a in self.counters_.items()}
+            self.state = {n: {k: xp.asarray(a, dtype=like.dtype) for k, a in s.items()}
+                          for n, s in self.state.items()}
+            self._loaded = False
+        for k in self.counters:
+            if k not in self.counters_:
+                self.counters_[k] = xp.full(lead, 0.0 if k == "t" else 1.0, dtype=like.dtype)
+        if self.t.shape != lead:
+            raise ParameterError(f"{type(self).__name__} state is for networks of shape "
+                                 f"{self.t.shape} but the gradients have lead shape {lead}.")
+        inactive = None
+        if active is not None:
+            active = xp.asarray(active, dtype=bool)
+            if active.shape != lead:
+                raise ParameterError(f"active must have shape {lead} (one flag per network). "
+                                     f"Got shape {active.shape} instead.")
+            inactive = ~active if bool((~active).any()) else None
+            active = None if inactive is None else active
+        self.counters_["t"] += 1 if active is None else active.astype(like.dtype)
+        ctx = self._begin(like, active)
+        deltas = {}
+        for name, g in grads.items():
+            slots = self._slots_for(name, g)
+            frozen = {} if inactive is None else {k: s[inactive] for k, s in slots.items()}
+            delta = self._update(g, slots, g.ndim - self._lead, ctx)
+            for k, old in frozen.items():              # stopped networks keep their state ...
+                slots[k][inactive] = old
+            if inactive is not None:
+                delta[inactive] = 0                    # ... and get no update
+            deltas[name] = delta
+        return deltas
+
+    def step(self, params, grads, active=None):
+        """Apply ``params[name] -= delta`` in place (no fixed-weight mask: see the trainer)."""
+        for name, delta in self.compute_update(grads, active).items():
+            params[name] -= delta
+
+    def _slots_for(self, name, g):
+        s = self.state.get(name)
+        if s is None:
+            xp = get_array_module(g)
+            s = self.state[name] = {k: xp.full(g.shape, init, dtype=g.dtype)
+                                    for k, init in self.slots.items()}
+        elif any(a.shape != g.shape for a in s.values()):
+            raise ParameterError(f"The gradient of {name!r} has shape {g.shape} but "
+                                 f"{type(self).__name__}'s state was built for another shape; "
+                                 f"call reset() to start over.")
+        return s
+
+    def _begin(self, like, active):
+        """Per-step quantities shared by all parameters (Adam's lr_t), passed to _update."""
+        return None
+
+    def _update(self, g, slots, own, ctx):
+        """Update ``slots`` in place from ``g``; return a fresh array ``delta``."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """A flat dict of host NumPy arrays and plain values (copies): ``np.savez(f, **d)`` works."""
+        d = {"type": type(self).__name__}
+        if self._lead is not None:
+            d["n_lead"] = int(self._lead)
+        for h in self.hyper:
+            v = getattr(self, h)
+            d[f"hyper/{h}"] = v if isinstance(v, float) else v.copy()
+        d.update({k: _to_host(a) for k, a in self.counters_.items()})
+        d.update({f"slots/{n}/{k}": _to_host(a) for n, s in self.state.items() for k, a in s.items()})
+        return d
+
+    def load_state_dict(self, d):
+        """Restore what ``state_dict()`` returned (also a loaded ``.npz``), hyperparameters included."""
+        if str(d.get("type")) != type(self).__name__:
+            raise ParameterError(f"This state is for a {d.get('type')!s} optimizer, not "
+                                 f"{type(self).__name__}.")
+        self.reset()
+        for key, value in d.items():
+            where, _, rest = key.partition("/")
+            if key == "n_lead":
+                self._lead = int(value)
+            elif where == "hyper" and rest in self.hyper:
+                setattr(self, rest, value)
+            elif where == "slots" and rest.rpartition("/")[2] in self.slots:
+                name, _, slot = rest.rpartition("/")
+                self.state.setdefault(name, {})[slot] = _to_host(value)
+            elif key in self.counters:
+                self.counters_[key] = _to_host(value)
+            elif key != "type":
+                raise ParameterError(f"Unknown entry {key!r} in a {type(self).__name__} state.")
+        self._loaded = True
+
+    def __repr__(self):
+        def show(v):
+            return repr(v) if isinstance(v, (float, bool)) else repr(v.tolist())
+        args = [f"{h}={show(getattr(self, h))}" for h in (*self.hyper, *self._options)]
+        args += [f"n_lead={self.n_lead}"] if self.n_lead is not None else []
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+class SGD(Optimizer):
+    """Plain gradient descent (TF1 ``GradientDescentOptimizer``): ``delta = lr g``."""
+
+    hyper = {"learning_rate": "> 0"}
+
+    def __init__(self, learning_rate=1e-3, n_lead=None):
+        super().__init__(n_lead, learning_rate=learning_rate)
+
+    def _update(self, g, slots, own, ctx):
+        return g * self._h("learning_rate", g, own)
+
+
+class Momentum(Optimizer):
+    """TF1 ``MomentumOptimizer``: ``a = mu a + g``; ``delta = lr a`` (nesterov: ``lr g + lr mu a``)."""
+
+    hyper = {"learning_rate": "> 0", "momentum": "in [0, 1)"}
+    slots = {"a": 0.0}
+    _options = ("nesterov",)
+
+    def __init__(self, learning_rate=1e-3, momentum=0.9, nesterov=False, n_lead=None):
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise ParameterTypeError(f"The 'nesterov' parameter of Momentum must be True or False. "
+                                     f"Got {nesterov!r} instead.")
+        self.nesterov = bool(nesterov)
+        super().__init__(n_lead, learning_rate=learning_rate, momentum=momentum)
+
+    def _update(self, g, slots, own, ctx):
+        lr, mu, a = self._h("learning_rate", g, own), self._h("momentum", g, own), slots["a"]
+        a *= mu
+        a += g                                         # a = mu a + g
+        return g * lr + a * mu * lr if self.nesterov else a * lr
+
+
+class RMSProp(Optimizer):
+    """TF1 ``RMSPropOptimizer`` (not centered). ``ms`` starts at 1, as TF1 initialises it, so
+    early steps are smaller than ``lr sign(g)``; ``eps`` sits inside the square root, as in TF1."""
+
+    hyper = {"learning_rate": "> 0", "decay": "in [0, 1)", "momentum": "in [0, 1)", "epsilon": "> 0"}
+    slots = {"ms": 1.0, "mom": 0.0}
+
+    def __init__(self, learning_rate=1e-3, decay=0.9, momentum=0.0, epsilon=1e-10, n_lead=None):
+        super().__init__(n_lead, learning_rate=learning_rate, decay=decay, momentum=momentum,
+                         epsilon=epsilon)
+
+    def _update(self, g, slots, own, ctx):
+        lr, rho, mu, eps = (self._h(h, g, own) for h in self.hyper)
+        ms, mom = slots["ms"], slots["mom"]
+        tmp = g * g
+        tmp -= ms
+        tmp *= 1 - rho
+        ms += tmp                                      # ms = rho ms + (1 - rho) g^2  (TF's order)
+        xp = get_array_module(g)
+        xp.sqrt(xp.add(ms, eps, out=tmp), out=tmp)     # sqrt(ms + eps)
+        mom *= mu
+        mom += g * lr / tmp                            # mom = mu mom + lr g / sqrt(ms + eps)
+        return mom.copy()
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, arXiv:1412.6980) exactly as TF1's ``AdamOptimizer`` computes it.
+
+    Notes
+    -----
+    TF1 (hence PsychRNN) uses the paper's "efficient" form from just before Section 2.1: the bias
+    corrections are folded into the step size, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``, and
+    ``delta = lr_t m / (sqrt(v) + eps)``, so ``eps`` is the paper's *epsilon hat*, not the
+    Algorithm 1 epsilon. ``b1^t``, ``b2^t`` are running products (TF1's ``beta1_power``), kept per
+    network, as is the step count ``t``: a network frozen by ``active`` keeps its own ``t``.
+    """
+
+    hyper = {"learning_rate": "> 0", "beta1": "in [0, 1)", "beta2": "in [0, 1)", "epsilon": "> 0"}
+    slots = {"m": 0.0, "v": 0.0}
+    counters = ("t", "beta1_power", "beta2_power")
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_lead=None):
+        super().__init__(n_lead, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon)
+
+    def _begin(self, like, active):
+        xp, c = get_array_module(like), self.counters_
+        for p, b in (("beta1_power", "beta1"), ("beta2_power", "beta2")):  # b^t = b^(t-1) * b
+            new = c[p] * self._h(b, like, 0)
+            c[p] = new if active is None else xp.where(active, new, c[p])
+        lr = self._h("learning_rate", like, 0)
+        # a network with t = 0 (inactive from the start) has 1 - b1^0 = 0; its update is zeroed
+        return lr * xp.sqrt(1 - c["beta2_power"]) / xp.maximum(1 - c["beta1_power"],
+                                                               np.finfo(like.dtype).tiny)
+
+    def _update(self, g, slots, own, lr_t):
+        b1, b2, eps = (self._h(h, g, own) for h in ("beta1", "beta2", "epsilon"))
+        m, v, xp = slots["m"], slots["v"], get_array_module(g)
+        lr_t = xp.asarray(lr_t, dtype=g.dtype).reshape(lr_t.shape + (1,) * own)
+        tmp = g - m
+        tmp *= 1 - b1
+        m += tmp                                       # m = b1 m + (1 - b1) g  (TF: m += (g - m)(1 - b1))
+        xp.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - b2
+        v += tmp                                       # v = b2 v + (1 - b2) g^2
+        # Same as lr * m_hat / (sqrt(v_hat) + eps_hat * sqrt(1 - b2^t)) with m_hat = m / (1 - b1^t),
+        # v_hat = v / (1 - b2^t): the paper's Algorithm 1 with a rescaled epsilon.
+        xp.sqrt(v, out=tmp)
+        tmp += eps
+        delta = m * lr_t
+        delta /= tmp                                   # delta = lr_t m / (sqrt(v) + eps)
+        return delta
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "momentum": Momentum, "rmsprop": RMSProp}
+
+
+def get_optimizer(spec="adam", learning_rate=1e-3) -> Optimizer:
+    """An optimizer from a name (case-insensitive; built with ``learning_rate``), an Optimizer
+    class (built with ``learning_rate``) or an Optimizer instance (returned as is)."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Optimizer):
+        return spec(learning_rate=learning_rate)
+    if not isinstance(spec, str):
+        raise ParameterTypeError(f"optimizer must be a name in {sorted(OPTIMIZERS)} or an Optimizer "
+                                 f"instance. Got {spec!r} instead.")
+    if spec.lower() not in OPTIMIZERS:
+        raise ParameterError(f"Unknown optimizer {spec!r}{suggest(spec.lower(), OPTIMIZERS)}. "
+                             f"Choose one of {sorted(OPTIMIZERS)} or pass an Optimizer instance.")
+    return OPTIMIZERS[spec.lower()](learning_rate=learning_rate)

@@ -1,0 +1,501 @@
+"""The Task base class: how a cognitive task turns into arrays ``(x, y, mask)`` for training.
+
+A task makes one batch of ``N_batch`` trials at a time::
+
+    x     (N_batch, N_steps, N_in)    inputs u_k, step k at trial time t = k * dt
+    y     (N_batch, N_steps, N_out)   targets
+    mask  (N_batch, N_steps, N_out)   1 where the loss looks at the output, 0 elsewhere
+    trial_params                      N_batch per-trial dicts (PsychRNN's shape)
+
+with ``N_steps = ceil(T / dt)`` and ``alpha = dt / tau`` (DESIGN.md §3). There are two ways to
+define a task:
+
+* **PsychRNN's per-trial path** (compatible): ``generate_trial_params(batch, trial) -> dict`` and
+  ``trial_function(t, params) -> (x_t, y_t, mask_t)``. The base class calls ``trial_function``
+  for every step of every trial. A PsychRNN task file runs unchanged, even when it draws from
+  ``np.random`` (then it is reproducible only through ``np.random.seed``).
+* **The vectorised path** (fast; used by the built-in tasks): ``sample_trial_params(rng,
+  N_batch) -> dict of (N_batch, ...) arrays`` and ``build_trials(params, rng) -> (x, y, mask)``,
+  built with broadcasting over ``(N_batch, N_steps)``; no Python loop over trials or steps.
+
+``generate_batch(rng)`` picks the vectorised path when the class (or a subclass) defines it, unless
+a subclass overrides the per-trial methods below it, in which case the override wins.
+
+Randomness (DESIGN.md §5): every draw comes from a ``numpy.random.Generator``. ``seed`` may be an
+int, a ``SeedSequence``, a ``Generator`` or None; None takes its root entropy from NumPy's global
+state (``np.random.randint``), so a PsychRNN script that calls ``np.random.seed(s)`` first stays
+reproducible. ``state_dict()`` / ``load_state_dict()`` save and restore the stream and the batch
+counter, for checkpoints.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import numbers
+from collections.abc import Sequence
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import NonFiniteError, ParameterError, ParameterTypeError, ShapeError, suggest
+
+_PER_TRIAL_METHODS = ("generate_trial_params", "trial_function", "generate_trial")
+_VECTORISED_METHODS = ("sample_trial_params", "build_trials")
+_PRIVATE_STATE = ("rng", "batch_index")  # public attributes that are state, not task parameters
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers (messages: what, where, what was given, what is allowed; STYLE.md P9)
+# --------------------------------------------------------------------------------------------
+
+def check_real(owner: str, name: str, value: Any, *, low: float | None = None,
+               low_open: bool = False, high: float | None = None) -> Any:
+    """Check that ``value`` is a finite real number within bounds; return it unchanged."""
+    rule = "a finite number"
+    if low is not None:
+        rule += f" {'>' if low_open else '>='} {low}"
+    if high is not None:
+        rule += f" and <= {high}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(f"The {name!r} parameter of {owner} must be {rule}. "
+                                 f"Got {value!r} ({type(value).__name__}) instead.")
+    bad = (not np.isfinite(value) or (low is not None and (value <= low if low_open else value < low))
+           or (high is not None and value > high))
+    if bad:
+        raise ParameterError(f"The {name!r} parameter of {owner} must be {rule}. Got {value!r} instead.")
+    return value
+
+
+def check_int(owner: str, name: str, value: Any, *, low: int = 1) -> int:
+    """Check that ``value`` is an int (not a bool) >= ``low``; return it as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ParameterTypeError(f"The {name!r} parameter of {owner} must be an integer >= {low}. "
+                                 f"Got {value!r} ({type(value).__name__}) instead.")
+    if value < low:
+        raise ParameterError(f"The {name!r} parameter of {owner} must be an integer >= {low}. "
+                             f"Got {value!r} instead.")
+    return int(value)
+
+
+def make_rng(seed: Any, owner: str = "Task") -> np.random.Generator:
+    """Turn ``seed`` (int, SeedSequence, Generator or None) into a ``numpy.random.Generator``.
+
+    None takes its root entropy from NumPy's global state (``np.random.randint(2**31)``), so a
+    script that called ``np.random.seed(s)`` gets the same stream on every run. A Generator is
+    used as it is (shared, not copied). Anything else becomes a PCG64 Generator.
+    """
+    if seed is None:
+        seed = int(np.random.randint(2**31))  # the global state: PsychRNN scripts seed it
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.Generator(np.random.PCG64(seed))
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        if seed < 0:
+            raise ParameterError(f"The 'seed' parameter of {owner} must be a non-negative integer, "
+                                 f"a SeedSequence, a Generator or None. Got {seed!r} instead.")
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed))))
+    raise ParameterTypeError(f"The 'seed' parameter of {owner} must be a non-negative integer, a "
+                             f"numpy.random.SeedSequence, a numpy.random.Generator or None. "
+                             f"Got {seed!r} ({type(seed).__name__}) instead.")
+
+
+def choice_accuracy(correct_output: np.ndarray, test_output: np.ndarray,
+                    output_mask: np.ndarray) -> float | np.ndarray:
+    """PsychRNN's accuracy rule for choice tasks: the channel with the largest masked mean wins.
+
+    Parameters
+    ----------
+    correct_output : ndarray, shape (..., N_batch, N_steps, N_out)
+        Targets ``y``.
+    test_output : ndarray, shape (..., N_batch, N_steps, N_out)
+        Network outputs; leading network axes ``(K, ...)`` are allowed.
+    output_mask : ndarray, shape (..., N_batch, N_steps, N_out)
+
+    Returns
+    -------
+    float or ndarray of shape (...)
+        Fraction of trials where ``argmax_c mean_t(output * mask)`` equals the same on ``y``;
+        one value per network when there are leading axes.
+    """
+    chosen = np.argmax(np.mean(test_output * output_mask, axis=-2), axis=-1)     # (..., B)
+    truth = np.argmax(np.mean(correct_output * output_mask, axis=-2), axis=-1)   # (..., B)
+    accuracy = np.mean(chosen == truth, axis=-1)
+    return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
+
+
+def _defined_in(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s MRO whose body defines ``name`` (None when nobody does)."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+# --------------------------------------------------------------------------------------------
+# The per-trial dicts of a vectorised batch, made on access
+# --------------------------------------------------------------------------------------------
+
+class TrialParams(Sequence):
+    """The ``N_batch`` per-trial parameter dicts of one batch, built lazily from arrays.
+
+    ``trial_params[i]`` is trial ``i``'s dict (PsychRNN's shape: ``{"coherence": 0.3, ...}``);
+    ``trial_params["coherence"]`` is the whole ``(N_batch,)`` array, the fast way to read one
+    parameter for every trial. ``np.asarray(trial_params)`` gives PsychRNN's object array.
+
+    Parameters
+    ----------
+    arrays : dict of str to ndarray, each of shape (N_batch, ...)
+    N_batch : int
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], N_batch: int):
+        self.arrays = arrays
+        self.N_batch = int(N_batch)
+
+    def __len__(self) -> int:
+        return self.N_batch
+
+    def _trial(self, i: int) -> dict[str, Any]:
+        # 1-D arrays give Python scalars (as PsychRNN's dicts hold); others give trial i's slice.
+        return {key: (value[i].item() if value.ndim == 1 else value[i])
+                for key, value in self.arrays.items()}
+
+    def __getitem__(self, index):
+        if isinstance(index, str):
+            if index not in self.arrays:
+                raise KeyError(f"No trial parameter {index!r}{suggest(index, self.arrays)}; "
+                               f"this batch has {sorted(self.arrays)}.")
+            return self.arrays[index]
+        if isinstance(index, slice):
+            return [self._trial(i) for i in range(*index.indices(self.N_batch))]
+        i = int(index)
+        if not -self.N_batch <= i < self.N_batch:
+            raise IndexError(f"trial index {i} is out of range for a batch of {self.N_batch}")
+        return self._trial(i % self.N_batch)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.N_batch, dtype=object)
+        for i in range(self.N_batch):
+            out[i] = self._trial(i)
+        return out
+
+    def __repr__(self) -> str:
+        return f"TrialParams(N_batch={self.N_batch}, keys={list(self.arrays)})"
+
+
+# --------------------------------------------------------------------------------------------
+# The base class
+# --------------------------------------------------------------------------------------------
+
+class Task:
+    """Base class of every task (PsychRNN's ``Task``, plus a vectorised path and explicit seeds).
+
+    Parameters
+    ----------
+    N_in, N_out : int
+        Number of input and output channels.
+    dt : float
+        Time step (ms by convention), > 0.
+    tau : float or array_like of shape (N_rec,)
+        Time constant(s), > 0. An array makes ``alpha`` an array (per-unit time constants).
+    T : float
+        Trial duration, >= dt.
+    N_batch : int
+        Trials per batch.
+    seed : int, numpy.random.SeedSequence, numpy.random.Generator or None
+        Source of the task's random stream ``self.rng`` (see the module docstring).
+
+    Attributes
+    ----------
+    alpha : float or ndarray
+        ``dt / tau``.
+    N_steps : int
+        ``ceil(T / dt)``; step ``k`` happens at trial time ``k * dt``.
+    rng : numpy.random.Generator
+        The task's own stream: batches drawn with ``rng=None`` come from it.
+    batch_index : int
+        Number of batches drawn from the task's own stream so far (0 at the start).
+    """
+
+    def __init__(self, N_in: int, N_out: int, dt: float, tau, T: float, N_batch: int, seed=None):
+        owner = type(self).__name__
+        self.N_in = check_int(owner, "N_in", N_in)
+        self.N_out = check_int(owner, "N_out", N_out)
+        self.N_batch = check_int(owner, "N_batch", N_batch)
+        self.dt = check_real(owner, "dt", dt, low=0, low_open=True)
+        self.tau = self._check_tau(owner, tau)
+        self.T = check_real(owner, "T", T, low=0, low_open=True)
+        if T < dt:
+            raise ParameterError(f"The 'T' parameter of {owner} must be at least dt={dt!r} so that a "
+                                 f"trial has one step. Got {T!r} instead.")
+        self.alpha = dt / self.tau
+        self.N_steps = int(np.ceil(T / dt))
+        self.rng = make_rng(seed, owner)
+        self.batch_index = 0
+
+    @staticmethod
+    def _check_tau(owner: str, tau):
+        if isinstance(tau, numbers.Real) and not isinstance(tau, (bool, np.bool_)):
+            return check_real(owner, "tau", tau, low=0, low_open=True)
+        try:
+            array = np.array(tau, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterTypeError(f"The 'tau' parameter of {owner} must be a positive number or a "
+                                     f"1-D array of positive numbers. Got {tau!r} instead.") from None
+        if array.ndim > 1 or array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
+            raise ParameterError(f"The 'tau' parameter of {owner} must be a positive number or a "
+                                 f"non-empty 1-D array of finite positive numbers. Got {tau!r} instead.")
+        return array if array.ndim == 1 else float(array)
+
+    # ---------------------------------------------------------------- parameters and repr
+
+    def get_task_params(self) -> dict[str, Any]:
+        """A copy of the task's parameters (never the task's own ``__dict__``).
+
+        Returns
+        -------
+        dict
+            ``N_batch, N_in, N_out, dt, tau, T, alpha, N_steps`` and the subclass's own settings
+            (``coherence``, ``direction``, ``lo``, ``hi``, ...). Deep copies: editing the dict (for
+            example adding ``N_rec``) leaves the task unchanged. The random stream and the batch
+            counter are state, not parameters, and are not included.
+        """
+        return {key: copy.deepcopy(value) for key, value in vars(self).items()
+                if not key.startswith("_") and key not in _PRIVATE_STATE}
+
+    def __repr__(self) -> str:
+        names = [p for p in inspect.signature(type(self).__init__).parameters
+                 if p not in ("self", "seed") and hasattr(self, p)]
+        return f"{type(self).__name__}({', '.join(f'{p}={getattr(self, p)!r}' for p in names)})"
+
+    # ---------------------------------------------------------------- PsychRNN's per-trial path
+
+    def generate_trial_params(self, batch: int, trial: int) -> dict[str, Any]:
+        """Parameters of one trial (PsychRNN API; a per-trial subclass must define it).
+
+        Parameters
+        ----------
+        batch : int
+            1-based number of the batch (``batch_index + 1``), as in PsychRNN.
+        trial : int
+            Index of the trial within its batch, ``0 <= trial < N_batch``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must define generate_trial_params(batch, trial) and "
+            "trial_function(t, params) (PsychRNN's per-trial API), or sample_trial_params(rng, "
+            "N_batch) and build_trials(params, rng) (the vectorised API).")
+
+    def trial_function(self, t: float, params: dict[str, Any]):
+        """Input, target and mask at trial time ``t`` (PsychRNN API; a per-trial subclass defines it).
+
+        Returns
+        -------
+        x_t : ndarray, shape (N_in,)
+        y_t : ndarray, shape (N_out,)
+        mask_t : ndarray, shape (N_out,)
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must define trial_function(t, params) (PsychRNN's per-trial API) "
+            "or build_trials(params, rng) (the vectorised API).")
+
+    def generate_trial(self, params: dict[str, Any]):
+        """One trial, built by calling ``trial_function(k * dt, params)`` for every step k.
+
+        Returns
+        -------
+        x : ndarray, shape (N_steps, N_in)
+        y : ndarray, shape (N_steps, N_out)
+        mask : ndarray, shape (N_steps, N_out)
+        """
+        x = np.zeros((self.N_steps, self.N_in))
+        y = np.zeros((self.N_steps, self.N_out))
+        mask = np.zeros((self.N_steps, self.N_out))
+        for k in range(self.N_steps):
+            x_t, y_t, mask_t = self.trial_function(k * self.dt, params)
+            for name, row, value in (("x_t", x, x_t), ("y_t", y, y_t), ("mask_t", mask, mask_t)):
+                try:
+                    row[k] = value  # broadcasting as in PsychRNN (a scalar y_t is allowed)
+                except (ValueError, TypeError):
+                    size = self.N_in if name == "x_t" else self.N_out
+                    raise ShapeError(
+                        f"{type(self).__name__}.trial_function returned {name} with shape "
+                        f"{np.shape(value)} at t={k * self.dt!r}; it must be ({size},)."
+                    ) from None
+        return x, y, mask
+
+    # ---------------------------------------------------------------- the vectorised path
+
+    def sample_trial_params(self, rng: np.random.Generator, N_batch: int) -> dict[str, np.ndarray]:
+        """Draw the parameters of ``N_batch`` trials at once (vectorised API; optional).
+
+        Returns
+        -------
+        dict of str to ndarray, each of shape (N_batch, ...)
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no vectorised sample_trial_params")
+
+    def build_trials(self, params: dict[str, np.ndarray], rng: np.random.Generator | None = None):
+        """Build a whole batch from ``sample_trial_params``'s arrays (vectorised API; optional).
+
+        Returns
+        -------
+        x : ndarray, shape (N_batch, N_steps, N_in)
+        y : ndarray, shape (N_batch, N_steps, N_out)
+        mask : ndarray, shape (N_batch, N_steps, N_out)
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no vectorised build_trials")
+
+    def _uses_vectorised_path(self) -> bool:
+        """True when the vectorised methods exist and no subclass overrides a per-trial one below them."""
+        mro = type(self).__mro__
+        vectorised = [_defined_in(type(self), name) for name in _VECTORISED_METHODS]
+        if any(klass is Task for klass in vectorised):
+            return False
+        per_trial = [_defined_in(type(self), name) for name in _PER_TRIAL_METHODS]
+        nearest_per_trial = min(mro.index(klass) for klass in per_trial)  # 0 = the class itself
+        return max(mro.index(klass) for klass in vectorised) <= nearest_per_trial
+
+    def _times(self) -> np.ndarray:
+        """Trial time of every step, ``t_k = k * dt``, shape (N_steps,)."""
+        return np.arange(self.N_steps, dtype=np.float64) * self.dt
+
+    def _sample_one_trial(self) -> dict[str, Any]:
+        """One trial's dict from the vectorised sampler (for built-ins' generate_trial_params)."""
+        return TrialParams(self.sample_trial_params(self.rng, 1), 1)[0]
+
+    # ---------------------------------------------------------------- batches
+
+    def generate_batch(self, rng: np.random.Generator | None = None):
+        """Make one batch of ``N_batch`` trials.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator, optional
+            The stream to draw from; default the task's own ``self.rng``. A batch from the task's
+            own stream advances ``batch_index``; a batch from another Generator (an evaluation or
+            performance-check batch) leaves the task's stream and counter untouched, so it does not
+            shift the training sequence (PsychRNN issue #43). Per-trial tasks see ``rng`` as
+            ``self.rng`` while the batch is made; draws they make from ``np.random`` are outside
+            minirnn's control.
+
+        Returns
+        -------
+        x : ndarray, shape (N_batch, N_steps, N_in)
+        y : ndarray, shape (N_batch, N_steps, N_out)
+        mask : ndarray, shape (N_batch, N_steps, N_out)
+        trial_params : TrialParams or ndarray of dicts, length N_batch
+
+        Raises
+        ------
+        ShapeError
+            When the task returns arrays of the wrong shape.
+        NonFiniteError
+            When ``x``, ``y`` or ``mask`` holds NaN or inf.
+        """
+        own_stream = rng is None or rng is self.rng
+        if rng is None:
+            rng = self.rng
+        elif not isinstance(rng, np.random.Generator):
+            raise ParameterTypeError(f"generate_batch(rng) of {type(self).__name__} needs a "
+                                     f"numpy.random.Generator or None. Got {type(rng).__name__}.")
+        if self._uses_vectorised_path():
+            arrays = self.sample_trial_params(rng, self.N_batch)
+            x, y, mask = self.build_trials(arrays, rng)
+            trial_params = TrialParams(arrays, self.N_batch)
+        else:
+            x, y, mask, trial_params = self._per_trial_batch(rng)
+        if own_stream:
+            self.batch_index += 1
+        return (*self._checked(x, y, mask), trial_params)
+
+    def _per_trial_batch(self, rng: np.random.Generator):
+        """PsychRNN's double loop: generate_trial_params then generate_trial, trial by trial."""
+        x = np.empty((self.N_batch, self.N_steps, self.N_in))
+        y = np.empty((self.N_batch, self.N_steps, self.N_out))
+        mask = np.empty((self.N_batch, self.N_steps, self.N_out))
+        trial_params = np.empty(self.N_batch, dtype=object)
+        own_rng, self.rng = self.rng, rng  # a per-trial task that draws from self.rng sees `rng`
+        try:
+            for trial in range(self.N_batch):
+                trial_params[trial] = self.generate_trial_params(self.batch_index + 1, trial)
+                x[trial], y[trial], mask[trial] = self.generate_trial(trial_params[trial])
+        finally:
+            self.rng = own_rng
+        return x, y, mask, trial_params
+
+    def _checked(self, x, y, mask):
+        """Cast to float64 and check shapes and finiteness before anything trains on the batch."""
+        owner = type(self).__name__
+        shapes = {"x": (self.N_batch, self.N_steps, self.N_in),
+                  "y": (self.N_batch, self.N_steps, self.N_out),
+                  "mask": (self.N_batch, self.N_steps, self.N_out)}
+        arrays = {"x": x, "y": y, "mask": mask}
+        for name, array in arrays.items():
+            array = arrays[name] = np.asarray(array, dtype=np.float64)
+            if array.shape != shapes[name]:
+                raise ShapeError(f"{owner} made {name} with shape {array.shape}; it must be "
+                                 f"(N_batch, N_steps, {'N_in' if name == 'x' else 'N_out'}) = "
+                                 f"{shapes[name]}.")
+            finite = np.isfinite(array)
+            if not finite.all():
+                trial, step, channel = np.argwhere(~finite)[0]
+                raise NonFiniteError(
+                    f"{owner} made NaN or inf in {name} ({int((~finite).sum())} entries; the first "
+                    f"at trial {trial}, step {step} (t={step * self.dt!r}), channel {channel}). "
+                    f"Check its trial_function / build_trials before training on it.")
+        return arrays["x"], arrays["y"], arrays["mask"]
+
+    def batch_generator(self) -> Iterator[tuple]:
+        """An endless generator of batches from the task's own stream (PsychRNN API).
+
+        A thin wrapper around ``generate_batch()``; it shares ``batch_index`` and ``rng`` with the
+        task, so several generators (or ``get_trial_batch``) continue one sequence.
+        """
+        while True:
+            yield self.generate_batch()
+
+    def get_trial_batch(self):
+        """The next batch from the task's own stream; ``batch_index`` advances (PsychRNN API).
+
+        Returns
+        -------
+        x, y, mask, trial_params
+            As :meth:`generate_batch`.
+        """
+        return self.generate_batch()
+
+    # ---------------------------------------------------------------- accuracy and checkpoints
+
+    def accuracy_function(self, correct_output, test_output, output_mask):
+        """Accuracy of ``test_output`` in [0, 1]; the base class has none and returns None."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The task's stream and counter, JSON-serialisable, for checkpoints.
+
+        Returns
+        -------
+        dict
+            ``{"rng": rng.bit_generator.state, "batch_index": int}``.
+        """
+        return {"rng": self.rng.bit_generator.state, "batch_index": int(self.batch_index)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved: the next batch is the one that followed then."""
+        owner = type(self).__name__
+        unknown = [key for key in state if key not in ("rng", "batch_index")]
+        if unknown or "rng" not in state or "batch_index" not in state:
+            bad = unknown[0] if unknown else None
+            hint = suggest(bad, ("rng", "batch_index")) if bad else ""
+            raise ParameterError(f"A task state for {owner} must have exactly the keys 'rng' and "
+                                 f"'batch_index'. Got {sorted(state)}{hint}.")
+        rng_state = copy.deepcopy(dict(state["rng"]))
+        name = rng_state.get("bit_generator")
+        if name == type(self.rng.bit_generator).__name__:
+            self.rng.bit_generator.state = rng_state  # in place: holders of task.rng stay in step
+        elif isinstance(name, str) and hasattr(np.random, name):
+            bit_generator = getattr(np.random, name)()
+            bit_generator.state = rng_state
+            self.rng = np.random.Generator(bit_generator)
+        else:
+            raise ParameterError(f"The 'rng' entry of a task state for {owner} names an unknown bit "
+                                 f"generator {name!r}.")
+        self.batch_index = check_int(owner, "batch_index", state["batch_index"], low=0)

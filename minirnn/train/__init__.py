@@ -1,0 +1,4 @@
+"""The training loop (``train``) and curriculum learning."""
+from .trainer import train
+
+__all__ = ["train"]

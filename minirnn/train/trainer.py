@@ -1,0 +1,214 @@
+"""The training loop: batch -> gradient -> fixed mask -> clip -> optimizer update -> bookkeeping.
+
+One update (DESIGN.md §1)::
+
+    loss, g = model._loss_and_grads(x, y, mask, noise)     # true gradient, nothing zeroed
+    g      *= 1 - F                                         # fixed entries get no gradient
+    g       = clip(g)                                       # per parameter (PsychRNN) or global norm
+    delta   = optimizer.compute_update(g)                   # the optimizer owns its state
+    theta  -= delta * (1 - F)                               # masking the *update* too keeps fixed
+                                                            # entries still under old Adam momentum
+
+This module takes any model object with that small interface and never imports ``minirnn.models``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from .._params import resolve_train_params
+from ..errors import NonFiniteError, ParameterError, ShapeError
+from ..nn.clipping import clip_by_global_norm, clip_by_norm
+from ..nn.optimizers import Optimizer, get_optimizer
+
+logger = logging.getLogger("minirnn")
+
+
+class BatchSource:
+    """Where batches come from: a Task (its own seeded stream) or any iterator of
+    ``(x, y, mask, trial_params)``. A batch peeked to learn the batch size is not thrown away."""
+
+    def __init__(self, source):
+        self.task = source if hasattr(source, "generate_batch") else None
+        self._iterator = None if self.task is not None else iter(source)
+        self._peeked = None
+
+    def next(self):
+        if self._peeked is not None:
+            batch, self._peeked = self._peeked, None
+            return batch
+        if self.task is not None:
+            return self.task.generate_batch()
+        return next(self._iterator)
+
+    def batch_size(self) -> int:
+        if self.task is not None and getattr(self.task, "N_batch", None):
+            return int(self.task.N_batch)
+        self._peeked = self.next()
+        return int(np.shape(self._peeked[0])[-3])
+
+
+def _fixed_keep_masks(model, fixed_weights):
+    """``fixed_weights`` (name -> 0/1 array, 1 = fixed) -> ``keep = 1 - F`` on the model's backend."""
+    if not fixed_weights:
+        return {}
+    if not isinstance(fixed_weights, dict):
+        raise ParameterError(f"fixed_weights must be a dict name -> 0/1 array. Got {type(fixed_weights).__name__}.")
+    keep = {}
+    for name, F in fixed_weights.items():
+        if name not in model.raw:
+            from ..errors import suggest
+
+            raise ParameterError(f"fixed_weights names unknown parameter {name!r}{suggest(name, model.raw)} "
+                                 f"Parameters: {list(model.raw)}.")
+        F = np.asarray(F, dtype=np.float64)
+        shape = tuple(model.raw[name].shape)
+        if F.size == int(np.prod(shape[len(model.lead):])) and F.shape != shape:
+            F = F.reshape(shape[len(model.lead):])
+        try:
+            F = np.broadcast_to(F, shape)
+        except ValueError:
+            raise ShapeError(f"fixed_weights[{name!r}] has shape {F.shape} but {name} has shape {shape}.") from None
+        if not np.all((F == 0) | (F == 1)):
+            raise ParameterError(f"fixed_weights[{name!r}] must hold only 0 (trainable) and 1 (fixed).")
+        keep[name] = model.xp.asarray(1 - F, dtype=model.dtype)
+    return keep
+
+
+def _resolve_optimizer(model, tp):
+    spec = tp["optimizer"]
+    current = model.optimizer
+    if isinstance(spec, Optimizer):
+        return spec
+    if current is not None and type(current).__name__.lower() == str(spec).lower():
+        current.learning_rate = tp["learning_rate"]
+        return current
+    return get_optimizer(spec, learning_rate=tp["learning_rate"])
+
+
+def _all_finite(xp, arrays) -> bool:
+    return all(bool(xp.isfinite(a).all()) for a in arrays)
+
+
+def train(model, source, train_params=None):
+    """Train ``model`` on batches from ``source``; PsychRNN's ``train`` semantics.
+
+    Parameters
+    ----------
+    model : a minirnn model (``Basic``, ``LSTM``, ...).
+    source : a Task, an iterator of ``(x, y, mask, trial_params)``, or None with a curriculum.
+    train_params : dict, see ``minirnn.describe_params()``; unknown keys are errors.
+
+    Returns
+    -------
+    losses : list of the objective every ``loss_epoch`` updates (floats; arrays for an ensemble).
+    training_time : seconds in the loop.  initialization_time : seconds of set-up before it.
+
+    Notes
+    -----
+    ``training_iters`` counts trials: ``ceil(training_iters / N_batch)`` updates (PsychRNN's master
+    branch; 1.0.0 did one fewer when divisible). The recorded loss is the objective of the update's
+    own batch before the update (PsychRNN re-ran the batch after it: one more forward pass).
+    """
+    t_start = time.perf_counter()
+    tp = resolve_train_params(train_params)
+    curriculum = tp["curriculum"]
+    if curriculum is not None:
+        source = curriculum.tasks[curriculum.stage]
+    if source is None:
+        raise ParameterError("train() needs a Task or a batch generator (or train_params['curriculum']).")
+    if (tp["performance_cutoff"] is None) != (tp["performance_measure"] is None) and tp["performance_cutoff"] is not None:
+        raise ParameterError("performance_cutoff needs a performance_measure too (train_params['performance_measure']).")
+    for key in ("loss_epoch", "save_training_weights_epoch", "performance_epoch", "checkpoint_epoch"):
+        if int(tp[key]) < 1:
+            raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {tp[key]!r} instead.")
+    batches = BatchSource(source)
+    N_batch = batches.batch_size()
+    n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
+    keep = _fixed_keep_masks(model, tp["fixed_weights"])
+    optimizer = model.optimizer = _resolve_optimizer(model, tp)
+    xp, n_lead = model.xp, len(model.lead)
+    history = model.history = model.history or {"loss": [], "update": [], "performance": [], "stages": []}
+    first_update = len(history["loss"])
+    losses = []
+    initialization_time = time.perf_counter() - t_start
+
+    progress = _progress_bar(n_updates, tp["verbosity"])
+    t_loop = time.perf_counter()
+    try:
+        for epoch in range(1, n_updates + 1):
+            x, y, mask, trial_params = batches.next()
+            x, y, mask = model._check_batch(x, y, mask)
+            value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
+            update_index = first_update + epoch
+            if not _all_finite(xp, [value]):
+                last = history["loss"][-1] if history["loss"] else float("nan")
+                raise NonFiniteError(f"loss became NaN or inf at update {update_index} (last finite loss {last:.6g}). "
+                                     "The weights were kept as they were before this update. Try a smaller "
+                                     "learning_rate or clip_grads=True.")
+            for name, g in grads.items():
+                if not _all_finite(xp, [g]):
+                    raise NonFiniteError(f"the gradient of {name} became NaN or inf at update {update_index}; "
+                                         "the weights were kept as they were before this update.")
+                if name in keep:
+                    grads[name] = g * keep[name]
+            if tp["clip_global_norm"] is not None:
+                grads = clip_by_global_norm(grads, tp["clip_global_norm"], n_lead=n_lead)
+            elif tp["clip_grads"]:
+                grads = clip_by_norm(grads, tp["clip_norm"], n_lead=n_lead)
+            delta = optimizer.compute_update(grads)
+            for name, d in delta.items():
+                model.raw[name] -= d * keep[name] if name in keep else d
+            value_host = model.backend.to_host(value)
+            history["loss"].append(float(value_host) if np.ndim(value_host) == 0 else np.asarray(value_host))
+            history["update"].append(update_index)
+            if epoch % int(tp["loss_epoch"]) == 0:
+                losses.append(history["loss"][-1])
+                logger.info("Iter %d, Minibatch Loss= %s", epoch * N_batch, history["loss"][-1])
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{np.mean(history['loss'][-1]):.4g}", refresh=False)
+
+            if curriculum is not None and epoch % int(curriculum.metric_epoch) == 0:
+                cx, cy, cmask, _ = batches.next()
+                output, _ = model.test(cx)
+                advanced = curriculum.metric_test(cx, cy, cmask, output, epoch, losses, tp["verbosity"])
+                if advanced:
+                    history["stages"].append({"update": update_index, "stage": curriculum.stage,
+                                              "metric": curriculum.metric_values[-1][0]})
+                if curriculum.stop_training:
+                    break
+                if advanced:
+                    batches = BatchSource(curriculum.tasks[curriculum.stage])
+            if tp["training_weights_path"] is not None and epoch % int(tp["save_training_weights_epoch"]) == 0:
+                model.save(f"{tp['training_weights_path']}{epoch}")
+            if tp["performance_measure"] is not None and epoch % int(tp["performance_epoch"]) == 0:
+                px, py, pmask, _ = batches.next()
+                output, _ = model.test(px)
+                performance = tp["performance_measure"](px, py, pmask, output, epoch, losses, tp["verbosity"])
+                history["performance"].append((update_index, performance))
+                if tp["performance_cutoff"] is not None and np.all(np.asarray(performance) >= tp["performance_cutoff"]):
+                    logger.info("performance %s reached the cutoff %s at update %d", performance,
+                                tp["performance_cutoff"], update_index)
+                    break
+    finally:
+        if progress is not None:
+            progress.close()
+    training_time = time.perf_counter() - t_loop
+    if tp["save_weights_path"] is not None:
+        model.save(tp["save_weights_path"])
+    return losses, training_time, initialization_time
+
+
+def _progress_bar(total, verbosity):
+    """A tqdm bar on stderr when ``verbosity`` is on and stderr is a terminal."""
+    if not verbosity:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a core dependency; this only guards a broken install
+        return None
+    return tqdm(total=total, disable=None, desc="training", unit="update", leave=False)
