@@ -81,13 +81,33 @@ def _with_npz_suffix(path: "os.PathLike[str] | str") -> str:
 
 def atomic_savez(path: "os.PathLike[str] | str", arrays: Mapping[str, Any], *,
                  compress: bool = False) -> str:
-    """Write ``arrays`` to ``path`` as a ``.npz`` atomically and return the final path (a str).
+    """Write ``arrays`` to ``path`` as a ``.npz`` atomically.
 
-    ``.npz`` is appended when ``path`` lacks it, as ``np.savez`` does. The data go to a temporary
-    file in the same directory, which is flushed and fsync'ed and then moved over ``path`` with
-    ``os.replace``; if anything fails the temporary file is removed and an existing file at
-    ``path`` is left untouched. Keys may contain ``/`` (PsychRNN's ``W_rec/Adam``).
-    ``compress=True`` uses ``np.savez_compressed``.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; ``.npz`` is appended when it lacks it, as ``np.savez`` does.
+    arrays : mapping of str to array_like
+        The members. Keys may contain ``/`` (PsychRNN's ``W_rec/Adam``).
+    compress : bool, optional
+        Use ``np.savez_compressed`` (default False, like PsychRNN's ``np.savez``).
+
+    Returns
+    -------
+    str
+        The path actually written.
+
+    Raises
+    ------
+    FileNotFoundError
+        The target directory does not exist.
+
+    Notes
+    -----
+    The data go to a temporary file in the same directory, which is flushed and fsync'ed and then
+    moved over ``path`` with ``os.replace`` (atomic on POSIX and Windows). If anything fails,
+    including ``KeyboardInterrupt``, the temporary file is removed and an existing file at
+    ``path`` is left untouched: there is never a torn weights file.
     """
     final = _with_npz_suffix(path)
     directory = os.path.dirname(os.path.abspath(final))
@@ -182,6 +202,8 @@ class _ActivationRef(str):
 class _NdarrayToken:
     """Stands for ``numpy.ndarray`` inside a pickle; only :func:`_safe_reconstruct` accepts it."""
 
+    __slots__ = ()
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise _Refused("a direct call of numpy.ndarray")
 
@@ -226,8 +248,29 @@ def _check_contents(obj: Any) -> Any:
 def restricted_loads(data: bytes) -> Any:
     """Unpickle ``data`` allowing only None, numbers and TF/Keras activations (as names).
 
-    Raises :class:`pickle.UnpicklingError` naming what was refused. This is the primitive that
-    :func:`read_npz` uses for object-array members; it is public for tests and tools.
+    Parameters
+    ----------
+    data : bytes
+        A pickle, e.g. the payload of an object-array ``.npy`` member.
+
+    Returns
+    -------
+    object
+        None, a number, a transfer-function name (str) or an object ndarray of those.
+
+    Raises
+    ------
+    pickle.UnpicklingError
+        The pickle references anything else (the message names it) or is malformed.
+
+    Notes
+    -----
+    Allowed globals: numpy's object-array reconstruction (``_reconstruct``, ``ndarray`` as a
+    token that cannot be called, ``dtype``, ``scalar``) and functions named relu, tanh, sigmoid,
+    softplus, linear or identity in a module under ``tensorflow``, ``tensorflow_core``,
+    ``keras`` or ``tf_keras`` -- resolved to a name, never imported, never called (e.g.
+    ``tensorflow.python.ops.gen_nn_ops.relu`` -> ``"relu"``, ``...array_ops.identity`` ->
+    ``"linear"``). This is the primitive :func:`read_npz` uses; it is public for tests and tools.
     """
     try:
         obj = _RestrictedUnpickler(_io.BytesIO(data), encoding="latin1").load()
@@ -267,18 +310,32 @@ def _read_object_member(zf: zipfile.ZipFile, member: str) -> np.ndarray:
 def read_npz(path: "os.PathLike[str] | str") -> Dict[str, np.ndarray]:
     """Read every array of a ``.npz`` weights file into a plain dict, never running code.
 
-    Plain arrays are read with ``np.load(path, allow_pickle=False)``. Object-array members
-    (PsychRNN's ``dale_ratio`` holding ``None``; master's pickled ``transfer_function``) are read
-    with a restricted unpickler and come back as object arrays holding ``None``, numbers or a
-    transfer-function name from :data:`ACTIVATION_NAMES` (``tf.nn.relu`` -> ``"relu"``).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. When it does not exist but ``path + ".npz"`` does, that file is read (the name
+        :func:`atomic_savez` and ``np.savez`` would have written).
 
-    When ``path`` does not exist but ``path + ".npz"`` does, that file is read (the name
-    :func:`atomic_savez` and ``np.savez`` would have written).
+    Returns
+    -------
+    dict of str to ndarray
+        Every member. Object-array members (PsychRNN's ``dale_ratio`` holding None; master's
+        pickled ``transfer_function``) come back as object arrays holding None, a number or a
+        name from :data:`ACTIVATION_NAMES` (``tf.nn.relu`` -> ``array('relu', dtype=object)``).
 
-    Raises:
-        FileNotFoundError: no such file (the message names it).
-        WeightsFileError: not an ``.npz`` file, truncated or corrupt (the message names the
-            file), or a member holds an object the loader refuses to unpickle (it names the key).
+    Raises
+    ------
+    FileNotFoundError
+        No such file (the message names it).
+    WeightsFileError
+        Not a ``.npz`` file, truncated or corrupt, a member failing its CRC (the message names
+        the file), or a member holding an object the loader refuses to unpickle (it names the
+        file and the key).
+
+    Notes
+    -----
+    Plain arrays are read with ``np.load(path, allow_pickle=False)``; object arrays through
+    :func:`restricted_loads`. TensorFlow is never imported.
     """
     name = os.fspath(path)
     if not os.path.exists(name) and not str(name).endswith(".npz") and \
@@ -293,6 +350,12 @@ def read_npz(path: "os.PathLike[str] | str") -> Dict[str, np.ndarray]:
                                "truncated, corrupt, or another format)")
     out: Dict[str, np.ndarray] = {}
     try:
+        # numpy stops reading a member at its last array byte, so zipfile never gets to check
+        # the CRC; check every member first so that a flipped bit is not loaded silently.
+        with zipfile.ZipFile(name) as zf:
+            bad = zf.testzip()
+        if bad is not None:
+            raise WeightsFileError(f"{name!r} is corrupt: member {bad!r} fails its CRC check")
         with np.load(name, allow_pickle=False) as npz:
             if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - zip checked above
                 raise WeightsFileError(f"{name!r} is not a .npz weights file")
@@ -340,23 +403,34 @@ def _scalar_item(value: Any) -> Any:
 def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
     """Describe a dict of arrays read from a weights file (a pure function).
 
-    Returns a dict with:
+    Parameters
+    ----------
+    arrays : mapping of str to array_like
+        What :func:`read_npz` returned (or any dict of the same keys).
 
-    * ``format``: ``"minirnn"`` when a ``minirnn`` JSON string key exists, else ``"psychrnn"``;
-    * ``meta``: the parsed ``minirnn`` JSON (a dict), or None;
-    * ``architecture``: ``"lstm"`` when the LSTM gate weights ``W_f, W_i, W_c, W_o`` are present,
-      ``"basic"`` when ``W_rec`` is;
-    * ``weight_keys``: the sorted keys that are not optimizer slots;
-    * ``optimizer_slots``: the sorted keys that are optimizer slots (any key with a ``/``, such
-      as ``W_rec/Adam``, ``W_rec/Adam_1``);
-    * ``dale_ratio``: None or a float (``0.0`` is returned as is; PsychRNN treats it as "off");
-    * ``dale_out``: ``"pm1"`` when ``Dale_out`` has −1 entries (PsychRNN 1.0.0: inhibitory units
-      read out negatively), ``"01"`` otherwise, None when there is no ``Dale_out``;
-    * ``transfer_function``: a name from :data:`ACTIVATION_NAMES` or None (from the ``minirnn``
-      JSON, else from a ``transfer_function`` key).
+    Returns
+    -------
+    dict
+        With the keys:
 
-    Raises :class:`WeightsFileError` when the dict is neither a Basic nor an LSTM weights set,
-    or when the ``minirnn`` entry is not valid JSON.
+        * ``format``: ``"minirnn"`` when a ``minirnn`` JSON string key exists, else ``"psychrnn"``;
+        * ``meta``: the parsed ``minirnn`` JSON (a dict), or None;
+        * ``architecture``: ``"lstm"`` when the LSTM gate weights ``W_f, W_i, W_c, W_o`` are
+          present, ``"basic"`` when ``W_rec`` is;
+        * ``weight_keys``: the sorted keys that are not optimizer slots;
+        * ``optimizer_slots``: the sorted keys that are optimizer slots (any key with a ``/``, such
+          as ``W_rec/Adam``, ``W_rec/Adam_1``);
+        * ``dale_ratio``: None or a float (``0.0`` is returned as is; PsychRNN treats it as "off");
+        * ``dale_out``: ``"pm1"`` when ``Dale_out`` has -1 entries (PsychRNN 1.0.0: inhibitory
+          units read out negatively), ``"01"`` otherwise, None when there is no ``Dale_out``;
+        * ``transfer_function``: a name from :data:`ACTIVATION_NAMES` or None (from the ``minirnn``
+          JSON, else from a ``transfer_function`` key).
+
+    Raises
+    ------
+    WeightsFileError
+        The dict is neither a Basic nor an LSTM weights set, the ``minirnn`` entry is not a JSON
+        object, or ``dale_ratio`` is neither None nor a number.
     """
     keys = list(arrays.keys())
     meta: Optional[Dict[str, Any]] = None
@@ -421,3 +495,8 @@ def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
         "dale_out": dale_out,
         "transfer_function": transfer,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# model level (kept in its own module, re-exported here: PsychRNN import/export is io's job)
+from minirnn._model_files import load_weights_for_model, save_model  # noqa: E402,F401

@@ -334,22 +334,35 @@ def _nll(theta, x, k, n, kind, lapses):
 
 
 def _fit(x, k, n, kind, lapses, max_lapse, start=None):
+    """Minimise the NLL over (mu, log sigma, lapses); lapses run through ``max_lapse * expit(a)``
+    so the search is unconstrained (BFGS), then map back to the bounded coordinates."""
     n_free = len(_free_names(lapses))
+    eps = 1e-9
+
+    def to_bounded(v):
+        return np.r_[v[:2], max_lapse * special.expit(v[2:])]
+
+    def to_free(t):
+        lap = np.clip(np.asarray(t[2:], dtype=float) / max_lapse, eps, 1 - eps)
+        return np.r_[t[:2], special.logit(lap)]
+
+    def obj(v):
+        return _nll(to_bounded(v), x, k, n, kind, lapses)
+
     span = float(np.ptp(x)) or 1.0
-    bounds = [(None, None), (np.log(span) - 12, np.log(span) + 6)] + [(0.0, max_lapse)] * (n_free - 2)
-    starts = []
-    if start is not None:
-        starts.append(np.asarray(start, dtype=float))
-    # a few starting slopes; lapses start small but off the bound
     x_mid = float(np.sum(x * n) / np.sum(n))
-    for frac in (0.05, 0.2, 0.5):
-        starts.append(np.r_[x_mid, np.log(frac * span), [0.02] * (n_free - 2)])
+    if start is not None:  # warm start (bootstrap resamples start from the full fit)
+        starts = [to_free(np.asarray(start, dtype=float))]
+    else:  # a few starting slopes; lapses start small
+        starts = [to_free(np.r_[x_mid, np.log(frac * span), [0.02] * (n_free - 2)]) for frac in (0.05, 0.2, 0.5)]
     best = None
-    for s0 in starts:
-        res = optimize.minimize(_nll, s0, args=(x, k, n, kind, lapses), method="L-BFGS-B", bounds=bounds)
+    for v0 in starts:
+        res = optimize.minimize(obj, v0, method="BFGS", options={"gtol": 1e-8})
         if best is None or res.fun < best.fun:
             best = res
-    return best.x, best.fun
+    theta = to_bounded(best.x)
+    theta[2:] = np.where(theta[2:] < 1e-7, 0.0, theta[2:])  # a lapse at the bound is 0, not 1e-12
+    return theta, _nll(theta, x, k, n, kind, lapses)
 
 
 def _hessian(fun, theta, h=1e-4):

@@ -89,7 +89,7 @@ def recur_backward(W_rec_eff, X, x0, dX, alpha, act):
     W_alpha = mT(alpha) * W_rec_eff
     decay = 1 - alpha
     # f'(x_k) for k = 0 .. T-1, i.e. of the state each step starts from: [x_0, x_1 ... x_{T-1}].
-    X_prev = xp.concatenate([xp.broadcast_to(x0, X[..., :1, :, :].shape), X[..., :-1, :, :]], axis=-3)
+    X_prev = xp.concatenate([xp.broadcast_to(x0[..., None, :, :], X[..., :1, :, :].shape), X[..., :-1, :, :]], axis=-3)
     dF = act.df(X_prev)
     A = xp.empty_like(X)  # total adjoints a_{k+1} = dL/dx_{k+1}
     carry = xp.zeros_like(X[..., 0, :, :])  # dL/dx_{k+1} through x_{k+2}, ... (none after the last step)

@@ -49,19 +49,27 @@ class Basic(RNN):
 
     # ---- construction -------------------------------------------------------------------------
     def _build(self):
-        p = self.params
-        if p["dale_ratio"] is not None:
-            r = p["dale_ratio"]
-            r = r.item() if isinstance(r, np.ndarray) else r
-            if isinstance(r, bool) or not isinstance(r, (int, float, np.floating)) or not 0 < r < 1:
-                raise ParameterError(f"The 'dale_ratio' parameter of {type(self).__name__} must be a float in (0, 1) or None. Got {r!r} instead.")
-            p["dale_ratio"] = float(r)
-        net = self._network_arrays(self.rng_init)
+        nets = []
+        for k, p in enumerate(self.network_params):
+            if p["dale_ratio"] is not None:
+                r = p["dale_ratio"]
+                r = r.item() if isinstance(r, np.ndarray) else r
+                if isinstance(r, bool) or not isinstance(r, (int, float, np.floating)) or not 0 < r < 1:
+                    raise ParameterError(f"The 'dale_ratio' parameter of {type(self).__name__} must be a float in "
+                                         f"(0, 1) or None. Got {r!r} instead.")
+                p["dale_ratio"] = float(r)
+            nets.append(self._network_arrays(p, self.rng_init[k] if self.lead else self.rng_init))
+        if self.lead:
+            if len({"s_rec" in net for net in nets}) > 1:
+                raise ParameterError("dale_ratio must be None for every network of an ensemble or for none.")
+            net = {key: np.stack([n[key] for n in nets]) for key in nets[0]}
+        else:
+            net = nets[0]
         self._set_network_arrays(net)
 
-    def _network_arrays(self, rng):
-        """Host float64 arrays of one network: raw weights, masks, Dale signs, alpha, noise scale."""
-        p = self.params
+    def _network_arrays(self, p, rng):
+        """Host float64 arrays of one network (params ``p``): raw weights, masks, Dale signs, alpha,
+        noise scale."""
         from .. import io
 
         file_info = None
@@ -129,14 +137,17 @@ class Basic(RNN):
         self.alpha = dev(net["alpha"])  # (*lead, 1, N_rec)
         self.noise_scale = dev(net["noise_scale"])  # (*lead, 1, N_rec)
         self.has_noise = bool(np.any(net["noise_scale"] > 0))
-        reg = {k: float(self.params[k]) for k in regularizers.REGULARIZER_KEYS if float(self.params[k]) != 0}
-        self.reg_coefs = {k: self.xp.asarray(np.full(self.lead, v), dtype=self.dtype) for k, v in reg.items()}
+        coefs = {k: np.array([float(p[k]) for p in self.network_params]).reshape(self.lead)
+                 for k in regularizers.REGULARIZER_KEYS}
+        self.reg_coefs = {k: self.xp.asarray(c, dtype=self.dtype) for k, c in coefs.items() if np.any(c != 0)}
 
     # ---- forward ------------------------------------------------------------------------------
     def _draw_noise(self, rng, T, B):
         """Standard normals ``xi`` of shape (*lead, T, B, N_rec), time-major (DESIGN.md §5)."""
         draw = self.backend.kernels.get("standard_normal")
         shape = (T, B, self.N_rec)
+        if isinstance(rng, list):  # an ensemble: each network draws from its own stream
+            return self.xp.stack([self._draw_noise(r, T, B) for r in rng])
         if draw is None:
             return self.xp.asarray(rng.standard_normal(shape, dtype=self.dtype))
         return draw(rng, shape, self.dtype)
@@ -231,5 +242,37 @@ class Basic(RNN):
         s_out = np.array(host(self.signs["W_out"]))[..., 0, :] if self.signs else ones
         out["Dale_rec"] = s_rec[..., :, None] * np.eye(self.N_rec, dtype=self.dtype)
         out["Dale_out"] = s_out[..., :, None] * np.eye(self.N_rec, dtype=self.dtype)
-        out["dale_ratio"] = self.params["dale_ratio"]
+        out["dale_ratio"] = [q["dale_ratio"] for q in self.network_params] if self.lead else self.params["dale_ratio"]
         return out
+
+    # ---- ensembles ----------------------------------------------------------------------------
+    def network(self, k: int) -> "Basic":
+        """Network ``k`` of an ensemble as an ordinary single model.
+
+        Its weights, constraints and random streams (continuing where the ensemble's stream for
+        network ``k`` stands) are copies; the optimizer state is not carried over.
+        """
+        import copy
+
+        if not self.lead:
+            raise ParameterError("network(k) is for ensembles; this model is a single network.")
+        if not 0 <= k < self.lead[0]:
+            raise ParameterError(f"network index {k} is out of range for an ensemble of {self.lead[0]} networks.")
+        single = copy.copy(self)
+        single.lead = ()
+        single.params = dict(self.network_params[k])
+        single.network_params = [single.params]
+        single.seed_sequence = self.seed_sequences[k]
+        single.rng_init, single.rng_noise, single.rng_eval = (copy.deepcopy(r[k]) for r in
+                                                               (self.rng_init, self.rng_noise, self.rng_eval))
+        take = lambda a: a[k].copy()  # noqa: E731
+        single.raw = {n: take(a) for n, a in self.raw.items()}
+        single.masks = {n: take(a) for n, a in self.masks.items()}
+        single.signs = {n: take(a) for n, a in self.signs.items()}
+        single.alpha, single.noise_scale = take(self.alpha), take(self.noise_scale)
+        single.has_noise = bool((single.noise_scale > 0).any())
+        single.reg_coefs = {n: take(c) for n, c in self.reg_coefs.items()}
+        single.optimizer, single.history = None, None
+        for name in ("seeds", "seed_sequences"):
+            single.__dict__.pop(name, None)
+        return single

@@ -22,6 +22,10 @@ from ..nn.activations import get_activation
 from ..nn.constraints import effective_weight
 
 DTYPES = ("float32", "float64")
+#: parameters that may differ between the networks of an ensemble (``network_params``)
+PER_NETWORK_PARAMS = ("rec_noise", "tau", "dale_ratio", "L1_in", "L1_rec", "L1_out", "L2_in", "L2_rec",
+                      "L2_out", "L2_firing_rate", "init_state", "W_in", "W_rec", "W_out", "b_rec", "b_out",
+                      "input_connectivity", "rec_connectivity", "output_connectivity", "spec_rad")
 
 
 def root_seed_sequence(seed) -> np.random.SeedSequence:
@@ -56,7 +60,7 @@ class RNN:
     #: the raw parameters that pass through masks / Dale's signs
     constrained: tuple = ()
 
-    def __init__(self, params: dict):
+    def __init__(self, params: dict, n_networks: int | None = None, seeds=None, network_params=None):
         p = self.params = resolve_model_params(params, owner=type(self).__name__, extra=self._extra_params())
         self._user_keys = {k for k, v in params.items() if v is not None}
         self.name = p["name"]
@@ -70,15 +74,57 @@ class RNN:
             if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ParameterError(f"The {key!r} parameter of {type(self).__name__} must be a positive int. Got {value!r} instead.")
         self.N_in, self.N_rec, self.N_out = int(p["N_in"]), int(p["N_rec"]), int(p["N_out"])
-        self.seed_sequence = root_seed_sequence(p["seed"])
-        self.rng_init, self.rng_noise, self.rng_eval = spawn_rngs(self.seed_sequence)
-        self.lead = ()
         self.loss_function = losses.get_loss(p["loss_function"], params)
         self.activation = get_activation(p["transfer_function"])
-        self._check_time_constants()
+        self._check_time_constants(p)
         self.optimizer = None  # created by the first train() call, kept across calls
         self.history = None
+        if n_networks is None:
+            if seeds is not None or network_params is not None:
+                raise ParameterError("seeds and network_params describe an ensemble: give n_networks too.")
+            self.lead = ()
+            self.seed_sequence = root_seed_sequence(p["seed"])
+            self.rng_init, self.rng_noise, self.rng_eval = spawn_rngs(self.seed_sequence)
+            self.network_params = [p]
+        else:
+            self._init_ensemble(n_networks, seeds, network_params)
         self._build()
+
+    def _init_ensemble(self, K, seeds, network_params):
+        """K networks on a leading axis: network k gets the streams of a single model with
+        ``seed=seeds[k]`` and the params ``{**params, **network_params[k]}``."""
+        if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+            raise ParameterError(f"n_networks must be a positive int. Got {K!r} instead.")
+        K = int(K)
+        if seeds is None:
+            seeds = root_seed_sequence(self.params["seed"]).spawn(K)
+        seeds = list(seeds)
+        if len(seeds) != K:
+            raise ShapeError(f"seeds has {len(seeds)} entries but n_networks={K}.")
+        network_params = [{}] * K if network_params is None else list(network_params)
+        if len(network_params) != K:
+            raise ShapeError(f"network_params has {len(network_params)} entries but n_networks={K}.")
+        per_network = set(PER_NETWORK_PARAMS)
+        self.network_params = []
+        for k, override in enumerate(network_params):
+            bad = set(override) - per_network
+            if bad:
+                raise ParameterError(f"network_params[{k}] sets {sorted(bad)}, which cannot differ between the "
+                                     f"networks of an ensemble; per-network parameters: {sorted(per_network)}.")
+            pk = dict(self.params, **override, seed=seeds[k])
+            self._check_time_constants(pk)
+            self.network_params.append(pk)
+        self.lead = (K,)
+        self.seeds = seeds
+        self.seed_sequences = [root_seed_sequence(s) for s in seeds]
+        self.seed_sequence = self.seed_sequences[0]
+        streams = [spawn_rngs(s) for s in self.seed_sequences]
+        self.rng_init, self.rng_noise, self.rng_eval = (list(r) for r in zip(*streams))
+
+    @property
+    def n_networks(self) -> int | None:
+        """K for an ensemble, None for a single network."""
+        return self.lead[0] if self.lead else None
 
     # ---- hooks for subclasses ----------------------------------------------------------------
     def _extra_params(self) -> dict:
@@ -88,8 +134,7 @@ class RNN:
         raise NotImplementedError
 
     # ---- checks shared by every entry point --------------------------------------------------
-    def _check_time_constants(self):
-        p = self.params
+    def _check_time_constants(self, p):
         dt, tau = p["dt"], np.asarray(p["tau"], dtype=np.float64)
         if not np.isscalar(dt) and np.ndim(dt) != 0 or not np.isfinite(dt) or dt <= 0:
             raise ParameterError(f"The 'dt' parameter must be a positive number. Got {dt!r} instead.")

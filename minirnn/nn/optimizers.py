@@ -3,6 +3,7 @@
     SGD       delta = lr g
     Momentum  a = mu a + g;                    delta = lr a            (nesterov: lr g + lr mu a)
     RMSProp   ms = rho ms + (1 - rho) g^2;     mom = mu mom + lr g / sqrt(ms + eps);   delta = mom
+              (ms starts at 1 and eps sits inside the square root, as in TF1)
     Adam      m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2;
               lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);   delta = lr_t m / (sqrt(v) + eps)
 
@@ -29,43 +30,43 @@ _RULES = {"> 0": lambda v: v > 0, "in [0, 1)": lambda v: (v >= 0) & (v < 1)}
 
 
 def _to_host(a):
+    """A host copy: a NumPy array (cupy's .get()), or the float itself."""
+    if isinstance(a, float):
+        return a
     return a.get() if get_array_module(a) is not np else np.array(a, copy=True)
 
 
 class Optimizer:
     """Base class: checked hyperparameters, lazily created slots, per-network counters, state I/O."""
 
-    hyper: dict = {}       # hyperparameter name -> rule in _RULES
-    slots: dict = {}       # slot name -> initial value (created with the gradient's shape)
-    counters = ("t",)      # per-network arrays of shape lead
-    _options = ()          # non-numeric settings shown in repr (Momentum's nesterov)
+    hyper: dict = {}               # hyperparameter name -> rule in _RULES
+    slots: dict = {}               # slot name -> initial value (an array shaped like the gradient)
+    counter_names = ("t",)         # per-network arrays of shape lead (t: steps taken)
+    _options = ()                  # non-numeric settings shown by repr (Momentum's nesterov)
 
     def __init__(self, n_lead=None, **hyper):
         for name, value in hyper.items():
             setattr(self, name, value)                 # checked by __setattr__
         if n_lead is not None and not (isinstance(n_lead, (int, np.integer)) and n_lead >= 0):
             raise ParameterError(f"The 'n_lead' parameter of {type(self).__name__} must be an "
-                                 f"int >= 0 or None. Got {n_lead!r} instead.")
+                                 f"int >= 0 or None (inferred). Got {n_lead!r} instead.")
         self.n_lead = n_lead
         self.reset()
 
     def __setattr__(self, name, value):
-        if name in type(self).hyper:                   # hyperparameters are checked on every set
-            value = self._check(name, value)
-            self.__dict__["_cache"] = {}
+        if name in type(self).hyper:                   # checked on every set (schedules too)
+            value, self.__dict__["_cache"] = self._check(name, value), {}
         object.__setattr__(self, name, value)
 
     def _check(self, name, value):
-        who = f"The {name!r} parameter of {type(self).__name__}"
+        who, rule = f"The {name!r} parameter of {type(self).__name__}", type(self).hyper[name]
         try:
-            arr = np.asarray(_to_host(value) if not isinstance(value, (int, float)) else value,
-                             dtype=np.float64)
+            arr = None if isinstance(value, bool) else np.asarray(_to_host(value), dtype=np.float64)
         except (TypeError, ValueError):
             arr = None
-        if arr is None or isinstance(value, bool):
+        if arr is None:
             raise ParameterTypeError(f"{who} must be a float or an array of floats. "
                                      f"Got {value!r} instead.")
-        rule = type(self).hyper[name]
         if not (np.all(np.isfinite(arr)) and np.all(_RULES[rule](arr))):
             raise ParameterError(f"{who} must be {rule} (a float, or an array with one value per "
                                  f"network). Got {value!r} instead.")
@@ -73,15 +74,14 @@ class Optimizer:
 
     def reset(self):
         """Forget all state (slots and counters): the next update is step 1 again."""
-        self.state = {}          # {param name: {slot name: array}}
-        self.counters_ = {}      # {"t": steps taken per network, ...}, shape lead
-        self._lead = self.n_lead
-        self._loaded = False
+        self.state = {}                # {param name: {slot name: array}}
+        self.counters = {}             # {"t": steps taken per network, ...}, each of shape lead
+        self._lead, self._loaded = self.n_lead, False
 
     @property
     def t(self):
         """Steps taken by each network (shape ``lead``), or None before the first update."""
-        return self.counters_.get("t")
+        return self.counters.get("t")
 
     def _h(self, name, like, own):
         """Hyperparameter ``name`` in ``like``'s dtype and array module, shaped lead + (1,)*own."""
@@ -98,52 +98,62 @@ class Optimizer:
         return self._cache[key]
 
     def compute_update(self, grads, active=None):
-        """Return ``{name: delta}``; the caller applies ``params[name] -= delta`` (masked)."""
+        """Return ``{name: delta}``; the caller applies ``params[name] -= delta`` (masked).
+
+        ``active``: None or bools of shape ``lead``; a False network keeps its state (slots,
+        counters) unchanged and gets ``delta = 0``.
+        """
         if not grads:
             return {}
         like = next(iter(grads.values()))
-        xp = get_array_module(like)
-        if self._lead is None:                         # infer: array hyperparameters or active
-            ndims = [np.ndim(getattr(self, h)) for h in self.hyper]
-            self._lead = max(ndims + [np.ndim(active) if active is not None else 0])
-        lead = like.shape[:self._lead]
-        if self._loaded:                               # host state from load_state_dict
-            self.counters_ = {k: xp.asarray(a, dtype=like.dtype) for k, a in self.counters_.items()}
-            self.state = {n: {k: xp.asarray(a, dtype=like.dtype) for k, a in s.items()}
-                          for n, s in self.state.items()}
-            self._loaded = False
-        for k in self.counters:
-            if k not in self.counters_:
-                self.counters_[k] = xp.full(lead, 0.0 if k == "t" else 1.0, dtype=like.dtype)
-        if self.t.shape != lead:
-            raise ParameterError(f"{type(self).__name__} state is for networks of shape "
-                                 f"{self.t.shape} but the gradients have lead shape {lead}.")
-        inactive = None
-        if active is not None:
-            active = xp.asarray(active, dtype=bool)
-            if active.shape != lead:
-                raise ParameterError(f"active must have shape {lead} (one flag per network). "
-                                     f"Got shape {active.shape} instead.")
-            inactive = ~active if bool((~active).any()) else None
-            active = None if inactive is None else active
-        self.counters_["t"] += 1 if active is None else active.astype(like.dtype)
+        active, inactive = self._prepare(like, active)
+        self.counters["t"] += 1 if active is None else active.astype(like.dtype)
         ctx = self._begin(like, active)
         deltas = {}
         for name, g in grads.items():
             slots = self._slots_for(name, g)
             frozen = {} if inactive is None else {k: s[inactive] for k, s in slots.items()}
-            delta = self._update(g, slots, g.ndim - self._lead, ctx)
+            deltas[name] = delta = self._update(g, slots, g.ndim - self._lead, ctx)
             for k, old in frozen.items():              # stopped networks keep their state ...
                 slots[k][inactive] = old
             if inactive is not None:
                 delta[inactive] = 0                    # ... and get no update
-            deltas[name] = delta
         return deltas
 
     def step(self, params, grads, active=None):
         """Apply ``params[name] -= delta`` in place (no fixed-weight mask: see the trainer)."""
         for name, delta in self.compute_update(grads, active).items():
             params[name] -= delta
+
+    def _prepare(self, like, active):
+        """Fix n_lead, place loaded state, create counters; return (active, inactive) or Nones."""
+        xp = get_array_module(like)
+        if self._lead is None:                         # from array hyperparameters or active
+            self._lead = max([np.ndim(getattr(self, h)) for h in self.hyper] + [np.ndim(active)])
+        lead = like.shape[:self._lead]
+        if self._loaded:                               # host arrays from load_state_dict
+            self.counters = {k: xp.asarray(a, dtype=like.dtype) for k, a in self.counters.items()}
+            self.state = {n: {k: xp.asarray(a, dtype=like.dtype) for k, a in s.items()}
+                          for n, s in self.state.items()}
+            self._loaded = False
+        if self.n_lead is None and self._lead == 0 and np.ndim(active) > 0:
+            self._lead = np.ndim(active)               # inferred 0 so far; all networks stepped
+            lead = like.shape[:self._lead]             # together, so broadcasting t is exact
+            self.counters = {k: xp.broadcast_to(a, lead).copy() for k, a in self.counters.items()}
+        for k in self.counter_names:                   # t starts at 0, beta powers at 1
+            self.counters.setdefault(k, xp.full(lead, float(k != "t"), dtype=like.dtype))
+        if self.t.shape != lead:
+            raise ParameterError(f"This {type(self).__name__} holds state for networks of shape "
+                                 f"{self.t.shape}, but the gradients have lead shape {lead}.")
+        if active is None:
+            return None, None
+        active = xp.asarray(active, dtype=bool)
+        if active.shape != lead:
+            raise ParameterError(f"active must have shape {lead} (one flag per network). "
+                                 f"Got shape {active.shape} instead.")
+        if self._lead == 0:                            # one network: all or nothing
+            return (None, None) if bool(active) else (active, xp.ones((1,) * like.ndim, bool))
+        return (active, ~active) if bool((~active).any()) else (None, None)
 
     def _slots_for(self, name, g):
         s = self.state.get(name)
@@ -152,9 +162,8 @@ class Optimizer:
             s = self.state[name] = {k: xp.full(g.shape, init, dtype=g.dtype)
                                     for k, init in self.slots.items()}
         elif any(a.shape != g.shape for a in s.values()):
-            raise ParameterError(f"The gradient of {name!r} has shape {g.shape} but "
-                                 f"{type(self).__name__}'s state was built for another shape; "
-                                 f"call reset() to start over.")
+            raise ParameterError(f"The gradient of {name!r} has shape {g.shape} but this "
+                                 f"{type(self).__name__}'s state has another; call reset().")
         return s
 
     def _begin(self, like, active):
@@ -167,33 +176,29 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """A flat dict of host NumPy arrays and plain values (copies): ``np.savez(f, **d)`` works."""
-        d = {"type": type(self).__name__}
-        if self._lead is not None:
-            d["n_lead"] = int(self._lead)
-        for h in self.hyper:
-            v = getattr(self, h)
-            d[f"hyper/{h}"] = v if isinstance(v, float) else v.copy()
-        d.update({k: _to_host(a) for k, a in self.counters_.items()})
+        d = {"type": type(self).__name__, **({} if self._lead is None else {"n_lead": self._lead})}
+        d.update({f"hyper/{h}": _to_host(getattr(self, h)) for h in self.hyper})
+        d.update({k: _to_host(a) for k, a in self.counters.items()})
         d.update({f"slots/{n}/{k}": _to_host(a) for n, s in self.state.items() for k, a in s.items()})
         return d
 
     def load_state_dict(self, d):
-        """Restore what ``state_dict()`` returned (also a loaded ``.npz``), hyperparameters included."""
+        """Restore what ``state_dict()`` returned (or its ``np.load``), hyperparameters included."""
         if str(d.get("type")) != type(self).__name__:
             raise ParameterError(f"This state is for a {d.get('type')!s} optimizer, not "
                                  f"{type(self).__name__}.")
         self.reset()
         for key, value in d.items():
-            where, _, rest = key.partition("/")
+            head, _, rest = key.partition("/")
+            name, _, slot = rest.rpartition("/")
             if key == "n_lead":
                 self._lead = int(value)
-            elif where == "hyper" and rest in self.hyper:
+            elif head == "hyper" and rest in self.hyper:
                 setattr(self, rest, value)
-            elif where == "slots" and rest.rpartition("/")[2] in self.slots:
-                name, _, slot = rest.rpartition("/")
+            elif head == "slots" and slot in self.slots:
                 self.state.setdefault(name, {})[slot] = _to_host(value)
-            elif key in self.counters:
-                self.counters_[key] = _to_host(value)
+            elif key in self.counter_names:
+                self.counters[key] = _to_host(value)
             elif key != "type":
                 raise ParameterError(f"Unknown entry {key!r} in a {type(self).__name__} state.")
         self._loaded = True
@@ -278,14 +283,14 @@ class Adam(Optimizer):
 
     hyper = {"learning_rate": "> 0", "beta1": "in [0, 1)", "beta2": "in [0, 1)", "epsilon": "> 0"}
     slots = {"m": 0.0, "v": 0.0}
-    counters = ("t", "beta1_power", "beta2_power")
+    counter_names = ("t", "beta1_power", "beta2_power")
 
     def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, n_lead=None):
         super().__init__(n_lead, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
 
     def _begin(self, like, active):
-        xp, c = get_array_module(like), self.counters_
+        xp, c = get_array_module(like), self.counters
         for p, b in (("beta1_power", "beta1"), ("beta2_power", "beta2")):  # b^t = b^(t-1) * b
             new = c[p] * self._h(b, like, 0)
             c[p] = new if active is None else xp.where(active, new, c[p])
@@ -305,8 +310,8 @@ class Adam(Optimizer):
         tmp -= v
         tmp *= 1 - b2
         v += tmp                                       # v = b2 v + (1 - b2) g^2
-        # Same as lr * m_hat / (sqrt(v_hat) + eps_hat * sqrt(1 - b2^t)) with m_hat = m / (1 - b1^t),
-        # v_hat = v / (1 - b2^t): the paper's Algorithm 1 with a rescaled epsilon.
+        # With m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t) (Algorithm 1's bias corrections),
+        # delta = lr * m_hat / (sqrt(v_hat) + eps / sqrt(1 - b2^t)): Algorithm 1 with eps rescaled.
         xp.sqrt(v, out=tmp)
         tmp += eps
         delta = m * lr_t

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .perceptual_discrimination import STIM_NOISE, discrimination_noise_scale
-from .task import Task, check_real, choice_accuracy
+from .task import Task, add_during, check_real, choice_accuracy
 
 metadata = {
     "paper_name": "Neuronal correlates of parametric working memory in the prefrontal cortex",
@@ -143,10 +143,11 @@ class DelayedDiscrimination(Task):
         target = np.where(chosen, self.hi, self.lo)                        # (B, 2)
 
         scale = discrimination_noise_scale(self.dt, params["stim_noise"])  # (B,)
-        x = scale[:, None, None] * rng.standard_normal((B, self.N_steps, 2))  # (B, N_steps, 2)
-        x += stimulus_1[:, :, None] * code_1[:, None, :]
-        x += stimulus_2[:, :, None] * code_2[:, None, :]
-        y = decision[:, :, None] * target[:, None, :]
+        x = rng.standard_normal((B, self.N_steps, 2))                      # (B, N_steps, 2)
+        x *= scale[:, None, None]
+        add_during(x, stimulus_1, code_1)
+        add_during(x, stimulus_2, code_2)
+        y = add_during(np.zeros((B, self.N_steps, 2)), decision, target)
         mask = np.repeat(decision[:, :, None], 2, axis=2).astype(np.float64)
         return x, y, mask
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from .task import Task, check_int, choice_accuracy
+from .task import Task, add_during, check_int, choice_accuracy
 
 metadata = {
     "paper_name": "Experience-dependent representation of visual categories in parietal cortex",
@@ -116,9 +116,10 @@ class MatchToCategory(Task):
         category = params["category"][:, None] == np.arange(self.N_out)    # (B, N_out) one-hot
 
         scale = (1. / (2 * self.dt)) * params["stim_noise"]                # (B,)
-        x = scale[:, None, None] * rng.standard_normal((B, self.N_steps, self.N_in))
-        x += stimulus[:, :, None] * bump[:, None, :]                       # (B, N_steps, N_in)
-        y = (decision[:, :, None] & category[:, None, :]).astype(np.float64)
+        x = rng.standard_normal((B, self.N_steps, self.N_in))              # (B, N_steps, N_in)
+        x *= scale[:, None, None]
+        add_during(x, stimulus, bump)
+        y = add_during(np.zeros((B, self.N_steps, self.N_out)), decision, category.astype(np.float64))
         mask = np.repeat(decision[:, :, None], self.N_out, axis=2).astype(np.float64)
         return x, y, mask
 

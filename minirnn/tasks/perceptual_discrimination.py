@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParameterError
-from .task import Task, check_real, choice_accuracy
+from .task import Task, add_during, check_real, choice_accuracy
 
 metadata = {
     "paper_name": "The analysis of visual motion: a comparison of neuronal and psychophysical performance",
@@ -120,17 +120,18 @@ class PerceptualDiscrimination(Task):
         onset = params["onset_time"][:, None]                                # (B, 1)
         stim_end = onset + params["stim_duration"][:, None]                  # (B, 1)
         stimulus = (onset < t) & (t < stim_end)                              # (B, N_steps)
-        decision = t > stim_end + 20
-        trained = ~(t < stim_end)
+        decision = t > stim_end + 20                                         # target on
+        trained = ~(t < stim_end)  # mask on: the 20 ms gap is trained towards 0 (PsychRNN)
 
         chosen = params["direction"][:, None] == np.arange(2)                # (B, 2) one-hot
         evidence = 1 + params["coherence"][:, None] * chosen                 # (B, 2): 1+coh, 1
         target = np.where(chosen, self.hi, self.lo)                          # (B, 2)
 
         scale = discrimination_noise_scale(self.dt, params["stim_noise"])    # (B,)
-        x = scale[:, None, None] * rng.standard_normal((B, self.N_steps, 2))  # (B, N_steps, 2)
-        x += stimulus[:, :, None] * evidence[:, None, :]
-        y = decision[:, :, None] * target[:, None, :]
+        x = rng.standard_normal((B, self.N_steps, 2))                        # (B, N_steps, 2)
+        x *= scale[:, None, None]                                            # noise everywhere
+        add_during(x, stimulus, evidence)                                    # + evidence
+        y = add_during(np.zeros((B, self.N_steps, 2)), decision, target)
         mask = np.repeat(trained[:, :, None], 2, axis=2).astype(np.float64)
         return x, y, mask
 

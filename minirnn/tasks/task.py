@@ -124,6 +124,32 @@ def choice_accuracy(correct_output: np.ndarray, test_output: np.ndarray,
     return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
 
 
+def add_during(out: np.ndarray, active: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """``out[b, k, c] += level[b, c]`` wherever ``active[b, k]``, in place; returns ``out``.
+
+    Parameters
+    ----------
+    out : ndarray, shape (B, N_steps, N)
+    active : ndarray of bool, shape (B, N_steps)
+        The period (stimulus, decision, ...) of each trial.
+    level : ndarray, shape (B, N)
+        What each channel gets during the period.
+
+    Notes
+    -----
+    A broadcast product ``active[:, :, None] * level[:, None, :]`` is slow when N is small (NumPy's
+    inner loops then run over 2 elements), so few channels go one (B, N_steps) plane at a time.
+    Both ways add exactly ``level`` (or nothing), so the result is bit-identical to a per-step
+    ``x_t[c] += level``.
+    """
+    if out.shape[-1] <= 4:
+        for c in range(out.shape[-1]):
+            out[..., c] += active * level[:, c, None]
+    else:
+        np.add(out, level[:, None, :], out=out, where=active[:, :, None])
+    return out
+
+
 def _defined_in(cls: type, name: str) -> type | None:
     """The class in ``cls``'s MRO whose body defines ``name`` (None when nobody does)."""
     return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
@@ -436,7 +462,7 @@ class Task:
                                  f"{shapes[name]}.")
             finite = np.isfinite(array)
             if not finite.all():
-                trial, step, channel = np.argwhere(~finite)[0]
+                trial, step, channel = (int(i) for i in np.argwhere(~finite)[0])
                 raise NonFiniteError(
                     f"{owner} made NaN or inf in {name} ({int((~finite).sum())} entries; the first "
                     f"at trial {trial}, step {step} (t={step * self.dt!r}), channel {channel}). "

@@ -29,26 +29,57 @@ logger = logging.getLogger("minirnn")
 
 class BatchSource:
     """Where batches come from: a Task (its own seeded stream) or any iterator of
-    ``(x, y, mask, trial_params)``. A batch peeked to learn the batch size is not thrown away."""
+    ``(x, y, mask, trial_params)``. A batch peeked to learn the batch size is not thrown away.
 
-    def __init__(self, source):
-        self.task = source if hasattr(source, "generate_batch") else None
-        self._iterator = None if self.task is not None else iter(source)
+    For an ensemble of K networks, network k draws its trials from its own copy of the task,
+    seeded with the ensemble's ``seeds[k]`` (the stream of ``TaskClass(..., seed=seeds[k])``), or
+    from ``source[k]`` when a list of K tasks is given; batches are stacked to ``(K, B, T, ·)``.
+    """
+
+    def __init__(self, source, model=None):
+        lead = getattr(model, "lead", ())
+        self.tasks = None
+        if lead and isinstance(source, (list, tuple)):
+            if len(source) != lead[0]:
+                raise ShapeError(f"train() got {len(source)} tasks for an ensemble of {lead[0]} networks.")
+            self.tasks = list(source)
+        elif lead and hasattr(source, "generate_batch"):
+            self.tasks = [_reseeded_copy(source, seed) for seed in model.seeds]
+        self.task = source if self.tasks is None and hasattr(source, "generate_batch") else None
+        self._iterator = None if (self.task is not None or self.tasks is not None) else iter(source)
         self._peeked = None
 
     def next(self):
         if self._peeked is not None:
             batch, self._peeked = self._peeked, None
             return batch
+        if self.tasks is not None:
+            parts = [t.generate_batch() for t in self.tasks]
+            return tuple(np.stack([b[i] for b in parts]) for i in range(3)) + ([b[3] for b in parts],)
         if self.task is not None:
             return self.task.generate_batch()
         return next(self._iterator)
 
     def batch_size(self) -> int:
-        if self.task is not None and getattr(self.task, "N_batch", None):
-            return int(self.task.N_batch)
+        task = self.task if self.task is not None else (self.tasks[0] if self.tasks else None)
+        if task is not None and getattr(task, "N_batch", None):
+            return int(task.N_batch)
         self._peeked = self.next()
         return int(np.shape(self._peeked[0])[-3])
+
+
+def _reseeded_copy(task, seed):
+    """A copy of ``task`` whose trial stream is that of the same task built with ``seed``."""
+    import copy
+
+    from ..nn.initializers import make_rng
+
+    twin = copy.deepcopy(task)
+    twin.rng = make_rng(seed if not isinstance(seed, np.random.SeedSequence) else None,
+                        np.random.Generator(np.random.PCG64(seed)) if isinstance(seed, np.random.SeedSequence) else None)
+    if hasattr(twin, "batch_index"):
+        twin.batch_index = 0
+    return twin
 
 
 def _fixed_keep_masks(model, fixed_weights):
@@ -80,6 +111,8 @@ def _fixed_keep_masks(model, fixed_weights):
 
 def _resolve_optimizer(model, tp):
     spec = tp["optimizer"]
+    if isinstance(tp["learning_rate"], (list, tuple)):  # one learning rate per network
+        tp["learning_rate"] = np.asarray(tp["learning_rate"], dtype=np.float64)
     current = model.optimizer
     if isinstance(spec, Optimizer):
         return spec
@@ -125,12 +158,14 @@ def train(model, source, train_params=None):
     for key in ("loss_epoch", "save_training_weights_epoch", "performance_epoch", "checkpoint_epoch"):
         if int(tp[key]) < 1:
             raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {tp[key]!r} instead.")
-    batches = BatchSource(source)
+    batches = BatchSource(source, model)
     N_batch = batches.batch_size()
     n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
     keep = _fixed_keep_masks(model, tp["fixed_weights"])
     optimizer = model.optimizer = _resolve_optimizer(model, tp)
     xp, n_lead = model.xp, len(model.lead)
+    # per-network "still training" flags: a network that reaches performance_cutoff stops updating
+    active = np.ones(model.lead, dtype=bool) if n_lead else None
     history = model.history = model.history or {"loss": [], "update": [], "performance": [], "stages": []}
     first_update = len(history["loss"])
     losses = []
@@ -159,9 +194,9 @@ def train(model, source, train_params=None):
                 grads = clip_by_global_norm(grads, tp["clip_global_norm"], n_lead=n_lead)
             elif tp["clip_grads"]:
                 grads = clip_by_norm(grads, tp["clip_norm"], n_lead=n_lead)
-            delta = optimizer.compute_update(grads)
+            delta = optimizer.compute_update(grads, active=None if active is None else xp.asarray(active))
             for name, d in delta.items():
-                model.raw[name] -= d * keep[name] if name in keep else d
+                model.raw[name] -= d * keep[name] if name in keep else d  # inactive networks: d = 0
             value_host = model.backend.to_host(value)
             history["loss"].append(float(value_host) if np.ndim(value_host) == 0 else np.asarray(value_host))
             history["update"].append(update_index)
@@ -182,7 +217,7 @@ def train(model, source, train_params=None):
                 if curriculum.stop_training:
                     break
                 if advanced:
-                    batches = BatchSource(curriculum.tasks[curriculum.stage])
+                    batches = BatchSource(curriculum.tasks[curriculum.stage], model)
             if tp["training_weights_path"] is not None and epoch % int(tp["save_training_weights_epoch"]) == 0:
                 model.save(f"{tp['training_weights_path']}{epoch}")
             if tp["performance_measure"] is not None and epoch % int(tp["performance_epoch"]) == 0:
@@ -190,10 +225,16 @@ def train(model, source, train_params=None):
                 output, _ = model.test(px)
                 performance = tp["performance_measure"](px, py, pmask, output, epoch, losses, tp["verbosity"])
                 history["performance"].append((update_index, performance))
-                if tp["performance_cutoff"] is not None and np.all(np.asarray(performance) >= tp["performance_cutoff"]):
-                    logger.info("performance %s reached the cutoff %s at update %d", performance,
-                                tp["performance_cutoff"], update_index)
-                    break
+                if tp["performance_cutoff"] is not None:
+                    reached = np.asarray(performance) >= tp["performance_cutoff"]
+                    if active is not None and reached.shape == active.shape:
+                        active &= ~reached  # this network is done; the others go on
+                        if not active.any():
+                            break
+                    elif np.all(reached):
+                        logger.info("performance %s reached the cutoff %s at update %d", performance,
+                                    tp["performance_cutoff"], update_index)
+                        break
     finally:
         if progress is not None:
             progress.close()

@@ -1,0 +1,391 @@
+"""Figures of a study, after Yang & Molano-Mazón / Ehrlich et al. (PsychRNN, eNeuro 2021):
+
+- :func:`plot_trial`            inputs, targets, outputs and mask shading of one trial (Fig. 2A)
+- :func:`plot_psychometric`     choice probability and the fitted curve (Fig. 2B)
+- :func:`plot_unit_traces`      condition-averaged activity of chosen units (Fig. 2C)
+- :func:`plot_pc_trajectories`  trajectories in PC space with fixed points (Fig. 2D)
+- :func:`plot_weights`          W_in, W_rec, W_out; E columns red, I columns blue, masked blank (Fig. 4)
+- :func:`plot_training`         loss / accuracy with curriculum stage boundaries (Fig. 5D)
+
+matplotlib is imported inside the functions (it is optional at import time). Every function
+takes ``ax=None`` (a new figure is made) or the axes to draw on, and returns the figure; nothing
+calls ``show()``, so the functions work under the Agg backend and in notebooks alike.
+Time axes are in ms when ``dt`` is given (step ``k`` is drawn at ``t = (k + 1) dt``, the time of
+``states[:, k]``), in steps otherwise.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from .errors import MissingDependencyError, ParameterError, ShapeError
+
+E_COLOR, I_COLOR = "tab:red", "tab:blue"
+
+
+def _plt():
+    if importlib.util.find_spec("matplotlib") is None:
+        raise MissingDependencyError(
+            "Missing optional dependency 'matplotlib', needed by minirnn.plotting. "
+            "Install it with: pip install matplotlib"
+        )
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _axes(ax, n=1, **subplots_kw):
+    """Return (fig, [axes]) with ``n`` axes: new ones when ``ax`` is None, else the ones given."""
+    if ax is None:
+        plt = _plt()
+        fig, axs = plt.subplots(**subplots_kw) if subplots_kw else plt.subplots(1, n, squeeze=False)
+        axs = list(np.ravel(axs))
+        return fig, axs
+    axs = list(np.ravel(np.asarray(ax, dtype=object)))
+    if len(axs) != n:
+        raise ParameterError(f"ax must be None or {n} axes here; got {len(axs)}.")
+    return axs[0].figure, axs
+
+
+def _pick_trial(a, trial, name):
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.ndim == 3:
+        return a[trial]
+    if a.ndim == 2:
+        return a
+    raise ShapeError(f"{name} has shape {a.shape}; it must be (N_batch, N_steps, n) or (N_steps, n).")
+
+
+def _time(T, dt):
+    return (np.arange(T) + 1) * dt if dt is not None else np.arange(T)
+
+
+# ----------------------------------------------------------------------------- Fig. 2A: one trial
+
+
+def plot_trial(x, y=None, z=None, mask=None, *, trial=0, dt=None, ax=None,
+               input_names=None, output_names=None, title=None):
+    """Inputs (top) and targets / outputs (bottom) of one trial, with masked-out steps shaded.
+
+    Parameters
+    ----------
+    x : (B, T, N_in) or (T, N_in)   inputs
+    y : (B, T, N_out) or (T, N_out), optional   targets (dashed)
+    z : (B, T, N_out) or (T, N_out), optional   network outputs (solid)
+    mask : (B, T, N_out) or (T, N_out), optional   steps where every output's mask is 0 are shaded grey
+    trial : int   which trial of a batch
+    dt : float, optional   ms per step
+    ax : None, or a pair of axes (inputs, outputs), or one axes (everything on it)
+    """
+    xs, ys, zs, ms = (_pick_trial(a, trial, n) for a, n in ((x, "x"), (y, "y"), (z, "z"), (mask, "mask")))
+    if ax is None:
+        fig, axs = _axes(None, nrows=2, ncols=1, sharex=True, figsize=(6, 4.5), squeeze=False,
+                         layout="constrained")
+    else:
+        n_given = len(np.ravel(np.asarray(ax, dtype=object)))
+        fig, axs = _axes(ax, n_given)
+        if n_given not in (1, 2):
+            raise ParameterError(f"ax must be None, one axes or a pair of axes; got {n_given}.")
+    ax_in, ax_out = (axs[0], axs[-1])
+    t = _time(xs.shape[0], dt)
+    for i in range(xs.shape[1]):
+        label = input_names[i] if input_names else f"input {i}"
+        ax_in.plot(t, xs[:, i], lw=1, alpha=0.8 if ax_in is not ax_out else 0.4, label=label)
+    colors = [f"C{(xs.shape[1] + j) % 10}" for j in range(max(_n(ys), _n(zs)))]
+    for j in range(_n(ys)):
+        label = (output_names[j] if output_names else f"output {j}") + " target"
+        ax_out.plot(t, ys[:, j], ls="--", color=colors[j], lw=1.5, label=label)
+    for j in range(_n(zs)):
+        label = (output_names[j] if output_names else f"output {j}")
+        ax_out.plot(t, zs[:, j], color=colors[j], lw=2, label=label)
+    if ms is not None:
+        off = np.all(np.asarray(ms).reshape(ms.shape[0], -1) == 0, axis=1)  # (T,)
+        for a in {ax_in, ax_out}:
+            _shade(a, t, off, dt)
+    ax_in.set_ylabel("input")
+    ax_out.set_ylabel("output")
+    ax_out.set_xlabel("time (ms)" if dt is not None else "time step")
+    for a in {ax_in, ax_out}:
+        a.legend(loc="upper left", fontsize="small", frameon=False)
+    if title:
+        ax_in.set_title(title)
+    return fig
+
+
+def _n(a):
+    return 0 if a is None else a.shape[1]
+
+
+def _shade(ax, t, off, dt):
+    """Grey spans over the runs of True in ``off`` (masked-out steps)."""
+    step = dt if dt is not None else 1
+    edges = np.diff(np.r_[0, off.astype(int), 0])
+    for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        ax.axvspan(t[s] - step / 2, t[e - 1] + step / 2, color="0.85", zorder=0, lw=0,
+                   label="masked" if s == np.flatnonzero(edges == 1)[0] else None)
+
+
+# ----------------------------------------------------------------------------- Fig. 2B: psychometric
+
+
+def plot_psychometric(fit=None, *, x=None, p=None, n=None, ax=None, color="k", label=None, show_ci=False):
+    """Choice probability (points, binomial standard error) and the fitted curve.
+
+    Parameters
+    ----------
+    fit : PsychometricFit, optional   draws its data and its curve
+    x, p, n : arrays, optional        data points instead of (or besides) a fit's
+    show_ci : bool                    draw the fitted threshold ``mu`` with its confidence interval
+    """
+    if fit is None and x is None:
+        raise ParameterError("plot_psychometric needs a PsychometricFit or data points x=, p=.")
+    fig, (a,) = _axes(ax, 1)
+    if x is None:
+        x, p, n = fit.levels, fit.p, fit.n
+    x = np.asarray(x, dtype=float)
+    p = np.asarray(p, dtype=float)
+    yerr = None if n is None else np.sqrt(p * (1 - p) / np.maximum(np.asarray(n, float), 1))
+    a.errorbar(x, p, yerr=yerr, fmt="o", color=color, ms=5, capsize=2, label=label or "data")
+    if fit is not None:
+        xx = np.linspace(x.min(), x.max(), 300)
+        pr = fit.params
+        a.plot(xx, fit.predict(xx), color=color, lw=2,
+               label=f"{fit.kind} fit (mu={pr['mu']:.3g}, sigma={pr['sigma']:.3g}, "
+                     f"gamma={pr['gamma']:.2g}, lambda={pr['lambda']:.2g})")
+        if show_ci and np.all(np.isfinite(fit.ci["mu"])):
+            a.axvspan(*fit.ci["mu"], color=color, alpha=0.15, lw=0)
+    a.axhline(0.5, color="0.7", lw=0.8, ls=":")
+    a.set_ylim(-0.02, 1.02)
+    a.set_xlabel("signed coherence")
+    a.set_ylabel("P(choice 1)")
+    a.legend(loc="upper left", fontsize="small", frameon=False)
+    return fig
+
+
+# ----------------------------------------------------------------------------- Fig. 2C: unit traces
+
+
+def plot_unit_traces(data, conditions, units=(0, 1, 2), *, correct=None, dt=None, ax=None,
+                     cmap="coolwarm", condition_name="condition"):
+    """Condition-averaged activity of ``units``, one panel per unit, one line per condition.
+
+    data : (B, T, N) rates or states; conditions : (B,) labels; correct : (B,) bool, optional.
+    ax : None or ``len(units)`` axes.
+    """
+    from .analysis.pca import condition_average
+
+    plt = _plt()
+    units = list(np.atleast_1d(units))
+    labels, means, counts = condition_average(data, conditions, correct)
+    fig, axs = _axes(ax, len(units)) if ax is not None else _axes(
+        None, nrows=1, ncols=len(units), figsize=(3.2 * len(units), 3), squeeze=False, sharey=False,
+        layout="constrained")
+    colors = plt.get_cmap(cmap)(np.linspace(0, 1, len(labels)))
+    t = _time(means.shape[1], dt)
+    for a, u in zip(axs, units):
+        for c, lab in enumerate(labels):
+            a.plot(t, means[c, :, u], color=colors[c], lw=1.5, label=f"{condition_name}={_fmt(lab)}")
+        a.set_title(f"unit {u}")
+        a.set_xlabel("time (ms)" if dt is not None else "time step")
+    axs[0].set_ylabel("activity")
+    axs[-1].legend(fontsize="x-small", frameon=False, loc="best")
+    return fig
+
+
+def _fmt(lab):
+    lab = np.atleast_1d(lab)
+    return ",".join(f"{v:.3g}" if np.issubdtype(np.asarray(v).dtype, np.floating) else str(v) for v in lab)
+
+
+# ----------------------------------------------------------------------------- Fig. 2D: PC trajectories
+
+
+def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=None, n_dims=2,
+                         ax=None, cmap="coolwarm", fixed_point_proj=None):
+    """Trajectories (C, T, N) in the space of their first principal components, with fixed points.
+
+    Parameters
+    ----------
+    trajectories : (C, T, N)   e.g. condition averages of the states
+    pca : PCA, optional        axes to project on (default: fitted on ``trajectories``)
+    fixed_points : FixedPoints or (n, N) array, optional
+        Drawn as filled black dots (stable) and open circles (unstable).
+    labels : (C,) optional     legend entries
+    n_dims : 2 or 3
+    """
+    from .analysis.pca import pca as fit_pca
+
+    plt = _plt()
+    if n_dims not in (2, 3):
+        raise ParameterError(f"The 'n_dims' parameter must be 2 or 3. Got {n_dims!r} instead.")
+    X = np.asarray(trajectories, dtype=float)
+    if X.ndim == 2:
+        X = X[None]
+    if X.ndim != 3:
+        raise ShapeError(f"trajectories has shape {X.shape}; it must be (C, T, N) or (T, N).")
+    p = pca if pca is not None else fit_pca(X, n_components=min(n_dims, X.shape[-1]))
+    Z = p.transform(X, n_dims)  # (C, T, k)
+    if ax is None:
+        fig = plt.figure(figsize=(5, 4.5))
+        a = fig.add_subplot(111, projection="3d" if n_dims == 3 else None)
+    else:
+        fig, (a,) = _axes(ax, 1)
+    colors = plt.get_cmap(cmap)(np.linspace(0, 1, Z.shape[0]))
+    for c in range(Z.shape[0]):
+        lab = None if labels is None else _fmt(labels[c])
+        a.plot(*Z[c].T, color=colors[c], lw=1.5, label=lab)
+        a.scatter(*Z[c, :1].T, color=colors[c], marker="^", s=25)  # start
+    if fixed_points is not None:
+        xs = getattr(fixed_points, "xstar", fixed_points)
+        stable = getattr(fixed_points, "stable", np.ones(len(xs), bool))
+        F = p.transform(np.asarray(xs, dtype=float), n_dims)
+        if np.any(stable):
+            a.scatter(*F[stable].T, s=50, c="k", marker="o", zorder=5, label="stable fixed point")
+        if np.any(~stable):
+            a.scatter(*F[~stable].T, s=50, facecolors="none", edgecolors="k", marker="o", zorder=5,
+                      label="unstable fixed point")
+    evr = p.explained_variance_ratio
+    a.set_xlabel(f"PC1 ({100 * evr[0]:.0f}%)")
+    a.set_ylabel(f"PC2 ({100 * evr[1]:.0f}%)" if len(evr) > 1 else "PC2")
+    if n_dims == 3 and hasattr(a, "set_zlabel"):
+        a.set_zlabel(f"PC3 ({100 * evr[2]:.0f}%)" if len(evr) > 2 else "PC3")
+    if labels is not None or fixed_points is not None:
+        a.legend(fontsize="x-small", frameon=False)
+    return fig
+
+
+# ----------------------------------------------------------------------------- Fig. 4: weights
+
+
+def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_rec", "W_out")):
+    """Heat maps of ``W_in``, ``W_rec``, ``W_out``; masked-out entries blank (NaN in the image).
+
+    With Dale's principle (``dale_ratio`` not None, or a ``Dale_rec`` with negative entries, or
+    ``signs`` given) the columns of presynaptic excitatory units are drawn in reds and inhibitory
+    ones in blues (intensity = |weight|). Otherwise a diverging map (blue < 0 < red).
+
+    Parameters
+    ----------
+    weights : dict as ``model.get_weights()`` returns, or a model
+    signs : (N_rec,) +1/-1, optional   E/I label of each recurrent unit
+    ax : None or 3 axes (one per matrix in ``names``)
+    """
+    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
+    w = weights.get_weights() if hasattr(weights, "get_weights") else weights
+    mask_key = {"W_in": "input_connectivity", "W_rec": "rec_connectivity", "W_out": "output_connectivity"}
+    s = _signs(w, signs)
+    names = [nm for nm in names if nm in w]
+    if ax is None:
+        widths = [np.asarray(w[nm]).shape[1] + 3 for nm in names]  # + room for a colour bar
+        fig, axs = _axes(None, nrows=1, ncols=len(names), figsize=(3 + 0.25 * sum(widths), 4), squeeze=False,
+                         gridspec_kw={"width_ratios": widths}, layout="constrained")
+    else:
+        fig, axs = _axes(ax, len(names))
+    for a, nm in zip(axs, names):
+        W = np.array(w[nm], dtype=float)
+        if W.ndim != 2:
+            raise ShapeError(f"{nm} has shape {W.shape}; plot one network's 2-D weights (pick W[k] of an ensemble).")
+        M = w.get(mask_key.get(nm))
+        if M is not None:
+            W = np.where(np.asarray(M) != 0, W, np.nan)  # masked entries blank
+        vm = vmax or (np.nanmax(np.abs(W)) if np.any(np.isfinite(W)) else 1.0) or 1.0
+        ei = s is not None and nm in ("W_rec", "W_out") and W.shape[1] == s.size
+        if ei:
+            E = np.where(s[None, :] > 0, np.abs(W), np.nan)
+            I = np.where(s[None, :] < 0, np.abs(W), np.nan)
+            for arr, cm in ((E, "Reds"), (I, "Blues")):
+                cmap = plt.get_cmap(cm).copy()
+                cmap.set_bad(alpha=0)
+                im = a.imshow(arr, cmap=cmap, vmin=0, vmax=vm, interpolation="nearest")
+                if cm == "Reds":  # one bar: the blue scale is the same, |w| from 0 to vmax
+                    fig.colorbar(im, ax=a, shrink=0.6, label="|w|")
+            a.set_title(f"{nm} (E red, I blue)")
+        else:
+            cmap = plt.get_cmap("RdBu_r").copy()
+            cmap.set_bad(alpha=0)
+            im = a.imshow(W, cmap=cmap, vmin=-vm, vmax=vm, interpolation="nearest")
+            a.set_title(nm)
+            fig.colorbar(im, ax=a, shrink=0.6)
+        a.set_xlabel("from (pre)")
+        a.set_ylabel("to (post)")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
+def _signs(w, signs):
+    if signs is not None:
+        return np.sign(np.asarray(signs, dtype=float)).ravel()
+    D = w.get("Dale_rec")
+    if D is not None:
+        d = np.diag(np.asarray(D, dtype=float))
+        if np.any(d < 0) or w.get("dale_ratio") is not None:
+            return np.sign(d)
+    if w.get("dale_ratio") is not None and "W_rec" in w:
+        N = np.asarray(w["W_rec"]).shape[-1]
+        n_e = int(float(w["dale_ratio"]) * N)
+        return np.where(np.arange(N) < n_e, 1.0, -1.0)
+    return None
+
+
+# ----------------------------------------------------------------------------- Fig. 5D: training
+
+
+def plot_training(losses, accuracy=None, *, iterations=None, stages=None, stage_starts=None,
+                  stage_names=None, ax=None, log_loss=True):
+    """Loss (left axis) and accuracy (right axis) over training, with curriculum stage boundaries.
+
+    Parameters
+    ----------
+    losses : (n,)            one value per recorded iteration
+    accuracy : (m,), optional   plotted against ``iterations`` when m == n, else spread evenly
+    iterations : (n,), optional   x values of ``losses`` (default 0..n-1)
+    stages : (n,), optional   curriculum stage of each record; a dashed line where it changes
+    stage_starts : list of iterations, optional   where each later stage begins (instead of ``stages``)
+    stage_names : list of str, optional   one label per stage (default "stage k")
+    """
+    L = np.asarray(losses, dtype=float).ravel()
+    it = np.arange(L.size) if iterations is None else np.asarray(iterations, dtype=float).ravel()
+    if it.size != L.size:
+        raise ShapeError(f"iterations has {it.size} entries but losses has {L.size}.")
+    if stages is not None and stage_starts is not None:
+        raise ParameterError("Give either stages (one per record) or stage_starts, not both.")
+    fig, (a,) = _axes(ax, 1)
+    a.plot(it, L, color="k", lw=1.2, label="loss")
+    if log_loss and np.all(L[np.isfinite(L)] > 0):
+        a.set_yscale("log")
+    a.set_xlabel("iteration")
+    a.set_ylabel("loss")
+    handles, labels = a.get_legend_handles_labels()
+    if accuracy is not None:
+        acc = np.asarray(accuracy, dtype=float).ravel()
+        ita = it if acc.size == L.size else np.linspace(it[0], it[-1], acc.size)
+        a2 = a.twinx()
+        a2.plot(ita, acc, color="tab:green", lw=1.5, label="accuracy")
+        a2.set_ylabel("accuracy", color="tab:green")
+        a2.set_ylim(-0.02, 1.02)
+        h2, l2 = a2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    if stages is not None:
+        st = np.asarray(stages).ravel()
+        if st.size != L.size:
+            raise ShapeError(f"stages has {st.size} entries but losses has {L.size}; give one stage per record.")
+        change = np.flatnonzero(st[1:] != st[:-1]) + 1
+        bounds, ids = it[change], [st[0], *st[change]]
+    elif stage_starts is not None:
+        bounds = np.asarray(stage_starts, dtype=float).ravel()
+        ids = list(range(len(bounds) + 1))
+    if stages is not None or stage_starts is not None:
+        for b in bounds:
+            a.axvline(b, color="tab:purple", ls="--", lw=1)
+        for k, x0 in enumerate(np.r_[it[0], bounds]):
+            name = stage_names[k] if stage_names is not None and k < len(stage_names) else f"stage {ids[k]}"
+            a.annotate(name, (x0, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                       textcoords="offset points", fontsize="x-small", color="tab:purple")
+    a.legend(handles, labels, loc="center right", fontsize="small", frameon=False)
+    return fig
