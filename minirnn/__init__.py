@@ -10,6 +10,8 @@ from .errors import (MinirnnError, MissingDependencyError, NonFiniteError, Param
                      WeightsFileError)
 from .models import RNN, Basic
 from .nn.initializers import AlphaIdentity, GaussianSpectralRadius, WeightInitializer
+from .testing import check_grads, gradcheck
+from .train.curriculum import Curriculum, default_metric
 
 try:  # tasks are written in parallel; keep the package importable meanwhile
     from .tasks import Task
@@ -18,4 +20,5 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["Basic", "RNN", "Task", "WeightInitializer", "GaussianSpectralRadius", "AlphaIdentity",
            "describe_params", "MinirnnError", "ParameterError", "ShapeError", "NonFiniteError",
-           "WeightsFileError", "MissingDependencyError"]
+           "WeightsFileError", "MissingDependencyError", "Curriculum", "default_metric", "gradcheck",
+           "check_grads"]

@@ -299,15 +299,13 @@ def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_r
             E = np.where(s[None, :] > 0, np.abs(W), np.nan)
             I = np.where(s[None, :] < 0, np.abs(W), np.nan)
             for arr, cm in ((E, "Reds"), (I, "Blues")):
-                cmap = plt.get_cmap(cm).copy()
-                cmap.set_bad(alpha=0)
+                cmap = plt.get_cmap(cm).with_extremes(bad=(0, 0, 0, 0))  # masked: transparent
                 im = a.imshow(arr, cmap=cmap, vmin=0, vmax=vm, interpolation="nearest")
                 if cm == "Reds":  # one bar: the blue scale is the same, |w| from 0 to vmax
                     fig.colorbar(im, ax=a, shrink=0.6, label="|w|")
             a.set_title(f"{nm} (E red, I blue)")
         else:
-            cmap = plt.get_cmap("RdBu_r").copy()
-            cmap.set_bad(alpha=0)
+            cmap = plt.get_cmap("RdBu_r").with_extremes(bad=(0, 0, 0, 0))
             im = a.imshow(W, cmap=cmap, vmin=-vm, vmax=vm, interpolation="nearest")
             a.set_title(nm)
             fig.colorbar(im, ax=a, shrink=0.6)

@@ -255,7 +255,7 @@ def find_fixed_points(
     tol_q=1e-20,
     max_q=1e-12,
     tol_unique=1e-6,
-    lbfgs_iters=500,
+    lbfgs_iters=100,
     newton_iters=50,
     dt=1.0,
     chunk=None,

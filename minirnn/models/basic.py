@@ -164,7 +164,9 @@ class Basic(RNN):
         if perturb is not None and getattr(perturb, "inject", None) is not None:
             drive = drive + perturb.inject
         noise = None
-        if noise_rng is not None and self.has_noise:
+        if hasattr(noise_rng, "shape"):  # explicit standard normals (*lead, T, B, N_rec): equivalence tests
+            noise = self.xp.asarray(noise_rng, dtype=self.dtype)
+        elif noise_rng is not None and self.has_noise:
             noise = self._draw_noise(noise_rng, T, B)
         forward = self.backend.kernels.get("rate_forward", rate.recur_forward)
         X = forward(W["W_rec"], drive, W["init_state"], self.alpha, self.noise_scale, noise, act, perturb)

@@ -126,7 +126,7 @@ def _all_finite(xp, arrays) -> bool:
     return all(bool(xp.isfinite(a).all()) for a in arrays)
 
 
-def train(model, source, train_params=None):
+def train(model, source, train_params=None, *, resume=None):
     """Train ``model`` on batches from ``source``; PsychRNN's ``train`` semantics.
 
     Parameters
@@ -134,6 +134,9 @@ def train(model, source, train_params=None):
     model : a minirnn model (``Basic``, ``LSTM``, ...).
     source : a Task, an iterator of ``(x, y, mask, trial_params)``, or None with a curriculum.
     train_params : dict, see ``minirnn.describe_params()``; unknown keys are errors.
+    resume : a checkpoint path (or :func:`minirnn.train.checkpoint.load_checkpoint`'s dict) written by
+        an interrupted call with the same model params, task and train_params: training continues
+        from it and ends where the uninterrupted call would have (bit for bit on numpy).
 
     Returns
     -------
@@ -163,21 +166,30 @@ def train(model, source, train_params=None):
     n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
     keep = _fixed_keep_masks(model, tp["fixed_weights"])
     optimizer = model.optimizer = _resolve_optimizer(model, tp)
+    epoch0, finished, resumed_active = _resume(model, resume, batches, curriculum, optimizer)  # 0, False, None
+    if curriculum is not None and resume is not None and batches.tasks is None:
+        batches = BatchSource(curriculum.tasks[curriculum.stage], model)
     xp, n_lead = model.xp, len(model.lead)
     # per-network "still training" flags: a network that reaches performance_cutoff stops updating
     active = np.ones(model.lead, dtype=bool) if n_lead else None
+    if active is not None and resumed_active is not None:
+        active[...] = resumed_active  # networks that had reached performance_cutoff stay stopped
     history = model.history = model.history or {"loss": [], "update": [], "performance": [], "stages": []}
-    first_update = len(history["loss"])
-    losses = []
+    first_update = len(history["loss"]) - epoch0
+    losses = _losses_so_far(history, first_update, epoch0, int(tp["loss_epoch"]))
     initialization_time = time.perf_counter() - t_start
 
-    progress = _progress_bar(n_updates, tp["verbosity"])
+    progress = _progress_bar(n_updates, tp["verbosity"], initial=epoch0)
+    checkpointer = _start_checkpointing(model, tp, lambda: _checkpoint_tasks(batches, curriculum), curriculum,
+                                        active)  # None without checkpoint_path
     t_loop = time.perf_counter()
+    epoch = epoch0
     try:
-        for epoch in range(1, n_updates + 1):
+        for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
             x, y, mask = model._check_batch(x, y, mask)
-            value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are checked below
+                value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
             if not _all_finite(xp, [value]):
                 last = history["loss"][-1] if history["loss"] else float("nan")
@@ -203,9 +215,7 @@ def train(model, source, train_params=None):
             if epoch % int(tp["loss_epoch"]) == 0:
                 losses.append(history["loss"][-1])
                 logger.info("Iter %d, Minibatch Loss= %s", epoch * N_batch, history["loss"][-1])
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{np.mean(history['loss'][-1]):.4g}", refresh=False)
+            _show_progress(progress, history)
 
             if curriculum is not None and epoch % int(curriculum.metric_epoch) == 0:
                 cx, cy, cmask, _ = batches.next()
@@ -235,21 +245,92 @@ def train(model, source, train_params=None):
                         logger.info("performance %s reached the cutoff %s at update %d", performance,
                                     tp["performance_cutoff"], update_index)
                         break
+            if checkpointer is not None:
+                checkpointer.after_update(epoch)  # every checkpoint_epoch updates, and on SIGINT/SIGTERM
     finally:
         if progress is not None:
             progress.close()
+        if checkpointer is not None:
+            checkpointer.close()
     training_time = time.perf_counter() - t_loop
+    if checkpointer is not None:
+        checkpointer.save(epoch, finished=True)
+        checkpointer.raise_if_interrupted()
     if tp["save_weights_path"] is not None:
         model.save(tp["save_weights_path"])
     return losses, training_time, initialization_time
 
 
-def _progress_bar(total, verbosity):
-    """A tqdm bar on stderr when ``verbosity`` is on and stderr is a terminal."""
+def _progress_bar(total, verbosity, initial=0):
+    """A tqdm bar on stderr when ``verbosity`` is on and stderr is a terminal (from ``initial`` on resume)."""
     if not verbosity:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is a core dependency; this only guards a broken install
         return None
-    return tqdm(total=total, disable=None, desc="training", unit="update", leave=False)
+    return tqdm(total=total, initial=initial, disable=None, desc="training", unit="update", leave=False)
+
+
+# ---- checkpoints and resume (issue 5), kept apart from the loop above ------------------------------
+
+
+def _checkpoint_tasks(batches, curriculum) -> list:
+    """The Tasks whose streams a checkpoint saves: an ensemble's per-network copies, every
+    curriculum task, or the task; none for a plain generator (its state cannot be saved)."""
+    if batches.tasks is not None:
+        return list(batches.tasks)
+    if curriculum is not None:
+        return list(curriculum.tasks)
+    return [batches.task] if batches.task is not None else []
+
+
+def _start_checkpointing(model, tp, tasks, curriculum, active):
+    """A :class:`~minirnn.train.checkpoint.Checkpointer` with SIGINT/SIGTERM handlers installed,
+    or None when ``checkpoint_path`` is not set."""
+    if tp["checkpoint_path"] is None:
+        return None
+    from .checkpoint import Checkpointer
+
+    return Checkpointer(model, tp["checkpoint_path"], tp["checkpoint_epoch"], tasks=tasks,
+                        curriculum=curriculum, active=active).install()
+
+
+def _resume(model, resume, batches, curriculum, optimizer):
+    """Restore a checkpoint (path or loaded dict) into the model, its tasks and ``optimizer``.
+
+    Returns ``(epoch0, finished, active)``: updates already done in the interrupted call, whether it
+    had ended, and the saved per-network flags (or None). ``(0, False, None)`` when ``resume`` is None.
+    """
+    if resume is None:
+        return 0, False, None
+    from .checkpoint import load_checkpoint, restore_checkpoint
+
+    checkpoint = resume if isinstance(resume, dict) else load_checkpoint(resume)
+    tasks = _checkpoint_tasks(batches, curriculum)
+    if not tasks:
+        logger.warning("resuming with a batch generator: its position cannot be restored, so the "
+                       "batches after the checkpoint differ from the interrupted run's")
+        checkpoint = dict(checkpoint, meta=dict(checkpoint["meta"], tasks=[]))
+    epoch0 = restore_checkpoint(model, checkpoint, tasks=tasks, curriculum=curriculum, optimizer=optimizer)
+    active = checkpoint.get("train", {}).get("active")
+    return epoch0, bool(checkpoint["meta"].get("finished", False)), active
+
+
+def _losses_so_far(history, first_update, epoch0, loss_epoch) -> list:
+    """The ``losses`` list the interrupted call had built (every ``loss_epoch``-th update's loss)."""
+    return [history["loss"][first_update + k - 1] for k in range(loss_epoch, epoch0 + 1, loss_epoch)]
+
+
+def _show_progress(progress, history):
+    """Advance the bar by one update; show the latest loss and, once measured, the performance."""
+    if progress is None:
+        return
+    progress.update(1)
+    postfix = {"loss": f"{np.mean(history['loss'][-1]):.4g}"}
+    if history.get("performance"):
+        try:
+            postfix["acc"] = f"{float(np.mean(history['performance'][-1][1])):.3f}"
+        except (TypeError, ValueError):  # a custom performance_measure may return anything
+            pass
+    progress.set_postfix(postfix, refresh=False)

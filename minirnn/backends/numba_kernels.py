@@ -1,0 +1,307 @@
+"""Numba mirrors of :mod:`minirnn.dynamics.rate`: the rate RNN's time loop, forward and backward.
+
+``KERNELS`` replaces ``recur_forward`` / ``recur_backward`` with the same signatures and return
+values (DESIGN.md §6, STYLE.md P6), plus ``standard_normal`` (the same stream as NumPy's, §5).
+
+Each public function is a thin Python wrapper. It validates nothing the reference does not; it
+sends what kernels cannot take (a perturbation, a user ``(f, df)`` pair, a dtype other than
+float32/float64) to the vectorised reference, and otherwise flattens the leading network axes to
+one axis ``K``, broadcasts ``x0``, ``alpha`` and ``noise_scale`` to explicit shapes, makes every
+array C-contiguous and calls a kernel. Inside kernels the transfer function is its integer
+``Activation.code`` (relu 0, tanh 1, sigmoid 2, softplus 3, linear 4).
+
+Two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
+
+- ``N <= WHOLE_LOOP_MAX_N``: one ``@njit`` kernel runs the whole time loop: one ``np.dot`` per step
+  (Numba calls SciPy's BLAS, single-threaded at these sizes) into a scratch buffer, then one fused
+  elementwise pass that forms ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step
+  allocation and no Python per step, which is what costs at small ``N``.
+- larger ``N``: a Python loop of NumPy matmuls (NumPy's BLAS, which threads well; SciPy's
+  OpenBLAS behind Numba's ``np.dot`` collapses with two threads at N = 256) with the same fused
+  elementwise pass as a small ``@njit`` step kernel.
+
+Both give the reference's numbers up to the summation order inside the matmul: the elementwise
+work is done in the reference's order and in the input's dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..dynamics import rate
+
+# Largest N_rec run by the whole-loop kernel (np.dot inside @njit); above it, NumPy matmul per step.
+WHOLE_LOOP_MAX_N = 128
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
+
+
+# ------------------------------------------------------------------ transfer functions by code
+# ``one`` carries the array dtype, so that float32 stays float32 (an int literal would promote).
+
+
+@njit(cache=True, inline="always")
+def _f(code, x, one):
+    zero = one - one
+    if code == RELU:
+        return x if x > zero else zero
+    if code == TANH:
+        return np.tanh(x)
+    if code == SIGMOID:
+        return one / (one + np.exp(-x))
+    if code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
+        return (x if x > zero else zero) + np.log1p(np.exp(-abs(x)))
+    return x
+
+
+@njit(cache=True, inline="always")
+def _df(code, x, one):
+    zero = one - one
+    if code == RELU:
+        return one if x > zero else zero
+    if code == TANH:
+        t = np.tanh(x)
+        return one - t * t
+    if code == SIGMOID:
+        s = one / (one + np.exp(-x))
+        return s * (one - s)
+    if code == SOFTPLUS:
+        return one / (one + np.exp(-x))
+    return one
+
+
+# ------------------------------------------------------------------ fused elementwise steps
+# Shapes: (B, N) for states, (N,) for per-unit parameters.
+
+
+@njit(cache=True, inline="always")
+def _forward_step(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out):
+    """``x_{k+1} = (decay x_k + acc) + (alpha drive_k + ns xi_k)`` and ``r = f(x_{k+1})``."""
+    one = x_out.dtype.type(1)
+    B, N = x_out.shape
+    for b in range(B):
+        for i in range(N):
+            inp = alpha[i] * drive_k[b, i]
+            if has_noise:
+                inp += ns[i] * noise_k[b, i]
+            v = (decay[i] * x_prev[b, i] + acc[b, i]) + inp
+            x_out[b, i] = v
+            r_out[b, i] = _f(code, v, one)
+
+
+@njit(cache=True, inline="always")
+def _backward_step(a, g, x_prev, decay, code, carry_out):
+    """``carry = decay a + f'(x_k) (a @ W_alpha)`` with ``g = a @ W_alpha``."""
+    one = carry_out.dtype.type(1)
+    B, N = a.shape
+    for b in range(B):
+        for i in range(N):
+            carry_out[b, i] = decay[i] * a[b, i] + _df(code, x_prev[b, i], one) * g[b, i]
+
+
+@njit(cache=True, inline="always")
+def _adjoint(dX_k, carry, alpha, a_out, d_drive_k):
+    """``a_{k+1} = dX_k + carry``; ``d_drive_k = alpha a_{k+1}``."""
+    B, N = a_out.shape
+    for b in range(B):
+        for i in range(N):
+            a = dX_k[b, i] + carry[b, i]
+            a_out[b, i] = a
+            d_drive_k[b, i] = alpha[i] * a
+
+
+@njit(cache=True, inline="always")
+def _apply_f(x, code, r_out):
+    one = r_out.dtype.type(1)
+    B, N = x.shape
+    for b in range(B):
+        for i in range(N):
+            r_out[b, i] = _f(code, x[b, i], one)
+
+
+# ------------------------------------------------------------------ whole-loop kernels (small N)
+
+
+@njit(cache=True)
+def _forward_loop(W_alpha_T, drive, x0, alpha, decay, ns, noise, has_noise, code, X):
+    """All K networks, all T steps. ``W_alpha_T: (K, N, N)`` is ``(alpha_i W_ij)^T`` (pre, post)."""
+    K, T, B, N = drive.shape
+    r = np.empty((B, N), drive.dtype)
+    acc = np.empty((B, N), drive.dtype)
+    for n in range(K):
+        _apply_f(x0[n], code, r)
+        for k in range(T):
+            np.dot(r, W_alpha_T[n], acc)
+            x_prev = x0[n] if k == 0 else X[n, k - 1]
+            _forward_step(x_prev, acc, drive[n, k], noise[n, k] if has_noise else drive[n, k],
+                          has_noise, alpha[n], decay[n], ns[n], code, X[n, k], r)
+    return X
+
+
+@njit(cache=True)
+def _backward_loop(W_alpha, X, x0, dX, alpha, decay, code, d_drive, d_x0):
+    """All K networks, all T steps backwards. ``W_alpha: (K, N, N)`` is ``alpha_i W_ij``."""
+    K, T, B, N = X.shape
+    a = np.empty((B, N), X.dtype)
+    g = np.empty((B, N), X.dtype)
+    carry = d_x0  # (K, B, N): the carry of network n lives in d_x0[n]; it ends as dL/dx_0
+    for n in range(K):
+        carry[n, :, :] = 0
+        for k in range(T - 1, -1, -1):
+            _adjoint(dX[n, k], carry[n], alpha[n], a, d_drive[n, k])
+            np.dot(a, W_alpha[n], g)
+            x_prev = x0[n] if k == 0 else X[n, k - 1]
+            _backward_step(a, g, x_prev, decay[n], code, carry[n])
+    return d_drive, d_x0
+
+
+# ------------------------------------------------------------------ step kernels (large N)
+
+
+@njit(cache=True)
+def _forward_step_kernel(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out):
+    _forward_step(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out)
+
+
+@njit(cache=True)
+def _f_kernel(x, code, r_out):
+    _apply_f(x, code, r_out)
+
+
+@njit(cache=True)
+def _backward_step_kernel(a, g, x_prev, decay, code, carry_out, dX_prev, alpha, a_next, d_drive_prev, last):
+    """One backward step fused with the next adjoint: carry, then ``a_k = dX_{k-1} + carry``."""
+    _backward_step(a, g, x_prev, decay, code, carry_out)
+    if not last:
+        _adjoint(dX_prev, carry_out, alpha, a_next, d_drive_prev)
+
+
+def _forward_matmul(W_alpha_T, drive, x0, alpha, decay, ns, noise, has_noise, code, X):
+    K, T, B, N = drive.shape
+    r = np.empty((B, N), drive.dtype)
+    acc = np.empty((B, N), drive.dtype)
+    for n in range(K):
+        _f_kernel(x0[n], code, r)
+        for k in range(T):
+            np.matmul(r, W_alpha_T[n], out=acc)
+            x_prev = x0[n] if k == 0 else X[n, k - 1]
+            _forward_step_kernel(x_prev, acc, drive[n, k], noise[n, k] if has_noise else drive[n, k],
+                                 has_noise, alpha[n], decay[n], ns[n], code, X[n, k], r)
+    return X
+
+
+def _backward_matmul(W_alpha, X, x0, dX, alpha, decay, code, d_drive, d_x0):
+    K, T, B, N = X.shape
+    a, a_next = np.empty((B, N), X.dtype), np.empty((B, N), X.dtype)
+    g = np.empty((B, N), X.dtype)
+    for n in range(K):
+        # a_T = dX_{T-1} (no carry after the last step)
+        a[...] = dX[n, T - 1]
+        np.multiply(alpha[n], a, out=d_drive[n, T - 1])
+        for k in range(T - 1, -1, -1):
+            np.matmul(a, W_alpha[n], out=g)
+            x_prev = x0[n] if k == 0 else X[n, k - 1]
+            last = k == 0
+            j = k - 1 if k else 0
+            _backward_step_kernel(a, g, x_prev, decay[n], code, d_x0[n], dX[n, j], alpha[n], a_next,
+                                  d_drive[n, j], last)
+            a, a_next = a_next, a
+    return d_drive, d_x0
+
+
+# ------------------------------------------------------------------ dispatch
+
+
+def _kernel_dtype(*arrays):
+    dtype = np.result_type(*arrays)
+    return dtype if dtype in _KERNEL_DTYPES else None
+
+
+def _flat(a, lead, tail, dtype):
+    """``a`` broadcast to ``(*lead, *tail)``, as a C-contiguous ``(K, *tail)`` array of ``dtype``."""
+    K = int(np.prod(lead, dtype=np.int64))
+    return np.ascontiguousarray(np.broadcast_to(a, (*lead, *tail)), dtype=dtype).reshape(K, *tail)
+
+
+def _common(W_rec_eff, x0, alpha, lead, B, N, dtype):
+    """Flattened W_alpha ``(K, N, N)``, x0 ``(K, B, N)``, alpha and decay ``(K, N)``."""
+    W = np.broadcast_to(W_rec_eff, (*lead, N, N)).astype(dtype, copy=False)
+    al = np.broadcast_to(alpha, (*lead, 1, N)).astype(dtype, copy=False)
+    W_alpha = rate.mT(al) * W  # alpha_i W_ij, as the reference forms it
+    alpha_f = _flat(al, lead, (1, N), dtype).reshape(-1, N)
+    decay = (1 - alpha_f).astype(dtype, copy=False)
+    return W_alpha, _flat(x0, lead, (B, N), dtype), alpha_f, decay
+
+
+def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=None, perturb=None):
+    """:func:`minirnn.dynamics.rate.recur_forward`, with the time loop compiled (same arguments)."""
+    has_noise = noise is not None
+    parts = (W_rec_eff, drive, x0, alpha) + ((noise_scale, noise) if has_noise else ())
+    dtype = _kernel_dtype(*parts) if all(isinstance(p, np.ndarray) for p in parts) else None
+    if perturb is not None or act is None or act.code is None or dtype is None:
+        return rate.recur_forward(W_rec_eff, drive, x0, alpha, noise_scale, noise, act, perturb)
+    *lead, T, B, N = drive.shape
+    lead = tuple(lead)
+    W_alpha, x0_f, alpha_f, decay = _common(W_rec_eff, x0, alpha, lead, B, N, dtype)
+    W_alpha_T = np.ascontiguousarray(rate.mT(W_alpha)).reshape(-1, N, N)
+    drive_f = _flat(drive, lead, (T, B, N), dtype)
+    if has_noise:
+        ns = _flat(noise_scale, lead, (1, N), dtype).reshape(-1, N)
+        noise_f = _flat(noise, lead, (T, B, N), dtype)
+    else:
+        ns, noise_f = alpha_f, drive_f  # not read
+    X = np.empty(drive_f.shape, dtype)
+    if T > 0 and B > 0 and N > 0:
+        loop = _forward_loop if N <= WHOLE_LOOP_MAX_N else _forward_matmul
+        loop(W_alpha_T, drive_f, x0_f, alpha_f, decay, ns, noise_f, has_noise, act.code, X)
+    return X.reshape(*lead, T, B, N)
+
+
+def rate_backward(W_rec_eff, X, x0, dX, alpha, act):
+    """:func:`minirnn.dynamics.rate.recur_backward`, with the time loop compiled (same arguments)."""
+    parts = (W_rec_eff, X, x0, dX, alpha)
+    dtype = _kernel_dtype(*parts) if all(isinstance(p, np.ndarray) for p in parts) else None
+    if act is None or act.code is None or dtype is None:
+        return rate.recur_backward(W_rec_eff, X, x0, dX, alpha, act)
+    *lead, T, B, N = X.shape
+    lead = tuple(lead)
+    W_alpha, x0_f, alpha_f, decay = _common(W_rec_eff, x0, alpha, lead, B, N, dtype)
+    W_alpha = np.ascontiguousarray(W_alpha).reshape(-1, N, N)
+    X_f = _flat(X, lead, (T, B, N), dtype)
+    dX_f = _flat(dX, lead, (T, B, N), dtype)
+    d_drive = np.empty(X_f.shape, dtype)
+    d_x0 = np.zeros(x0_f.shape, dtype)
+    if T > 0 and B > 0 and N > 0:
+        loop = _backward_loop if N <= WHOLE_LOOP_MAX_N else _backward_matmul
+        loop(W_alpha, X_f, x0_f, dX_f, alpha_f, decay, act.code, d_drive, d_x0)
+    return d_drive.reshape(*lead, T, B, N), d_x0.reshape(*lead, B, N)
+
+
+# ------------------------------------------------------------------ noise
+
+
+@njit(cache=True)
+def _standard_normal_f32(rng, n):
+    return rng.standard_normal(n, dtype=np.float32)
+
+
+@njit(cache=True)
+def _standard_normal_f64(rng, n):
+    return rng.standard_normal(n)
+
+
+def standard_normal(rng, shape, dtype=np.float64):
+    """``rng.standard_normal(shape, dtype=dtype)``: the same numbers, and the same state after."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    if dtype == np.float32:
+        return _standard_normal_f32(rng, n).reshape(shape)
+    if dtype == np.float64:
+        return _standard_normal_f64(rng, n).reshape(shape)
+    return rng.standard_normal(shape, dtype=dtype)
+
+
+KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "standard_normal": standard_normal}

@@ -1,0 +1,370 @@
+"""Checkpoints: everything a training run needs to continue bit for bit (DESIGN.md §5, §7; STYLE P14).
+
+A checkpoint is one ``.npz`` file, separate from the weights file, written atomically
+(:func:`minirnn.io.atomic_savez`: a kill at any moment leaves the old file or the new one)::
+
+    raw/<name>          raw parameters (model dtype; an ensemble keeps its leading axes)
+    mask/<name>         connectivity masks of the constrained weights
+    optimizer/<key>     optimizer.state_dict() (its keys contain "/": hence the prefix)
+    history/loss        (n,) or (n, K) objective of every update so far
+    history/update      (n,) update index of each entry
+    checkpoint          one JSON string: format, version, update counter, the epoch reached in the
+                        current train() call, bit_generator.state of rng_init / rng_noise / rng_eval,
+                        task.state_dict() (every curriculum task's, when there is a curriculum), the
+                        curriculum's stage and metric values, performance records, stages.
+
+Restoring (``restore_checkpoint``) puts every piece back in place on an already built model of the
+same configuration, so the next update draws the same batch and the same noise, and Adam takes the
+same step, as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ..errors import ParameterError, WeightsFileError
+
+FORMAT = "minirnn-checkpoint"
+VERSION = 1
+
+
+# ---------------------------------------------------------------------------- JSON helpers
+
+
+def _jsonable(value):
+    """Plain Python for JSON: arrays -> lists, NumPy scalars -> numbers; others as their repr."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def write_json_atomic(path, obj) -> str:
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    import tempfile
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    text = json.dumps(obj, indent=1, allow_nan=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_json(path, what="JSON file") -> dict:
+    """Read a JSON object; a missing, truncated or corrupt file raises WeightsFileError naming it."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} {path!r} does not exist")
+    try:
+        with open(path) as fh:
+            obj = json.load(fh)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WeightsFileError(f"{what} {path!r} is not valid JSON (truncated or corrupt): {exc}") from None
+    if not isinstance(obj, dict):
+        raise WeightsFileError(f"{what} {path!r} holds JSON but not an object.")
+    return obj
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
+    """The arrays of a checkpoint of ``model`` (see the module docstring).
+
+    Parameters
+    ----------
+    model : a minirnn model (raw, masks, optimizer, history, rng_init / rng_noise / rng_eval).
+    epoch : int, the number of updates done in the current ``train()`` call.
+    tasks : sequence of Tasks whose streams to save (the task, or every curriculum task).
+    curriculum : the Curriculum, or None.
+    """
+    host = model.backend.to_host
+    arrays = {f"raw/{k}": np.array(host(v)) for k, v in model.raw.items()}
+    arrays.update({f"mask/{k}": np.array(host(v)) for k, v in getattr(model, "masks", {}).items()})
+    if model.optimizer is not None:
+        for key, value in model.optimizer.state_dict().items():
+            arrays[f"optimizer/{key}"] = np.asarray(value)
+    history = model.history or {"loss": [], "update": [], "performance": [], "stages": []}
+    arrays["history/loss"] = np.asarray(history["loss"], dtype=np.float64)
+    arrays["history/update"] = np.asarray(history["update"], dtype=np.int64)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_class": type(model).__name__,
+        "dtype": str(model.dtype),
+        "update": int(history["update"][-1]) if history["update"] else 0,
+        "epoch": int(epoch),
+        "rng": {name: getattr(model, name).bit_generator.state for name in ("rng_init", "rng_noise", "rng_eval")},
+        "tasks": [t.state_dict() if hasattr(t, "state_dict") else None for t in tasks],
+        "curriculum": None if curriculum is None else {
+            "stage": int(curriculum.stage),
+            "stop_training": bool(getattr(curriculum, "stop_training", False)),
+            "metric_values": _jsonable(getattr(curriculum, "metric_values", [])),
+        },
+        "performance": _jsonable(history.get("performance", [])),
+        "stages": _jsonable(history.get("stages", [])),
+    }
+    arrays["checkpoint"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def save_checkpoint(path, model, *, epoch: int, tasks=(), curriculum=None) -> str:
+    """Write a checkpoint of ``model`` to ``path`` (``.npz`` appended when missing), atomically."""
+    from ..io import atomic_savez
+
+    return atomic_savez(path, checkpoint_arrays(model, epoch=epoch, tasks=tasks, curriculum=curriculum))
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint file.
+
+    Returns
+    -------
+    dict with ``raw``, ``mask``, ``optimizer`` (name -> array dicts), ``history`` (loss, update
+    lists), ``meta`` (the JSON record) and ``path``.
+
+    Raises
+    ------
+    FileNotFoundError : no such file.
+    WeightsFileError : truncated, corrupt, or not a minirnn checkpoint (the message names the file).
+    """
+    from ..io import read_npz
+
+    arrays = read_npz(path)
+    name = os.fspath(path)
+    if "checkpoint" not in arrays:
+        raise WeightsFileError(f"{name!r} is not a minirnn checkpoint (no 'checkpoint' entry; a weights "
+                               f"file? keys: {sorted(arrays)[:8]}).")
+    try:
+        meta = json.loads(str(arrays["checkpoint"]))
+    except ValueError as exc:
+        raise WeightsFileError(f"{name!r}: the 'checkpoint' entry is not valid JSON ({exc}).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightsFileError(f"{name!r} is not a minirnn checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r}).")
+    if int(meta.get("version", 0)) > VERSION:
+        raise WeightsFileError(f"{name!r} is a checkpoint of format version {meta['version']}; this minirnn "
+                               f"reads versions <= {VERSION}. Upgrade minirnn.")
+    for key in ("epoch", "rng", "tasks"):
+        if key not in meta:
+            raise WeightsFileError(f"{name!r}: the checkpoint record lacks {key!r}.")
+    out = {"path": name, "meta": meta, "raw": {}, "mask": {}, "optimizer": {}, "train": {}}
+    for key, value in arrays.items():
+        head, _, rest = key.partition("/")
+        if head in ("raw", "mask", "optimizer", "train"):
+            out[head][rest] = value
+    if not out["raw"]:
+        raise WeightsFileError(f"{name!r}: the checkpoint holds no raw parameters.")
+    loss = arrays.get("history/loss", np.zeros(0))
+    out["history"] = {
+        "loss": [float(v) if np.ndim(v) == 0 else np.asarray(v) for v in loss],
+        "update": [int(v) for v in arrays.get("history/update", np.zeros(0, dtype=np.int64))],
+        "performance": [tuple(p) if isinstance(p, list) else p for p in meta.get("performance", [])],
+        "stages": list(meta.get("stages", [])),
+    }
+    if len(out["history"]["loss"]) != len(out["history"]["update"]):
+        raise WeightsFileError(f"{name!r}: history/loss and history/update differ in length.")
+    return out
+
+
+def _optimizer_state(flat: dict) -> dict:
+    """``optimizer/...`` arrays back to what ``Optimizer.load_state_dict`` takes."""
+    state = {}
+    for key, value in flat.items():
+        value = np.asarray(value)
+        if key == "type":
+            state[key] = str(value)
+        elif key == "n_lead":
+            state[key] = int(value)
+        elif value.ndim == 0 and key.startswith("hyper/"):
+            state[key] = float(value)
+        else:
+            state[key] = value
+    return state
+
+
+def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimizer=None) -> int:
+    """Put a loaded checkpoint back into ``model`` (and its tasks, curriculum, optimizer).
+
+    Parameters
+    ----------
+    model : a model built with the same params as the checkpointed one.
+    checkpoint : dict from :func:`load_checkpoint`, or a path.
+    tasks : the Tasks whose streams were saved, in the same order (the task, or curriculum.tasks).
+    curriculum : the Curriculum, or None.
+    optimizer : the Optimizer to load the state into (default: a new one of the saved type).
+
+    Returns
+    -------
+    epoch : int, the updates already done in the interrupted ``train()`` call.
+
+    Raises
+    ------
+    WeightsFileError : the checkpoint does not fit the model (names, shapes, class, task count).
+    """
+    if not isinstance(checkpoint, dict):
+        checkpoint = load_checkpoint(checkpoint)
+    name, meta = checkpoint["path"], checkpoint["meta"]
+    if meta.get("model_class") not in (None, type(model).__name__):
+        raise WeightsFileError(f"{name!r} is a checkpoint of a {meta['model_class']} model, not {type(model).__name__}.")
+    if set(checkpoint["raw"]) != set(model.raw):
+        raise WeightsFileError(f"{name!r} holds the parameters {sorted(checkpoint['raw'])} but the model has "
+                               f"{sorted(model.raw)}.")
+    xp = model.xp
+    for key, value in checkpoint["raw"].items():
+        if tuple(value.shape) != tuple(model.raw[key].shape):
+            raise WeightsFileError(f"{name!r}: raw {key} has shape {tuple(value.shape)} but the model's is "
+                                   f"{tuple(model.raw[key].shape)} (another N_rec / N_in / N_out?).")
+        model.raw[key] = xp.asarray(value, dtype=model.dtype)
+    for key, value in checkpoint["mask"].items():
+        if key in getattr(model, "masks", {}):
+            if tuple(value.shape) != tuple(model.masks[key].shape):
+                raise WeightsFileError(f"{name!r}: mask of {key} has shape {tuple(value.shape)}, the model's "
+                                       f"{tuple(model.masks[key].shape)}.")
+            model.masks[key] = xp.asarray(value, dtype=model.dtype)
+    for rng_name, state in meta["rng"].items():
+        getattr(model, rng_name).bit_generator.state = state
+    saved_tasks = meta["tasks"]
+    if len(saved_tasks) != len(tasks):
+        raise WeightsFileError(f"{name!r} holds the state of {len(saved_tasks)} task(s) but {len(tasks)} were given.")
+    for task, state in zip(tasks, saved_tasks):
+        if state is not None and hasattr(task, "load_state_dict"):
+            task.load_state_dict(state)
+    if curriculum is not None and meta.get("curriculum") is not None:
+        c = meta["curriculum"]
+        curriculum.stage = int(c["stage"])
+        if hasattr(curriculum, "stop_training"):
+            curriculum.stop_training = bool(c["stop_training"])
+        if hasattr(curriculum, "metric_values"):
+            curriculum.metric_values = [tuple(v) if isinstance(v, list) else v for v in c["metric_values"]]
+    if checkpoint["optimizer"]:
+        state = _optimizer_state(checkpoint["optimizer"])
+        if optimizer is None:
+            from ..nn.optimizers import get_optimizer
+
+            try:
+                optimizer = get_optimizer(state["type"].lower())
+            except ParameterError as exc:
+                raise WeightsFileError(f"{name!r}: {exc}") from None
+        try:
+            optimizer.load_state_dict(state)
+        except ParameterError as exc:
+            raise WeightsFileError(f"{name!r}: the optimizer state does not fit: {exc}") from None
+        model.optimizer = optimizer
+    model.history = {k: list(v) for k, v in checkpoint["history"].items()}
+    return int(meta["epoch"])
+
+
+# ---------------------------------------------------------------------------- the trainer's hook
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a checkpoint was written.
+
+    A ``KeyboardInterrupt`` (so ``except Exception`` does not swallow it). ``signum`` is the
+    signal, ``checkpoint_path`` the file written, ``update`` the last update it holds.
+    """
+
+    def __init__(self, signum: int, checkpoint_path: str, update: int):
+        import signal as _signal
+
+        self.signum, self.checkpoint_path, self.update = signum, checkpoint_path, update
+        super().__init__(f"{_signal.Signals(signum).name} received: stopped after update {update}; "
+                         f"checkpoint written to {checkpoint_path!r} (resume from it).")
+
+
+class Checkpointer:
+    """Periodic checkpoints and SIGINT/SIGTERM handling for one ``train()`` call.
+
+    The trainer calls :meth:`after_update` at the end of every update: it writes a checkpoint every
+    ``checkpoint_epoch`` updates and, when a signal arrived during the update, writes one and
+    raises :class:`TrainingInterrupted`. Signal handlers are installed by :meth:`install` (only in
+    the main thread) and the previous ones put back by :meth:`close`. A second SIGINT while the
+    update finishes interrupts at once (Python's usual ``KeyboardInterrupt``).
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, model, path, every: int, *, tasks=(), curriculum=None, active=None):
+        self.model, self.path, self.every = model, path, int(every)
+        self.tasks = tasks if callable(tasks) else (lambda: tuple(tasks))  # tasks() -> current Tasks
+        self.curriculum, self.active = curriculum, active
+        self.pending = None
+        self._previous = {}
+
+    def install(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal.signal works only in the main thread; periodic checkpoints still do
+        for name in self.SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.pending is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop now
+        self.pending = signum
+
+    def close(self):
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def save(self, epoch: int, *, finished: bool = False) -> str:
+        arrays = checkpoint_arrays(self.model, epoch=epoch, tasks=self.tasks(), curriculum=self.curriculum)
+        if self.active is not None:
+            arrays["train/active"] = np.asarray(self.active, dtype=bool)
+        if finished:
+            meta = json.loads(str(arrays["checkpoint"]))
+            meta["finished"] = True
+            arrays["checkpoint"] = np.array(json.dumps(meta))
+        from ..io import atomic_savez
+
+        return atomic_savez(self.path, arrays)
+
+    def after_update(self, epoch: int):
+        """Checkpoint when due or when a signal arrived; then raise if a signal arrived."""
+        if self.pending is not None or epoch % self.every == 0:
+            written = self.save(epoch)
+            self.raise_if_interrupted(written)
+
+    def raise_if_interrupted(self, written=None):
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            history = self.model.history or {"update": []}
+            update = history["update"][-1] if history["update"] else 0
+            raise TrainingInterrupted(signum, written or self.path, update)

@@ -1,0 +1,336 @@
+"""The rate RNN model: API, errors, reproducibility, dtype, constraints, save/load, training."""
+import warnings
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from minirnn import Basic, NonFiniteError, ParameterError, ShapeError, WeightsFileError, describe_params
+from minirnn.tasks import PerceptualDiscrimination
+
+
+def small_params(**kw):
+    p = dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=100, backend="numpy", seed=0, dtype="float64")
+    p.update(kw)
+    return p
+
+
+def small_task(seed=0, N_batch=16, T=300):
+    return PerceptualDiscrimination(dt=10, tau=100, T=T, N_batch=N_batch, seed=seed)
+
+
+# ---- errors name the problem ----------------------------------------------------------------
+@pytest.mark.parametrize("key, right", [("dale_ration", "dale_ratio"), ("N_recs", "N_rec"),
+                                        ("trasnfer_function", "transfer_function")])
+def test_near_miss_model_key_suggests_the_right_one(key, right):
+    with pytest.raises(ParameterError, match=f"'{key}'.*did you mean '{right}'"):
+        Basic(small_params(**{key: 1}))
+
+
+def test_task_keys_in_params_are_accepted():
+    p = small_task().get_task_params()
+    p.update(N_rec=8, name="m")
+    model = Basic(p)
+    assert model.N_rec == 8
+
+
+def test_unknown_train_param_suggests():
+    model = Basic(small_params())
+    with pytest.raises(ParameterError, match="'learning_rat'.*did you mean 'learning_rate'"):
+        model.train(small_task(), {"learning_rat": 0.1})
+
+
+@pytest.mark.parametrize("ratio", [0, 1, 1.5, -0.2, "half"])
+def test_dale_ratio_outside_open_interval(ratio):
+    with pytest.raises(ParameterError, match="dale_ratio"):
+        Basic(small_params(dale_ratio=ratio))
+
+
+def test_missing_required_key_is_named():
+    p = small_params()
+    del p["N_rec"]
+    with pytest.raises(ParameterError, match="'N_rec'"):
+        Basic(p)
+
+
+@pytest.mark.parametrize("name, shape", [("rec_connectivity", (8, 7)), ("input_connectivity", (2, 8)),
+                                         ("output_connectivity", (8, 2))])
+def test_mask_of_wrong_shape(name, shape):
+    with pytest.raises(ShapeError, match=name):
+        Basic(small_params(**{name: np.ones(shape)}))
+
+
+def test_mask_values_must_be_binary():
+    with pytest.raises(ParameterError, match="rec_connectivity"):
+        Basic(small_params(rec_connectivity=np.full((8, 8), 0.5)))
+
+
+def test_inputs_of_wrong_shape_and_nonfinite():
+    model = Basic(small_params())
+    with pytest.raises(ShapeError, match="N_in=2"):
+        model.test(np.zeros((3, 10, 3)))
+    x = np.zeros((3, 10, 2))
+    x[1, 2, 0] = np.nan
+    with pytest.raises(NonFiniteError, match="x"):
+        model.test(x)
+    with pytest.raises(ShapeError, match="mask"):
+        model.loss_and_grads(np.zeros((3, 10, 2)), np.zeros((3, 10, 2)), np.zeros((3, 9, 2)))
+
+
+def test_tau_per_unit_shape_checked():
+    with pytest.raises(ShapeError, match="tau"):
+        Basic(small_params(tau=np.ones(5) * 100))
+
+
+def test_describe_params_lists_options():
+    text = describe_params()
+    assert "dale_ratio" in text and "training_iters" in text
+
+
+# ---- reproducibility --------------------------------------------------------------------------
+def test_same_seed_same_weights_bit_for_bit():
+    a, b = Basic(small_params(seed=7)), Basic(small_params(seed=7))
+    c = Basic(small_params(seed=8))
+    for name in a.raw:
+        assert np.array_equal(a.raw[name], b.raw[name])
+    assert not np.array_equal(a.raw["W_rec"], c.raw["W_rec"])
+
+
+def test_seed_none_follows_numpy_global_seed():
+    np.random.seed(3)
+    a = Basic(small_params(seed=None))
+    np.random.seed(3)
+    b = Basic(small_params(seed=None))
+    assert np.array_equal(a.raw["W_rec"], b.raw["W_rec"])
+
+
+def test_default_init_matches_psychrnn_recipe():
+    model = Basic(small_params(N_rec=40))
+    W = model.raw["W_rec"]
+    assert np.max(np.abs(np.linalg.eigvals(W))) == pytest.approx(1.1, rel=1e-9)
+    assert np.all(model.raw["b_rec"] == 0) and np.all(model.raw["b_out"] == 0)
+    assert abs(model.raw["init_state"].mean() - 0.1) < 0.01
+
+
+def test_test_accepts_any_batch_size():
+    model = Basic(small_params())
+    for B in (1, 5):
+        z, s = model.test(np.ones((B, 12, 2)))
+        assert z.shape == (B, 12, 2) and s.shape == (B, 12, 8)
+
+
+# ---- dtype is applied once ------------------------------------------------------------------
+def test_float32_everywhere():
+    model = Basic(small_params(dtype="float32", rec_noise=0.1, L2_firing_rate=0.1, L1_rec=0.01))
+    x, y, mask, _ = small_task().generate_batch()
+    model.train(small_task(), {"training_iters": 32, "verbosity": False})
+    z, states = model.test(x)
+    assert z.dtype == np.float32 and states.dtype == np.float32
+    _, grads = model.loss_and_grads(x, y, mask)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert all(a.dtype == np.float32 for a in model.raw.values())
+    slots = [v for v in model.optimizer.state_dict().values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+    assert slots and all(s.dtype == np.float32 for s in slots)
+
+
+# ---- constraints hold bit for bit after training ----------------------------------------------
+def test_dale_masks_and_fixed_weights_hold_after_training():
+    rng = np.random.default_rng(0)
+    N = 10
+    rec_mask = (rng.random((N, N)) > 0.3).astype(float)
+    out_mask = np.ones((2, N))
+    out_mask[:, 0] = 0
+    fixed_rec = np.zeros((N, N))
+    fixed_rec[:4, 4:] = 1  # I -> E block fixed
+    fixed_in = np.zeros((N, 2))
+    fixed_in[0] = 1
+    model = Basic(small_params(N_rec=N, dale_ratio=0.6, autapses=False, rec_connectivity=rec_mask,
+                               output_connectivity=out_mask, dtype="float32"))
+    before = model.get_weights()
+    model.train(small_task(), {"training_iters": 16 * 15, "verbosity": False, "learning_rate": 0.05,
+                               "fixed_weights": {"W_rec": fixed_rec, "W_in": fixed_in}})
+    w = model.get_weights()
+    M = rec_mask * (1 - np.eye(N))
+    assert np.all(w["W_rec"][M == 0] == 0) and np.all(np.diag(w["W_rec"]) == 0)
+    assert np.all(w["W_rec"][:, :6] >= 0) and np.all(w["W_rec"][:, 6:] <= 0)  # E columns +, I columns -
+    assert np.all(w["W_in"] >= 0)
+    assert np.all(w["W_out"][:, 6:] == 0) and np.all(w["W_out"][:, 0] == 0)  # I units do not project out
+    assert np.array_equal(w["W_rec"][fixed_rec == 1], before["W_rec"][fixed_rec == 1])
+    assert np.array_equal(w["W_in"][fixed_in == 1], before["W_in"][fixed_in == 1])
+    assert not np.array_equal(w["W_rec"], before["W_rec"])  # the rest did train
+
+
+def test_frozen_parameter_does_not_move():
+    model = Basic(small_params(W_rec_train=False, b_out_train=False))
+    W, b = model.raw["W_rec"].copy(), model.raw["b_out"].copy()
+    model.train(small_task(), {"training_iters": 64, "verbosity": False})
+    assert np.array_equal(model.raw["W_rec"], W) and np.array_equal(model.raw["b_out"], b)
+    assert "W_rec" not in model.loss_and_grads(*small_task().generate_batch()[:3])[1]
+
+
+def test_fixed_weights_of_wrong_shape_or_name():
+    model = Basic(small_params())
+    with pytest.raises(ShapeError, match="W_rec"):
+        model.train(small_task(), {"fixed_weights": {"W_rec": np.ones((3, 3))}, "verbosity": False})
+    with pytest.raises(ParameterError, match="W_recc.*did you mean 'W_rec'"):
+        model.train(small_task(), {"fixed_weights": {"W_recc": np.ones((8, 8))}, "verbosity": False})
+
+
+# ---- training semantics ---------------------------------------------------------------------
+def test_training_iters_counts_trials_and_loss_epoch_records():
+    model = Basic(small_params())
+    losses, train_time, init_time = model.train(small_task(N_batch=16), {"training_iters": 16 * 20 + 1,
+                                                                        "loss_epoch": 5, "verbosity": False})
+    assert len(model.history["loss"]) == 21  # ceil(321 / 16)
+    assert len(losses) == 4 and train_time > 0 and init_time >= 0
+
+
+def test_second_train_call_continues():
+    model = Basic(small_params())
+    model.train(small_task(), {"training_iters": 32, "verbosity": False})
+    opt = model.optimizer
+    t1 = int(np.asarray(opt.t))
+    model.train(small_task(seed=1), {"training_iters": 32, "verbosity": False})
+    assert model.optimizer is opt and int(np.asarray(opt.t)) == t1 + 2
+
+
+def test_nan_loss_stops_and_keeps_last_good_weights():
+    model = Basic(small_params())
+    good = {k: v.copy() for k, v in model.raw.items()}
+
+    def batches():
+        x, y, mask, p = small_task().generate_batch()
+        y = y.copy()
+        y[0, 0, 0] = np.inf
+        while True:
+            yield x, y, mask, p
+
+    with pytest.raises(NonFiniteError, match="y"):
+        model.train(batches(), {"training_iters": 64, "verbosity": False})
+    for k in good:
+        assert np.array_equal(model.raw[k], good[k])
+
+
+def test_diverging_training_stops_with_message():
+    model = Basic(small_params(transfer_function="linear", W_rec=np.eye(8) * 1.5))
+    with pytest.raises(NonFiniteError, match="update"):
+        model.train(small_task(T=2000), {"training_iters": 16 * 50, "verbosity": False, "learning_rate": 1e6,
+                                         "clip_grads": False, "optimizer": "sgd"})
+    assert all(np.all(np.isfinite(v)) for v in model.raw.values())
+
+
+def test_performance_cutoff_stops_early():
+    model = Basic(small_params())
+    calls = []
+
+    def measure(x, y, mask, output, epoch, losses, verbosity):
+        calls.append(epoch)
+        return 1.0 if epoch >= 3 else 0.0
+
+    model.train(small_task(), {"training_iters": 16 * 100, "verbosity": False, "performance_cutoff": 0.9,
+                               "performance_measure": measure})
+    assert calls[-1] == 3 and len(model.history["loss"]) == 3
+
+
+# ---- saving and loading -----------------------------------------------------------------------
+def test_save_reload_identical_outputs(tmp_path):
+    model = Basic(small_params(dtype="float32", dale_ratio=0.5, transfer_function="tanh",
+                               tau=np.linspace(50, 150, 8)))
+    model.train(small_task(), {"training_iters": 32, "verbosity": False})
+    path = model.save(str(tmp_path / "w"))
+    assert path.endswith(".npz")
+    p = small_params(dtype="float32", tau=np.linspace(50, 150, 8), load_weights_path=path)
+    again = Basic(p)
+    assert again.activation.name == "tanh" and again.params["dale_ratio"] == 0.5
+    x = small_task().generate_batch()[0]
+    assert np.array_equal(model.test(x)[0], again.test(x)[0])
+    with np.load(path, allow_pickle=True) as f:
+        assert not any("/" in k for k in f.files)  # no optimizer state in a weights file
+
+
+def test_params_update_with_get_weights_builds_same_network():
+    model = Basic(small_params(dale_ratio=0.75))
+    p = small_params(seed=99)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p.update(model.get_weights())
+        twin = Basic(p)
+    x = np.random.default_rng(0).standard_normal((2, 10, 2))
+    assert np.array_equal(model.test(x)[0], twin.test(x)[0])
+
+
+def test_weights_file_of_other_size_is_refused(tmp_path):
+    path = Basic(small_params()).save(str(tmp_path / "w.npz"))
+    with pytest.raises(WeightsFileError, match="N_rec=9"):
+        Basic(small_params(N_rec=9, load_weights_path=path))
+
+
+@pytest.mark.parametrize("name", ["psychrnn100_basic", "psychrnn100_basic_dale", "psychrnn_master_tanh_dale"])
+def test_psychrnn_weight_files_reproduce_psychrnn_outputs(name, datadir):
+    io = np.load(datadir / f"{name}_io.npz")
+    with pytest.warns(UserWarning, match="optimizer-state"):
+        model = Basic(dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=100, backend="numpy",
+                           load_weights_path=str(datadir / f"{name}.npz")))
+    z, states = model.test(io["x"])
+    np.testing.assert_allclose(z, io["outputs"], atol=1e-6)
+    np.testing.assert_allclose(states, io["states"], atol=1e-6)
+
+
+# ---- ensembles --------------------------------------------------------------------------------
+def test_ensemble_equals_single_trainings_with_per_network_hyperparameters():
+    seeds = [3, 4, 5, 6]
+    overrides = [{"rec_noise": 0.01}, {"rec_noise": 0.1, "L2_rec": 0.01}, {"dale_ratio": 0.5, "rec_noise": 0.0},
+                 {"tau": 50.0, "L2_firing_rate": 0.1}]
+    base = small_params(rec_noise=0.05, N_rec=10)
+    lrs = [1e-3, 2e-3, 3e-3, 1e-3]
+    with threadpool_limits(1):
+        for dale in (False, True):
+            nps = [dict(o, dale_ratio=0.5 if dale else None) for o in overrides]
+            ens = Basic(base, n_networks=4, seeds=seeds, network_params=nps)
+            ens.train(small_task(), {"training_iters": 16 * 8, "verbosity": False, "learning_rate": lrs})
+            for k in range(4):
+                single = Basic(dict(base, seed=seeds[k], **nps[k]))
+                single.train(small_task(seed=seeds[k]), {"training_iters": 16 * 8, "verbosity": False,
+                                                         "learning_rate": lrs[k]})
+                net = ens.network(k)
+                for name in single.raw:
+                    np.testing.assert_allclose(net.raw[name], single.raw[name], rtol=1e-12, atol=1e-14)
+                assert ens.history["loss"][-1][k] == pytest.approx(single.history["loss"][-1], rel=1e-12)
+
+
+def test_ensemble_per_network_early_stopping():
+    ens = Basic(small_params(), n_networks=3, seeds=[1, 2, 3])
+
+    def measure(x, y, mask, output, epoch, losses, verbosity):
+        return np.array([epoch >= 2, epoch >= 4, epoch >= 6], dtype=float)
+
+    start = {k: v.copy() for k, v in ens.raw.items()}
+    ens.train(small_task(), {"training_iters": 16 * 50, "verbosity": False, "performance_cutoff": 0.5,
+                             "performance_measure": measure})
+    assert len(ens.history["loss"]) == 6
+    assert np.array_equal(np.asarray(ens.optimizer.t), [2, 4, 6])
+    assert not np.array_equal(ens.raw["W_rec"][0], start["W_rec"][0])
+
+
+def test_ensemble_errors():
+    with pytest.raises(ShapeError, match="seeds"):
+        Basic(small_params(), n_networks=3, seeds=[1, 2])
+    with pytest.raises(ParameterError, match="N_rec"):
+        Basic(small_params(), n_networks=2, network_params=[{"N_rec": 3}, {}])
+    with pytest.raises(ParameterError, match="dale_ratio"):
+        Basic(small_params(), n_networks=2, network_params=[{"dale_ratio": 0.5}, {"dale_ratio": None}])
+
+
+# ---- the paper's minimal example ------------------------------------------------------------
+@pytest.mark.slow
+def test_paper_minimal_example_reaches_accuracy():
+    pd = PerceptualDiscrimination(dt=10, tau=100, T=2000, N_batch=128, seed=1)
+    network_params = pd.get_task_params()
+    network_params["name"] = "model"
+    network_params["N_rec"] = 50
+    network_params["seed"] = 0
+    model = Basic(network_params)
+    model.train(pd, {"verbosity": False})
+    x, y, mask, _ = PerceptualDiscrimination(dt=10, tau=100, T=2000, N_batch=256, seed=123).get_trial_batch()
+    output, _ = model.test(x)
+    assert pd.accuracy_function(y, output, mask) >= 0.9
