@@ -261,7 +261,8 @@ def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=No
 
 
 def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_rec", "W_out")):
-    """Heat maps of ``W_in``, ``W_rec``, ``W_out``; masked-out entries blank (NaN in the image).
+    """Heat maps of ``W_in``, ``W_rec``, ``W_out``; masked-out entries blank (NaN in the image,
+    transparent over a light-grey background, so an absent connection differs from a zero weight).
 
     With Dale's principle (``dale_ratio`` not None, or a ``Dale_rec`` with negative entries, or
     ``signs`` given) the columns of presynaptic excitatory units are drawn in reds and inhibitory
@@ -309,6 +310,7 @@ def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_r
             im = a.imshow(W, cmap=cmap, vmin=-vm, vmax=vm, interpolation="nearest")
             a.set_title(nm)
             fig.colorbar(im, ax=a, shrink=0.6)
+        a.set_facecolor("0.88")  # shows through the transparent (masked) entries: blank, not 0
         a.set_xlabel("from (pre)")
         a.set_ylabel("to (post)")
         a.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -334,3 +334,26 @@ def test_paper_minimal_example_reaches_accuracy():
     x, y, mask, _ = PerceptualDiscrimination(dt=10, tau=100, T=2000, N_batch=256, seed=123).get_trial_batch()
     output, _ = model.test(x)
     assert pd.accuracy_function(y, output, mask) >= 0.9
+
+
+@pytest.mark.parametrize("name", ["psychrnn100_basic", "psychrnn100_basic_dale"])
+def test_params_update_with_every_key_of_a_psychrnn_file(name, datadir):
+    """PsychRNN's SavingLoadingWeights notebook: params.update(dict(np.load(file))) builds the network."""
+    io = np.load(datadir / f"{name}_io.npz")
+    params = {"N_batch": 50, "N_in": 2, "N_out": 2, "dt": 10, "tau": 100, "T": 2000, "N_steps": 200, "N_rec": 8,
+              "name": "dict", "backend": "numpy"}
+    params.update(dict(np.load(datadir / f"{name}.npz", allow_pickle=True)))
+    with pytest.warns(UserWarning, match="optimizer-state"):
+        model = Basic(params)
+    np.testing.assert_allclose(model.test(io["x"])[0], io["outputs"], atol=1e-6)
+
+
+def test_edited_weights_file_loads_the_edit(tmp_path):
+    model = Basic(small_params(dtype="float32"))
+    path = model.save(str(tmp_path / "w"))
+    weights = dict(np.load(path, allow_pickle=True))
+    weights["W_rec"][:3, :3] = 0
+    np.savez(tmp_path / "edited.npz", **weights)
+    edited = Basic(small_params(dtype="float32", load_weights_path=str(tmp_path / "edited.npz")))
+    assert np.all(edited.get_weights()["W_rec"][:3, :3] == 0)
+    assert np.array_equal(edited.get_weights()["W_rec"][3:], model.get_weights()["W_rec"][3:])

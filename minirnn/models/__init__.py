@@ -1,5 +1,6 @@
-"""Models: ``Basic`` (the rate RNN) and the shared base ``RNN``."""
+"""Models: ``Basic`` (the rate RNN), ``LSTM`` and the shared base ``RNN``."""
 from .basic import Basic
+from .lstm import LSTM
 from .rnn import RNN
 
-__all__ = ["Basic", "RNN"]
+__all__ = ["Basic", "LSTM", "RNN"]

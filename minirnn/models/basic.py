@@ -51,9 +51,10 @@ class Basic(RNN):
     def _build(self):
         nets = []
         for k, p in enumerate(self.network_params):
+            if isinstance(p["dale_ratio"], np.ndarray):  # from a weights file: a 0-d array, maybe holding None
+                p["dale_ratio"] = p["dale_ratio"].item()
             if p["dale_ratio"] is not None:
                 r = p["dale_ratio"]
-                r = r.item() if isinstance(r, np.ndarray) else r
                 if isinstance(r, bool) or not isinstance(r, (int, float, np.floating)) or not 0 < r < 1:
                     raise ParameterError(f"The 'dale_ratio' parameter of {type(self).__name__} must be a float in "
                                          f"(0, 1) or None. Got {r!r} instead.")
@@ -114,8 +115,12 @@ class Basic(RNN):
             net["rec_connectivity"] = net["rec_connectivity"] * (1 - np.eye(N_rec))
         if p["dale_ratio"] is not None:
             s_rec, s_out = dale_signs(p["dale_ratio"], N_rec)
-            if file_info is not None and file_info.get("Dale_out") is not None:
-                s_out = np.diag(file_info["Dale_out"]).astype(np.float64)  # PsychRNN 1.0.0: +-1
+            given_dale_out = file_info.get("Dale_out") if file_info is not None else p.get("Dale_out")
+            if given_dale_out is not None:  # a file's own convention (PsychRNN 1.0.0: +-1, not 1/0)
+                given_dale_out = np.asarray(given_dale_out, dtype=np.float64)
+                if given_dale_out.shape != (N_rec, N_rec):
+                    raise ShapeError(f"Dale_out has shape {given_dale_out.shape} but must be ({N_rec}, {N_rec}).")
+                s_out = np.diag(given_dale_out).copy()
             net["s_rec"], net["s_out"], net["s_in"] = s_rec[None], s_out[None], np.ones((1, N_in))
         tau = np.asarray(p["tau"], dtype=np.float64)
         net["alpha"] = np.broadcast_to(p["dt"] / tau, (N_rec,))[None].copy()  # (1, N_rec)

@@ -225,6 +225,9 @@ class RNN:
         """
         from .. import io
 
+        if self.lead:
+            raise ParameterError(f"save() writes one network; this is an ensemble of {self.lead[0]}. "
+                                 "Save each with model.network(k).save(path_k).")
         return io.save_model(self, save_path)
 
     # ---- use ------------------------------------------------------------------------------------

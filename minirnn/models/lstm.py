@@ -1,0 +1,323 @@
+"""``LSTM``: a long short-term memory network with PsychRNN's interface, forward and backward.
+
+One step, gates ``f, i, c, o`` with weights ``(post, pre) = (N_rec, N_rec + N_in)``, hidden
+columns first (DESIGN.md §7)::
+
+    f = sigmoid([h, u] @ W_f^T + b_f)    i = sigmoid([h, u] @ W_i^T + b_i)
+    o = sigmoid([h, u] @ W_o^T + b_o)    g = tanh([h, u] @ W_c^T + b_c)
+    c' = f * c + i * g
+    h' = o * tanh(c')          (lstm_variant="standard", the default)
+    h' = o * sigmoid(c')       (lstm_variant="psychrnn": PsychRNN's LSTM)
+    z  = h' @ W_out_eff^T + b_out          states[:, k] = h_{k+1},  outputs[:, k] = z_k
+
+The sequential part is :mod:`minirnn.dynamics.lstm` (or a backend kernel); the input drive, the
+readout, the loss and every weight gradient are whole-array code here. There is no ``alpha``, no
+transfer function and no recurrent noise (as in PsychRNN; ``rec_noise > 0`` warns).
+
+Constraints: ``rec_connectivity (N_rec, N_rec)`` masks the hidden columns and
+``input_connectivity (N_rec, N_in)`` the input columns of all four gate matrices;
+``output_connectivity`` masks ``W_out``; ``autapses=False`` zeroes the diagonal of the hidden
+block. Dale's principle is not defined for the LSTM (``dale_ratio`` is ignored with a warning,
+as PsychRNN ignored it). Regularizers: ``L1_out``/``L2_out`` on ``W_out``; ``L1_rec``/``L2_rec``
+on the hidden blocks of the four gates together (mean over their ``4 N_rec^2`` entries);
+``L1_in``/``L2_in`` on the input blocks (mean over ``4 N_rec N_in``); ``L2_firing_rate`` on the
+hidden states ``h``. (PsychRNN applied them to unused ``W_in``/``W_rec`` variables instead.)
+
+PsychRNN weights files (no ``minirnn`` metadata) are read with ``lstm_variant="psychrnn"``, the
+gate matrices transposed from PsychRNN's ``(N_rec + N_in, N_rec)``, and the first row of their
+per-batch-row ``init_hidden``/``init_cell`` (as PsychRNN's ``LSTMSimulator`` does).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..dynamics import lstm as lstm_dynamics
+from ..errors import ParameterError, ShapeError
+from ..nn import regularizers
+from ..nn.activations import ACTIVATIONS
+from ..nn.constraints import effective_weight_backward
+from .basic import rows, time_major
+from .rnn import RNN
+
+mT = lstm_dynamics.mT
+GATES = ("f", "i", "c", "o")
+VARIANTS = {"standard": "tanh", "psychrnn": "sigmoid"}
+
+_LSTM_PARAMS = {
+    "lstm_variant": (None, "standard (h = o tanh(c)) | psychrnn (h = o sigmoid(c)); None: standard, "
+                           "or the variant of a loaded weights file (PsychRNN's files: psychrnn)"),
+    "init_hidden": (None, "initial hidden state (1, N_rec) (a PsychRNN (N_batch, N_rec): first row)"),
+    "init_cell": (None, "initial cell state (1, N_rec) (a PsychRNN (N_batch, N_rec): first row)"),
+    "init_hidden_train": (True, "False freezes init_hidden"),
+    "init_cell_train": (True, "False freezes init_cell"),
+}
+for _g in GATES:
+    _LSTM_PARAMS[f"W_{_g}"] = (None, f"initial gate weights W_{_g}: (N_rec, N_rec + N_in), or PsychRNN's transpose")
+    _LSTM_PARAMS[f"b_{_g}"] = (None, f"initial gate bias b_{_g} (N_rec,)")
+    _LSTM_PARAMS[f"W_{_g}_train"] = (True, f"False freezes W_{_g}")
+    _LSTM_PARAMS[f"b_{_g}_train"] = (True, f"False freezes b_{_g}")
+
+
+class LSTM(RNN):
+    """An LSTM with PsychRNN's interface: ``LSTM(params)``; ``test``, ``train``, ``save`` as Basic.
+
+    Raw parameters: ``W_f, W_i, W_c, W_o (N_rec, N_rec + N_in)`` (hidden columns first),
+    ``b_f, b_i, b_c, b_o (N_rec,)``, ``W_out (N_out, N_rec)``, ``b_out (N_out,)``,
+    ``init_hidden, init_cell (1, N_rec)`` (per network, so ``test`` takes any batch size).
+
+    Initialization (PsychRNN's): gate weights and initial states ``N(0, 0.1^2)``, gate biases 1,
+    ``W_out`` Glorot-normal on ``output_connectivity``, ``b_out`` 0, drawn from ``rng_init``.
+    """
+
+    architecture = "lstm"
+    param_names = ("W_f", "W_i", "W_c", "W_o", "b_f", "b_i", "b_c", "b_o", "W_out", "b_out",
+                   "init_hidden", "init_cell")
+    constrained = ("W_f", "W_i", "W_c", "W_o", "W_out")
+
+    def _extra_params(self) -> dict:
+        return dict(_LSTM_PARAMS)
+
+    def weight_file_shapes(self) -> dict:
+        """Shapes a weights file must have for this model (PsychRNN's layout of the gates)."""
+        N, N_in = self.N_rec, self.N_in
+        shapes = {f"W_{g}": (N + N_in, N) for g in GATES}
+        shapes.update({f"b_{g}": (N,) for g in GATES})
+        shapes["W_out"], shapes["b_out"] = (self.N_out, N), (self.N_out,)
+        return shapes
+
+    # ---- construction -------------------------------------------------------------------------
+    def _build(self):
+        p = self.params
+        if p["dale_ratio"] is not None:
+            warnings.warn("dale_ratio is ignored by the LSTM (Dale's principle is defined for the rate "
+                          "RNN only), as PsychRNN ignored it.", stacklevel=4)
+            p["dale_ratio"] = None
+        if float(np.max(np.asarray(p["rec_noise"]))) > 0:
+            warnings.warn("rec_noise is ignored by the LSTM (it has no recurrent noise), as in PsychRNN.",
+                          stacklevel=4)
+        net, variant = self._network_arrays(self.rng_init)
+        if variant not in VARIANTS:
+            raise ParameterError(f"The 'lstm_variant' parameter of LSTM must be one of {sorted(VARIANTS)} "
+                                 f"or None. Got {variant!r} instead.")
+        self.lstm_variant = p["lstm_variant"] = variant
+        self.cell_activation = ACTIVATIONS[VARIANTS[variant]]  # phi in h = o phi(c)
+        self._set_network_arrays(net)
+
+    def _network_arrays(self, rng):
+        """Host float64 arrays of one network (raw weights, masks) and the variant name."""
+        p = self.params
+        N, N_in, N_out = self.N_rec, self.N_in, self.N_out
+        variant = p["lstm_variant"]
+        given, masks = {}, {k: p[k] for k in ("input_connectivity", "rec_connectivity", "output_connectivity")}
+        if p["load_weights_path"] is not None:
+            from .. import io
+
+            info = io.load_weights_for_model(p["load_weights_path"], self)
+            w = info["weights"]
+            given = {k: w[k] for k in self.param_names if k in w}
+            for k in masks:
+                if masks[k] is None and w.get(k) is not None:
+                    masks[k] = w[k]
+            if variant is None:  # a file without our metadata is PsychRNN's
+                meta = info.get("meta") or {}
+                variant = meta.get("lstm_variant", "psychrnn") if info["format"] == "minirnn" else "psychrnn"
+        else:
+            given = {k: p[k] for k in self.param_names if p.get(k) is not None}
+            if variant is None:
+                # Gate weights in PsychRNN's (N_rec + N_in, N_rec) layout, with no variant: PsychRNN's.
+                psy = any(np.shape(given.get(f"W_{g}")) == (N + N_in, N) for g in GATES) and N_in > 0
+                variant = "psychrnn" if psy else "standard"
+
+        net = {}
+        for name, shape in (("input_connectivity", (N, N_in)), ("rec_connectivity", (N, N)),
+                            ("output_connectivity", (N_out, N))):
+            m = np.ones(shape) if masks[name] is None else np.asarray(masks[name], dtype=np.float64)
+            if m.shape != shape:
+                raise ShapeError(f"{name} has shape {m.shape} but must be {shape} (N_in={N_in}, N_rec={N}, N_out={N_out}).")
+            if not np.all((m == 0) | (m == 1)):
+                raise ParameterError(f"{name} must hold only 0 and 1.")
+            net[name] = m
+        if not p["autapses"]:
+            net["rec_connectivity"] = net["rec_connectivity"] * (1 - np.eye(N))
+        # every gate sees [h, u]: hidden columns, then input columns
+        net["gate_connectivity"] = np.concatenate([net["rec_connectivity"], net["input_connectivity"]], axis=1)
+
+        # Draw in a fixed order from rng (PsychRNN's init); given arrays replace their draw.
+        for g in GATES:
+            net[f"W_{g}"] = rng.normal(0.0, 0.1, size=(N, N + N_in))
+        for g in GATES:
+            net[f"b_{g}"] = np.ones(N)
+        m_out = net["output_connectivity"]
+        fans = m_out.sum(axis=1)[:, None] + m_out.sum(axis=0)[None, :]
+        net["W_out"] = rng.normal(0.0, np.sqrt(2 / np.where(fans > 0, fans, 1.0)))  # Glorot-normal
+        net["b_out"] = np.zeros(N_out)
+        net["init_hidden"] = rng.normal(0.0, 0.1, size=(1, N))
+        net["init_cell"] = rng.normal(0.0, 0.1, size=(1, N))
+        for name, value in given.items():
+            net[name] = self._given_array(name, value)
+        return net, variant
+
+    def _given_array(self, name, value):
+        """A user/file array -> this model's layout: gates (N_rec, N_rec + N_in), states (1, N_rec)."""
+        N, N_in, N_out = self.N_rec, self.N_in, self.N_out
+        a = np.asarray(value, dtype=np.float64)
+        if name.startswith("W_") and name != "W_out":
+            if a.shape == (N + N_in, N) and N_in > 0:
+                a = a.T  # PsychRNN's (N_rec + N_in, N_rec) -> (post, pre)
+            shape = (N, N + N_in)
+        elif name in ("init_hidden", "init_cell"):
+            if a.ndim == 2 and a.shape[1] == N:
+                a = a[:1]  # PsychRNN's per-batch-row initial state: its first row
+            shape = (1, N)
+        else:
+            shape = {"W_out": (N_out, N), "b_out": (N_out,)}.get(name, (N,))
+        if a.shape != shape and a.size == int(np.prod(shape)) and a.ndim <= 1:
+            a = a.reshape(shape)
+        if a.shape != shape:
+            raise ShapeError(f"{name} has shape {a.shape} but must be {shape} (N_in={N_in}, N_rec={N}, N_out={N_out}).")
+        if not np.all(np.isfinite(a)):
+            raise ParameterError(f"{name} contains NaN or inf.")
+        return a
+
+    def _set_network_arrays(self, net):
+        """Move one network's host arrays onto the backend, in the model's dtype."""
+        dev = lambda a: self.xp.asarray(np.ascontiguousarray(a), dtype=self.dtype)  # noqa: E731
+        self.raw = {name: dev(net[name]) for name in self.param_names}
+        gate_mask = dev(net["gate_connectivity"])
+        self.masks = {f"W_{g}": gate_mask for g in GATES}
+        self.masks["W_out"] = dev(net["output_connectivity"])
+        self.signs = {}
+        reg = {k: float(self.params[k]) for k in regularizers.REGULARIZER_KEYS if float(self.params[k]) != 0}
+        self.reg_coefs = {k: self.xp.asarray(np.full(self.lead, v), dtype=self.dtype) for k, v in reg.items()}
+
+    def set_weights(self, weights: dict):
+        """Set raw parameters from a dict of arrays; PsychRNN's layouts are accepted (see ``_given_array``)."""
+        super().set_weights({k: self._given_array(k, v) for k, v in weights.items() if k in self.raw}
+                            | {k: v for k, v in weights.items() if k not in self.raw})
+
+    # ---- forward ------------------------------------------------------------------------------
+    def _stacked(self, W):
+        """Effective gate weights -> ``W_h (4N, N)``, ``W_u (4N, N_in)``, ``b (4N,)`` stacked f, i, c, o."""
+        xp, N = self.xp, self.N_rec
+        W_h = xp.concatenate([W[f"W_{g}"][..., :, :N] for g in GATES], axis=-2)
+        W_u = xp.concatenate([W[f"W_{g}"][..., :, N:] for g in GATES], axis=-2)
+        b = xp.concatenate([W[f"b_{g}"] for g in GATES], axis=-1)
+        return W_h, W_u, b
+
+    def _forward(self, x, noise_rng=None, perturb=None):
+        """x: (*lead?, B, T, N_in) -> z: (*lead, T, B, N_out) time-major, and the cache for backward."""
+        xp = self.xp
+        if perturb is not None and (getattr(perturb, "inject", None) is not None):
+            raise ParameterError("The LSTM takes silence/clamp (on h) and lesion perturbations only; "
+                                 "inject and noise are defined for the rate RNN (Basic).")
+        W = self.effective_weights()
+        W_h, W_u, b = self._stacked(W)
+        u = xp.ascontiguousarray(time_major(x))  # (*lead?, T, B, N_in)
+        T, B = u.shape[-3], u.shape[-2]
+        # drive_k = u_k @ W_u^T + b, every step at once
+        drive = (rows(u) @ mT(W_u) + b[..., None, :]).reshape(u.shape[:-3] + (T, B, 4 * self.N_rec))
+        forward = self.backend.kernels.get("lstm_forward", lstm_dynamics.lstm_forward)
+        H, C, G = forward(W_h, drive, W["init_hidden"], W["init_cell"], self.cell_activation, perturb)
+        # z_k = h_{k+1} @ W_out_eff^T + b_out
+        Z = (rows(H) @ mT(W["W_out"]) + W["b_out"][..., None, :]).reshape(H.shape[:-1] + (self.N_out,))
+        return Z, {"W": W, "W_h": W_h, "u": u, "H": H, "C": C, "G": G}
+
+    def _run(self, x, noise_rng=None, perturb=None):
+        Z, cache = self._forward(x, None, perturb)
+        return time_major(Z), time_major(cache["H"])
+
+    # ---- backward -----------------------------------------------------------------------------
+    def _loss_and_grads(self, x, y, mask, noise_rng=None):
+        """Objective per network (shape lead) and its gradient for each trainable raw parameter."""
+        xp, N = self.xp, self.N_rec
+        Z, cache = self._forward(x)
+        W, W_h, u, H, C, G = (cache[k] for k in ("W", "W_h", "u", "H", "C", "G"))
+        value, dz = self.loss_function(time_major(Z), y, mask)
+        dZ = xp.ascontiguousarray(time_major(dz))  # (*lead, T, B, N_out)
+
+        # regularizers: W_rec -> hidden blocks, W_in -> input blocks of the gates, W_out; rates -> h
+        W_u = xp.concatenate([W[f"W_{g}"][..., :, N:] for g in GATES], axis=-2)
+        reg_value, dW_reg = regularizers.weight_penalties({"W_in": W_u, "W_rec": W_h, "W_out": W["W_out"]},
+                                                          self.reg_coefs)
+        value = value + reg_value
+        dH = (rows(dZ) @ W["W_out"]).reshape(H.shape)  # z = H W_out^T  =>  dH = dZ W_out
+        if "L2_firing_rate" in self.reg_coefs:
+            v, d = regularizers.firing_rate_penalty(H, self.reg_coefs["L2_firing_rate"])
+            value, dH = value + v, dH + d
+        dW_eff = {}
+        custom = self.params["custom_regularization"]
+        if custom is not None:
+            v, d = custom(W, H)
+            value = value + v
+            for name, g in d.items():
+                if name == "rates":
+                    dH = dH + g
+                else:
+                    dW_eff[name] = dW_eff[name] + g if name in dW_eff else g
+
+        g = {}
+        # z_k = h_{k+1} @ W_out^T + b_out
+        g["W_out"] = mT(rows(dZ)) @ rows(H)
+        g["b_out"] = rows(dZ).sum(axis=-2)
+        backward = self.backend.kernels.get("lstm_backward", lstm_dynamics.lstm_backward)
+        dA, dh0, dc0 = backward(W_h, H, C, G, W["init_hidden"], W["init_cell"], dH, self.cell_activation)
+        # a_k = h_k @ W_h^T + u_k @ W_u^T + b: pair dA_k with h_k (h_0 for the first step) and u_k
+        H_prev = xp.concatenate([xp.broadcast_to(W["init_hidden"], H[..., :1, :, :].shape), H[..., :-1, :, :]], axis=-3)
+        dW_h = mT(rows(dA)) @ rows(H_prev)  # (*lead, 4N, N)
+        dW_u = mT(rows(dA)) @ rows(u)  # (*lead, 4N, N_in)
+        if "W_rec" in dW_reg:
+            dW_h = dW_h + dW_reg["W_rec"]
+        if "W_in" in dW_reg:
+            dW_u = dW_u + dW_reg["W_in"]
+        db = rows(dA).sum(axis=-2)  # (*lead, 4N)
+        for j, gate in enumerate(GATES):
+            rows_j = slice(j * N, (j + 1) * N)
+            g[f"W_{gate}"] = xp.concatenate([dW_h[..., rows_j, :], dW_u[..., rows_j, :]], axis=-1)
+            g[f"b_{gate}"] = db[..., rows_j]
+        g["init_hidden"] = dh0.sum(axis=-2, keepdims=True)  # shared by every trial
+        g["init_cell"] = dc0.sum(axis=-2, keepdims=True)
+        if "W_out" in dW_reg:
+            g["W_out"] = g["W_out"] + dW_reg["W_out"]
+        for name, d in dW_eff.items():
+            g[name] = g[name] + d
+        # effective -> raw (masks)
+        for name in self.constrained:
+            g[name] = effective_weight_backward(g[name], self.raw[name], self.masks[name], None)
+        return value, {name: g[name] for name in self.trainable_names()}
+
+    # ---- weights out --------------------------------------------------------------------------
+    def get_weights(self) -> dict:
+        """Effective weights and masks (NumPy) in PsychRNN's layout and keys. No optimizer state.
+
+        ``W_f, W_i, W_c, W_o`` are ``(N_rec + N_in, N_rec)`` (PsychRNN's, the transpose of ours),
+        ``init_hidden``/``init_cell`` ``(1, N_rec)``, ``lstm_variant`` a string. ``W_in``, ``W_rec``,
+        ``b_rec``, ``init_state`` are zeros that the LSTM does not use: PsychRNN's LSTM files carry
+        them and its ``LSTMSimulator`` reads them.
+        """
+        host = self.backend.to_host
+        eff = self.effective_weights()
+        out = {}
+        for name in self.param_names:
+            a = np.array(host(eff[name]))
+            out[name] = np.ascontiguousarray(np.swapaxes(a, -1, -2)) if name in self.constrained[:4] else a
+        gate_mask = np.array(host(self.masks["W_f"]))
+        out["rec_connectivity"] = np.ascontiguousarray(gate_mask[..., :, :self.N_rec])
+        out["input_connectivity"] = np.ascontiguousarray(gate_mask[..., :, self.N_rec:])
+        out["output_connectivity"] = np.array(host(self.masks["W_out"]))
+        z = lambda *shape: np.zeros(self.lead + shape, dtype=self.dtype)  # noqa: E731
+        out.update(W_in=z(self.N_rec, self.N_in), W_rec=z(self.N_rec, self.N_rec), b_rec=z(self.N_rec),
+                   init_state=z(1, self.N_rec))
+        out["dale_ratio"] = None
+        out["lstm_variant"] = self.lstm_variant
+        return out
+
+    def metadata(self) -> dict:
+        meta = super().metadata()
+        meta.update(architecture="lstm", lstm_variant=self.lstm_variant, transfer_function=None)
+        return meta
+
+    def __repr__(self) -> str:
+        return (f"LSTM(N_in={self.N_in}, N_rec={self.N_rec}, N_out={self.N_out}, "
+                f"lstm_variant={self.lstm_variant!r}, dtype={str(self.dtype)!r}, backend={self.backend.name!r})")
