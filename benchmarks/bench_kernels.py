@@ -9,7 +9,7 @@ Contenders: ``reference`` (dynamics/rate.py), ``numba`` (what ``KERNELS`` dispat
 two structures it chooses between, forced: ``whole-loop`` (one @njit kernel with ``np.dot`` per
 step) and ``matmul`` (NumPy matmul per step, fused @njit elementwise step).
 
-    python benchmarks/bench_kernels.py [--sizes 50 256 1024] [--rounds 7] [--blas-threads 2]
+    python benchmarks/bench_kernels.py [--sizes 50 256 1024] [--rounds 7] [--blas-threads 2] [--clock cpu]
 """
 from __future__ import annotations
 
@@ -67,13 +67,16 @@ CONTENDERS = {
 }
 
 
+CLOCK = time.perf_counter
+
+
 def time_pair(fwd, bwd, inputs, act):
     W, drive, x0, alpha, ns, noise, dX = inputs
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     X = fwd(W, drive, x0, alpha, ns, noise, act)
-    t1 = time.perf_counter()
+    t1 = CLOCK()
     bwd(W, X, x0, dX, alpha, act)
-    t2 = time.perf_counter()
+    t2 = CLOCK()
     return t1 - t0, t2 - t1
 
 
@@ -94,11 +97,11 @@ def bench_noise(N, rounds, B=128, T=200, dtype=np.float32):
     rng_np.standard_normal((T, B, N), dtype=dtype)
     t_np, t_nb = [], []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         rng_np.standard_normal((T, B, N), dtype=dtype)
-        t1 = time.perf_counter()
+        t1 = CLOCK()
         nk.standard_normal(rng_nb, (T, B, N), dtype)
-        t2 = time.perf_counter()
+        t2 = CLOCK()
         t_np.append(t1 - t0)
         t_nb.append(t2 - t1)
     return np.median(t_np) * 1e3, np.median(t_nb) * 1e3
@@ -109,7 +112,11 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 256, 1024])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--blas-threads", type=int, default=None, help="pin BLAS threads (threadpoolctl)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: process CPU time, steadier on a shared, loaded machine (all threads summed)")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
 
     act = ACTIVATIONS["relu"]
     limiter = None
@@ -119,7 +126,7 @@ def main(argv=None):
         nk.rate_forward(*make_inputs(4, B=2, T=2)[:6], act)  # load SciPy's BLAS so it is pinned too
         limiter = threadpool_limits(args.blas_threads)
     print(f"B=128 T=200 float32 relu, noise on; medians of {args.rounds} interleaved rounds; "
-          f"BLAS threads: {args.blas_threads or 'default'}; load average {os.getloadavg()[0]:.2f}; "
+          f"BLAS threads: {args.blas_threads or 'default'}; {args.clock} clock; load average {os.getloadavg()[0]:.2f}; "
           f"WHOLE_LOOP_MAX_N={nk.WHOLE_LOOP_MAX_N}")
     print(f"{'N':>5} {'contender':<11} {'fwd ms':>9} {'bwd ms':>9} {'total ms':>9} {'/ ref':>6}")
     for N in args.sizes:

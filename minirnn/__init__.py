@@ -8,8 +8,9 @@ __version__ = "0.1.0"
 from ._params import describe_params
 from .errors import (MinirnnError, MissingDependencyError, NonFiniteError, ParameterError, ShapeError,
                      WeightsFileError)
-from .models import RNN, Basic
+from .models import LSTM, RNN, Basic
 from .nn.initializers import AlphaIdentity, GaussianSpectralRadius, WeightInitializer
+from .simulate import BasicSimulator, LSTMSimulator, Perturbation
 from .testing import check_grads, gradcheck
 from .train.curriculum import Curriculum, default_metric
 
@@ -18,7 +19,8 @@ try:  # tasks are written in parallel; keep the package importable meanwhile
 except ImportError:  # pragma: no cover
     Task = None
 
-__all__ = ["Basic", "RNN", "Task", "WeightInitializer", "GaussianSpectralRadius", "AlphaIdentity",
+__all__ = ["Basic", "LSTM", "RNN", "BasicSimulator", "LSTMSimulator", "Perturbation", "Task",
+           "WeightInitializer", "GaussianSpectralRadius", "AlphaIdentity",
            "describe_params", "MinirnnError", "ParameterError", "ShapeError", "NonFiniteError",
            "WeightsFileError", "MissingDependencyError", "Curriculum", "default_metric", "gradcheck",
            "check_grads"]

@@ -8,7 +8,10 @@ ignored. Only a *near miss* of a real option (``dale_ration``, ``N_recs``) is an
 from __future__ import annotations
 
 import difflib
+import os
 import warnings
+
+import numpy as np
 
 from .errors import ParameterError, suggest
 
@@ -123,7 +126,75 @@ def resolve_model_params(params: dict, owner: str = "Basic", extra: dict | None 
             if default is _REQUIRED:
                 raise ParameterError(f"{owner} needs the parameter {key!r} ({table[key][1]}).")
             out[key] = default
+    check_model_values(out, owner)
     return out
+
+
+# ---- value checks (types and ranges), so a bad value never reaches NumPy as a raw error ----------
+
+_NONNEGATIVE = ("rec_noise", "L1_in", "L1_rec", "L1_out", "L2_in", "L2_rec", "L2_out", "L2_firing_rate")
+_POSITIVE = ("dt", "tau", "spec_rad")
+_FINITE = ("init_minval", "init_maxval")
+_BOOLS = ("autapses", "W_in_train", "W_rec_train", "W_out_train", "b_rec_train", "b_out_train", "init_state_train")
+
+
+def _numbers(value, who: str, rule: str):
+    """``value`` (a number or an array of numbers, e.g. one per network) as a float64 array."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        arr = None
+    else:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+    if arr is None or arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{who} must be a finite number{rule} (or an array of them). Got {value!r} instead.")
+    return arr
+
+
+def check_model_values(p: dict, owner: str = "Basic") -> None:
+    """Types and ranges of the numeric and boolean model options (ParameterError naming the key)."""
+    for key in _POSITIVE + _NONNEGATIVE + _FINITE:
+        if key not in p or (key == "spec_rad" and p[key] is None):
+            continue
+        who = f"The {key!r} parameter of {owner}"
+        arr = _numbers(p[key], who, " > 0" if key in _POSITIVE else " >= 0" if key in _NONNEGATIVE else "")
+        if key in _POSITIVE and (arr <= 0).any() or key in _NONNEGATIVE and (arr < 0).any():
+            raise ParameterError(f"{who} must be {'> 0' if key in _POSITIVE else '>= 0'}. Got {p[key]!r} instead.")
+    for key in _BOOLS:
+        if key in p and not isinstance(p[key], (bool, np.bool_)):
+            raise ParameterError(f"The {key!r} parameter of {owner} must be True or False. Got {p[key]!r} instead.")
+
+
+_POSITIVE_INTS = ("training_iters", "loss_epoch", "save_training_weights_epoch", "performance_epoch",
+                  "checkpoint_epoch")
+_PATHS = ("save_weights_path", "training_weights_path", "checkpoint_path")
+
+
+def check_train_values(tp: dict) -> None:
+    """Types and ranges of the training options (ParameterError naming the key)."""
+    for key in _POSITIVE_INTS:
+        value = tp[key]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {value!r} instead.")
+    for key in ("clip_norm",) + (("clip_global_norm",) if tp["clip_global_norm"] is not None else ()):
+        arr = _numbers(tp[key], f"The {key!r} training parameter", " > 0")
+        if (arr <= 0).any():
+            raise ParameterError(f"The {key!r} training parameter must be > 0. Got {tp[key]!r} instead.")
+    for key in ("clip_grads", "verbosity"):
+        if not isinstance(tp[key], (bool, np.bool_, int)):
+            raise ParameterError(f"The {key!r} training parameter must be True or False. Got {tp[key]!r} instead.")
+    if tp["performance_cutoff"] is not None:
+        _numbers(tp["performance_cutoff"], "The 'performance_cutoff' training parameter", "")
+    if tp["performance_measure"] is not None and not callable(tp["performance_measure"]):
+        raise ParameterError("The 'performance_measure' training parameter must be a callable f(trial_batch, "
+                             f"trial_y, output_mask, output, epoch, losses, verbosity). Got {tp['performance_measure']!r}.")
+    for key in _PATHS:
+        if tp[key] is not None and not isinstance(tp[key], (str, os.PathLike)):
+            raise ParameterError(f"The {key!r} training parameter must be a path (str). Got {tp[key]!r} instead.")
+    if tp["fixed_weights"] is not None and not isinstance(tp["fixed_weights"], dict):
+        raise ParameterError("The 'fixed_weights' training parameter must be a dict name -> 0/1 array. "
+                             f"Got {type(tp['fixed_weights']).__name__} instead.")
 
 
 def resolve_train_params(train_params: dict | None) -> dict:
@@ -135,7 +206,9 @@ def resolve_train_params(train_params: dict | None) -> dict:
         if key not in TRAIN_PARAMS:
             raise ParameterError(f"Unknown training parameter {key!r}{suggest(key, TRAIN_PARAMS)} "
                                  f"Known: {sorted(TRAIN_PARAMS)}.")
-    return {k: (d if train_params.get(k) is None else train_params[k]) for k, (d, _) in TRAIN_PARAMS.items()}
+    tp = {k: (d if train_params.get(k) is None else train_params[k]) for k, (d, _) in TRAIN_PARAMS.items()}
+    check_train_values(tp)
+    return tp
 
 
 def describe_params() -> str:

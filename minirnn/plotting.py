@@ -1,4 +1,4 @@
-"""Figures of a study, after Yang & Molano-Mazón / Ehrlich et al. (PsychRNN, eNeuro 2021):
+"""Figures of a study, after the PsychRNN paper (Ehrlich et al., eNeuro 2021):
 
 - :func:`plot_trial`            inputs, targets, outputs and mask shading of one trial (Fig. 2A)
 - :func:`plot_psychometric`     choice probability and the fitted curve (Fig. 2B)
@@ -82,7 +82,7 @@ def plot_trial(x, y=None, z=None, mask=None, *, trial=0, dt=None, ax=None,
     """
     xs, ys, zs, ms = (_pick_trial(a, trial, n) for a, n in ((x, "x"), (y, "y"), (z, "z"), (mask, "mask")))
     if ax is None:
-        fig, axs = _axes(None, nrows=2, ncols=1, sharex=True, figsize=(6, 4.5), squeeze=False,
+        fig, axs = _axes(None, nrows=2, ncols=1, sharex=True, figsize=(7.5, 4.5), squeeze=False,
                          layout="constrained")
     else:
         n_given = len(np.ravel(np.asarray(ax, dtype=object)))
@@ -108,8 +108,8 @@ def plot_trial(x, y=None, z=None, mask=None, *, trial=0, dt=None, ax=None,
     ax_in.set_ylabel("input")
     ax_out.set_ylabel("output")
     ax_out.set_xlabel("time (ms)" if dt is not None else "time step")
-    for a in {ax_in, ax_out}:
-        a.legend(loc="upper left", fontsize="small", frameon=False)
+    for a in {ax_in, ax_out}:  # legends outside, on the right, so they never hide a trace
+        a.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     if title:
         ax_in.set_title(title)
     return fig
@@ -204,7 +204,7 @@ def _fmt(lab):
 
 
 def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=None, n_dims=2,
-                         ax=None, cmap="coolwarm", fixed_point_proj=None):
+                         ax=None, cmap="coolwarm"):
     """Trajectories (C, T, N) in the space of their first principal components, with fixed points.
 
     Parameters

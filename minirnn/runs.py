@@ -222,6 +222,23 @@ def write_run(run_dir, model, record: dict, *, weights_name=WEIGHTS_FILE) -> str
     return write_json_atomic(os.path.join(run_dir, RECORD_FILE), record)
 
 
+def remove_stale_temporaries(run_dir) -> list:
+    """Delete the temporary files a killed writer left in ``run_dir`` (``.weights.npz.*.tmp`` ...).
+
+    Atomic writes never tear a file, but a SIGKILL in the middle of one leaves its temporary file
+    behind. Call this only when no other process writes into ``run_dir``. Returns the names removed.
+    """
+    removed = []
+    if not os.path.isdir(run_dir):
+        return removed
+    finals = (WEIGHTS_FILE, RECORD_FILE, CHECKPOINT_FILE, LAST_GOOD_FILE)
+    for name in os.listdir(run_dir):
+        if name.endswith(".tmp") and any(name.startswith(f".{final}.") for final in finals):
+            os.remove(os.path.join(run_dir, name))
+            removed.append(name)
+    return removed
+
+
 def read_record(run_dir) -> dict:
     """Read and check ``run_dir/run.json``; a missing, corrupt or foreign file raises naming it."""
     path = os.path.join(run_dir, RECORD_FILE) if os.path.isdir(run_dir) else os.fspath(run_dir)

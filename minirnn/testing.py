@@ -261,7 +261,8 @@ def check_grads_random_direction(model, x, y, mask, eps=1e-6, seed=0, params=Non
     ----------
     model, x, y, mask : as :func:`gradcheck` (float64 model).
     eps : float, the step along ``v``.
-    seed : int, for the direction ``v`` (standard normal for every entry of every parameter).
+    seed : int, for the direction ``v``: standard normal over every entry of every parameter, scaled
+        to unit length (so ``eps`` is the length of the step, whatever the number of parameters).
     params : list of str, optional — the parameters to move (default every one with a gradient).
     tol : float, optional — raise :class:`GradientCheckError` when the relative error exceeds it.
 
@@ -277,6 +278,8 @@ def check_grads_random_direction(model, x, y, mask, eps=1e-6, seed=0, params=Non
     xp = getattr(model, "xp", np)
     originals = {name: model.raw[name].copy() for name in names}
     v = {name: rng.standard_normal(np.shape(originals[name])) for name in names}
+    norm = np.sqrt(sum(float(np.sum(d * d)) for d in v.values()))
+    v = {name: d / norm for name, d in v.items()}  # unit length: eps is the step length
     analytic = float(sum(np.sum(np.asarray(grads[name]) * v[name]) for name in names))
     try:
         for name in names:

@@ -22,8 +22,10 @@ from minirnn.analysis import (
     fit_psychometric,
     pca,
     project,
+    psychometric_from_batch,
     psychometric_function,
     sample_states,
+    signed_coherence,
     trial_param,
     unique_points,
 )
@@ -391,3 +393,52 @@ def test_sample_states_is_seeded():
     exact = sample_states(traj, 20, seed=2)
     flat = traj.reshape(-1, 3)
     assert all(np.any(np.all(flat == row, axis=1)) for row in exact)
+
+
+def test_psychometric_from_batch_signed_coherence():
+    rng = np.random.default_rng(14)
+    B = 4000
+    coh = rng.choice([0.05, 0.1, 0.2, 0.4], B)
+    direction = rng.integers(0, 2, B)
+    tp = {"coherence": coh, "direction": direction}
+    x = signed_coherence(tp)
+    np.testing.assert_allclose(np.abs(x), coh)
+    assert np.all((x > 0) == (direction == 1))
+    # outputs: channel 1 high when the simulated observer chooses 1
+    chose1 = rng.random(B) < psychometric_function(x, 0.0, 0.08, 0.02, 0.02)
+    z = np.zeros((B, 5, 2))
+    z[np.arange(B), :, chose1.astype(int)] = 1.0
+    fit = psychometric_from_batch(z, np.ones((B, 5, 2)), tp, ci=None)
+    assert abs(fit.params["mu"]) < 0.02 and abs(fit.params["sigma"] - 0.08) < 0.02
+    assert signed_coherence([{"coherence": 0.1, "direction": 0}], positive=1)[0] == -0.1
+
+
+@pytest.mark.slow
+def test_flip_flop_trained_network_has_8_stable_fixed_points():
+    """The classic check (Sussillo & Barak 2013): a 16-unit tanh RNN trained on the 3-bit flip-flop
+    has exactly 8 stable fixed points, one per corner of the output cube, plus saddles between them."""
+    import itertools
+
+    try:
+        from minirnn import Basic
+        from minirnn.tasks.flip_flop import FlipFlop
+    except ImportError as e:  # pragma: no cover - the model or task is missing
+        pytest.skip(f"needs minirnn.Basic and FlipFlop: {e}")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1):  # small matmuls: threads only add overhead
+        task = FlipFlop(dt=10, tau=50, T=500, N_batch=128, N_bits=3, p_flip=0.05, seed=0)
+        params = task.get_task_params()
+        params.update(N_rec=16, transfer_function="tanh", seed=0, rec_noise=0.0)
+        model = Basic(params)
+        model.train(task, {"training_iters": 128 * 1000, "learning_rate": 1e-2, "verbosity": False})
+        x, y, mask, _ = task.get_trial_batch()
+        z, states = model.test(x)
+        assert np.mean((np.sign(z) == np.sign(y))[mask > 0]) > 0.95
+        fps = find_fixed_points(model, states, n_inits=1024, noise_scale=0.5, seed=0, tol_unique=1e-3)
+    stable = fps[fps.stable]
+    assert len(stable) == 8, f"{len(stable)} stable fixed points: {fps!r}"
+    w = model.get_weights()
+    readout = np.tanh(stable.xstar) @ np.asarray(w["W_out"], float).T + np.asarray(w["b_out"], float)
+    assert set(map(tuple, np.sign(readout).astype(int))) == set(itertools.product([-1, 1], repeat=3))
+    assert len(fps) > 8 and np.all(fps.n_unstable[~fps.stable] >= 1)  # saddles as well
+    assert fps.q.max() < 1e-20

@@ -23,8 +23,9 @@ PARAMS = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
 def make_model(N_in=2, N_rec=5, N_out=2, seed=0, masks=False, bce=False, **extra):
     """A float64 Basic with nonzero biases (so every parameter has a gradient)."""
     rng = np.random.default_rng(seed + 100)
-    params = dict(N_in=N_in, N_rec=N_rec, N_out=N_out, dt=10, tau=100, dtype="float64", seed=seed,
-                  backend="numpy", **extra)
+    params = dict(N_in=N_in, N_rec=N_rec, N_out=N_out, dt=10, tau=50, dtype="float64", seed=seed,
+                  backend="numpy")
+    params.update(extra)
     if masks:  # random sparse connectivity, self-connections removed
         params["autapses"] = False
         params["input_connectivity"] = (rng.random((N_rec, N_in)) < 0.7).astype(float)
@@ -36,7 +37,7 @@ def make_model(N_in=2, N_rec=5, N_out=2, seed=0, masks=False, bce=False, **extra
     model.raw["b_rec"][:] = rng.normal(0, 0.3, N_rec)
     model.raw["b_out"][:] = 0.5 if bce else rng.normal(0, 0.3, N_out)
     if bce:  # keep outputs well inside (eps, 1 - eps): small readout around b_out = 0.5
-        model.raw["W_out"] *= 0.15 / max(1.0, float(np.abs(model.raw["W_out"]).max()))
+        model.raw["W_out"] *= 0.3 / max(1.0, float(np.abs(model.raw["W_out"]).max()))
     return model
 
 

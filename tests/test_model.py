@@ -357,3 +357,11 @@ def test_edited_weights_file_loads_the_edit(tmp_path):
     edited = Basic(small_params(dtype="float32", load_weights_path=str(tmp_path / "edited.npz")))
     assert np.all(edited.get_weights()["W_rec"][:3, :3] == 0)
     assert np.array_equal(edited.get_weights()["W_rec"][3:], model.get_weights()["W_rec"][3:])
+
+
+def test_ensemble_default_seeds_reproduce_single_models():
+    p = small_params()
+    ens = Basic(p, n_networks=3)
+    for k in range(3):
+        assert np.array_equal(Basic(dict(p, seed=ens.seeds[k])).raw["W_rec"], ens.network(k).raw["W_rec"])
+        assert np.array_equal(Basic(dict(p, seed=ens.seeds[k])).raw["W_rec"], ens.network(k).raw["W_rec"])

@@ -20,7 +20,9 @@ from .psychometric import (
     choice_probability,
     choices_from_outputs,
     fit_psychometric,
+    psychometric_from_batch,
     psychometric_function,
+    signed_coherence,
 )
 
 __all__ = [
@@ -28,5 +30,5 @@ __all__ = [
     "continue_fixed_points", "dynamics_from_model", "sample_states", "unique_points",
     "PCA", "pca", "project", "condition_average", "trial_param",
     "PsychometricFit", "fit_psychometric", "psychometric_function", "choice_probability",
-    "choices_from_outputs",
+    "choices_from_outputs", "psychometric_from_batch", "signed_coherence",
 ]

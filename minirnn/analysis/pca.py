@@ -57,11 +57,11 @@ def condition_average(data, conditions, correct=None):
     """
     X = np.asarray(data)
     if X.ndim != 3:
-        raise ShapeError(f"data has shape {X.shape}; it must be (N_batch, N_steps, N)."
-                         )
+        raise ShapeError(f"data has shape {X.shape}; it must be (N_batch, N_steps, N).")
     c = np.asarray(conditions)
     if c.shape[0] != X.shape[0] or c.ndim > 2:
-        raise ShapeError(f"conditions has shape {c.shape}; it must be (N_batch,) or (N_batch, m) with N_batch={X.shape[0]}.")
+        raise ShapeError(f"conditions has shape {c.shape}; it must be (N_batch,) or (N_batch, m) "
+                         f"with N_batch={X.shape[0]}.")
     if correct is not None:
         keep = np.asarray(correct, dtype=bool).ravel()
         if keep.shape[0] != X.shape[0]:
@@ -143,7 +143,8 @@ def pca(data, n_components=None):
     k_max = min(n, N)
     k = k_max if n_components is None else int(n_components)
     if not 1 <= k <= k_max:
-        raise ParameterError(f"The 'n_components' parameter of pca must be in [1, {k_max}]. Got {n_components!r} instead.")
+        raise ParameterError(f"The 'n_components' parameter of pca must be in [1, {k_max}]. "
+                             f"Got {n_components!r} instead.")
     mean = X.mean(axis=0)
     U, S, Vt = np.linalg.svd(X - mean, full_matrices=False)
     # deterministic signs: largest-|.| entry of each axis positive

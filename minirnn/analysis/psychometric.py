@@ -103,6 +103,29 @@ def choice_probability(x, choices, *, bins=None):
     return levels, p, n
 
 
+def signed_coherence(trial_params, positive=1):
+    """``coherence`` signed by ``direction``: ``+coh`` when ``direction == positive``, else ``-coh``.
+
+    ``trial_params`` is a dict of ``(B,)`` arrays (our tasks) or a list of per-trial dicts
+    (PsychRNN), with the perceptual-discrimination keys ``coherence`` and ``direction``.
+    """
+    from .pca import trial_param
+
+    coh = trial_param(trial_params, "coherence").astype(float)
+    direction = trial_param(trial_params, "direction")
+    return np.where(direction == positive, coh, -coh)
+
+
+def psychometric_from_batch(outputs, mask, trial_params, *, positive=1, **fit_kwargs):
+    """Fit the psychometric function of a tested batch of perceptual-discrimination trials.
+
+    Choices come from :func:`choices_from_outputs`; stimulus strength from
+    :func:`signed_coherence`; ``fit_kwargs`` go to :func:`fit_psychometric`.
+    """
+    choice = choices_from_outputs(outputs, mask) == positive
+    return fit_psychometric(signed_coherence(trial_params, positive), choice, **fit_kwargs)
+
+
 # ----------------------------------------------------------------------------- the function and its fit
 
 

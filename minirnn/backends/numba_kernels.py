@@ -39,37 +39,64 @@ RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
 
 
 # ------------------------------------------------------------------ transfer functions by code
-# ``one`` carries the array dtype, so that float32 stays float32 (an int literal would promote).
+# One loop per activation (the branch outside the loop, so that each loop vectorises). ``one`` and
+# ``zero`` carry the array's dtype: an int literal would promote float32 to float64.
 
 
 @njit(cache=True, inline="always")
-def _f(code, x, one):
+def _apply_f(x, code, r_out):
+    """``r_out = f(x)`` on (B, N) arrays."""
+    one = r_out.dtype.type(1)
     zero = one - one
+    B, N = x.shape
     if code == RELU:
-        return x if x > zero else zero
-    if code == TANH:
-        return np.tanh(x)
-    if code == SIGMOID:
-        return one / (one + np.exp(-x))
-    if code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
-        return (x if x > zero else zero) + np.log1p(np.exp(-abs(x)))
-    return x
+        for b in range(B):
+            for i in range(N):
+                v = x[b, i]
+                r_out[b, i] = v if v > zero else zero
+    elif code == TANH:
+        for b in range(B):
+            for i in range(N):
+                r_out[b, i] = np.tanh(x[b, i])
+    elif code == SIGMOID:
+        for b in range(B):
+            for i in range(N):
+                r_out[b, i] = one / (one + np.exp(-x[b, i]))
+    elif code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
+        for b in range(B):
+            for i in range(N):
+                v = x[b, i]
+                r_out[b, i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+    else:
+        r_out[:, :] = x
 
 
 @njit(cache=True, inline="always")
-def _df(code, x, one):
+def _apply_df(x, code, out):
+    """``out = f'(x)`` on (B, N) arrays."""
+    one = out.dtype.type(1)
     zero = one - one
+    B, N = x.shape
     if code == RELU:
-        return one if x > zero else zero
-    if code == TANH:
-        t = np.tanh(x)
-        return one - t * t
-    if code == SIGMOID:
-        s = one / (one + np.exp(-x))
-        return s * (one - s)
-    if code == SOFTPLUS:
-        return one / (one + np.exp(-x))
-    return one
+        for b in range(B):
+            for i in range(N):
+                out[b, i] = one if x[b, i] > zero else zero
+    elif code == TANH:
+        for b in range(B):
+            for i in range(N):
+                t = np.tanh(x[b, i])
+                out[b, i] = one - t * t
+    elif code == SIGMOID:
+        for b in range(B):
+            for i in range(N):
+                s = one / (one + np.exp(-x[b, i]))
+                out[b, i] = s * (one - s)
+    elif code == SOFTPLUS:
+        for b in range(B):
+            for i in range(N):
+                out[b, i] = one / (one + np.exp(-x[b, i]))
+    else:
+        out[:, :] = one
 
 
 # ------------------------------------------------------------------ fused elementwise steps
@@ -79,26 +106,27 @@ def _df(code, x, one):
 @njit(cache=True, inline="always")
 def _forward_step(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out):
     """``x_{k+1} = (decay x_k + acc) + (alpha drive_k + ns xi_k)`` and ``r = f(x_{k+1})``."""
-    one = x_out.dtype.type(1)
     B, N = x_out.shape
-    for b in range(B):
-        for i in range(N):
-            inp = alpha[i] * drive_k[b, i]
-            if has_noise:
-                inp += ns[i] * noise_k[b, i]
-            v = (decay[i] * x_prev[b, i] + acc[b, i]) + inp
-            x_out[b, i] = v
-            r_out[b, i] = _f(code, v, one)
+    if has_noise:
+        for b in range(B):
+            for i in range(N):
+                inp = alpha[i] * drive_k[b, i] + ns[i] * noise_k[b, i]
+                x_out[b, i] = (decay[i] * x_prev[b, i] + acc[b, i]) + inp
+    else:
+        for b in range(B):
+            for i in range(N):
+                x_out[b, i] = (decay[i] * x_prev[b, i] + acc[b, i]) + alpha[i] * drive_k[b, i]
+    _apply_f(x_out, code, r_out)
 
 
 @njit(cache=True, inline="always")
 def _backward_step(a, g, x_prev, decay, code, carry_out):
     """``carry = decay a + f'(x_k) (a @ W_alpha)`` with ``g = a @ W_alpha``."""
-    one = carry_out.dtype.type(1)
+    _apply_df(x_prev, code, carry_out)
     B, N = a.shape
     for b in range(B):
         for i in range(N):
-            carry_out[b, i] = decay[i] * a[b, i] + _df(code, x_prev[b, i], one) * g[b, i]
+            carry_out[b, i] = decay[i] * a[b, i] + carry_out[b, i] * g[b, i]
 
 
 @njit(cache=True, inline="always")
@@ -110,15 +138,6 @@ def _adjoint(dX_k, carry, alpha, a_out, d_drive_k):
             a = dX_k[b, i] + carry[b, i]
             a_out[b, i] = a
             d_drive_k[b, i] = alpha[i] * a
-
-
-@njit(cache=True, inline="always")
-def _apply_f(x, code, r_out):
-    one = r_out.dtype.type(1)
-    B, N = x.shape
-    for b in range(B):
-        for i in range(N):
-            r_out[b, i] = _f(code, x[b, i], one)
 
 
 # ------------------------------------------------------------------ whole-loop kernels (small N)
@@ -221,8 +240,13 @@ def _kernel_dtype(*arrays):
 
 def _flat(a, lead, tail, dtype):
     """``a`` broadcast to ``(*lead, *tail)``, as a C-contiguous ``(K, *tail)`` array of ``dtype``."""
-    K = int(np.prod(lead, dtype=np.int64))
-    return np.ascontiguousarray(np.broadcast_to(a, (*lead, *tail)), dtype=dtype).reshape(K, *tail)
+    shape = (*lead, *tail)
+    if a.shape != shape:
+        a = np.broadcast_to(a, shape)
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if not a.flags.writeable:  # a read-only array would compile a second signature
+        a = a.copy()
+    return a.reshape(int(np.prod(lead, dtype=np.int64)), *tail)
 
 
 def _common(W_rec_eff, x0, alpha, lead, B, N, dtype):
@@ -230,7 +254,7 @@ def _common(W_rec_eff, x0, alpha, lead, B, N, dtype):
     W = np.broadcast_to(W_rec_eff, (*lead, N, N)).astype(dtype, copy=False)
     al = np.broadcast_to(alpha, (*lead, 1, N)).astype(dtype, copy=False)
     W_alpha = rate.mT(al) * W  # alpha_i W_ij, as the reference forms it
-    alpha_f = _flat(al, lead, (1, N), dtype).reshape(-1, N)
+    alpha_f = _flat(al, lead, (1, N), dtype)[:, 0]
     decay = (1 - alpha_f).astype(dtype, copy=False)
     return W_alpha, _flat(x0, lead, (B, N), dtype), alpha_f, decay
 
@@ -245,10 +269,10 @@ def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=
     *lead, T, B, N = drive.shape
     lead = tuple(lead)
     W_alpha, x0_f, alpha_f, decay = _common(W_rec_eff, x0, alpha, lead, B, N, dtype)
-    W_alpha_T = np.ascontiguousarray(rate.mT(W_alpha)).reshape(-1, N, N)
+    W_alpha_T = np.ascontiguousarray(rate.mT(W_alpha)).reshape(len(x0_f), N, N)
     drive_f = _flat(drive, lead, (T, B, N), dtype)
     if has_noise:
-        ns = _flat(noise_scale, lead, (1, N), dtype).reshape(-1, N)
+        ns = _flat(noise_scale, lead, (1, N), dtype)[:, 0]
         noise_f = _flat(noise, lead, (T, B, N), dtype)
     else:
         ns, noise_f = alpha_f, drive_f  # not read
@@ -268,7 +292,7 @@ def rate_backward(W_rec_eff, X, x0, dX, alpha, act):
     *lead, T, B, N = X.shape
     lead = tuple(lead)
     W_alpha, x0_f, alpha_f, decay = _common(W_rec_eff, x0, alpha, lead, B, N, dtype)
-    W_alpha = np.ascontiguousarray(W_alpha).reshape(-1, N, N)
+    W_alpha = np.ascontiguousarray(W_alpha).reshape(len(x0_f), N, N)
     X_f = _flat(X, lead, (T, B, N), dtype)
     dX_f = _flat(dX, lead, (T, B, N), dtype)
     d_drive = np.empty(X_f.shape, dtype)

@@ -44,8 +44,10 @@ class Result:
         return self.status == PASSED
 
     def __str__(self):
-        text = f"{_MARK[self.status]} {self.exercise}: {self.status}"
-        return text + (f". {self.message}" if self.message else ".")
+        if not self.message:
+            return f"{_MARK[self.status]} {self.exercise}: {self.status}"
+        own = self.message.startswith(self.exercise.split(".")[0])  # the message names it already
+        return f"{_MARK[self.status]} {'' if own else self.exercise + ': '}{self.message}"
 
     def __repr__(self):
         return f"Result({self.exercise!r}, {self.status!r})"
@@ -89,6 +91,9 @@ def grader(exercise):
                     result = Result(exercise, ERROR, str(e))
                 except Fail as e:
                     result = Result(exercise, FAILED, str(e))
+                except Exception as e:  # noqa: BLE001 - e.g. an answer of a type the check cannot use
+                    result = Result(exercise, ERROR, f"the grader could not check this answer "
+                                                     f"({type(e).__name__}: {e}); check what {exercise} returns.")
             if verbose:
                 print(result)
             return result

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.fixed_points import RateDynamics
 from ..tasks.task import Task, choice_accuracy
 
 
@@ -63,6 +62,8 @@ def newton(x0, u, W_rec, W_in, b_rec, alpha, activation="tanh", n_iter=50, *, us
 
     With ``use_J_minus_I=False`` it plants the classic mistake (solving with ``J`` instead).
     """
+    from ..analysis.fixed_points import RateDynamics  # scipy: imported only when needed
+
     dyn = RateDynamics(W_rec, W_in, b_rec, alpha, activation)
     x = np.array(x0, dtype=np.float64)                                        # (M, N)
     u = np.broadcast_to(np.asarray(u, dtype=np.float64), (x.shape[0], dyn.n_input))

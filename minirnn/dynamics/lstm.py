@@ -87,7 +87,7 @@ def lstm_backward(W_h, H, C, G, h0, c0, dH, cell_act):
     xp = get_array_module(H)
     T, N = H.shape[-3], H.shape[-1]
     # Whole-array pieces first: c_k for every step, phi(c_{k+1}), phi'(c_{k+1}), gate derivatives.
-    C_prev = xp.concatenate([xp.broadcast_to(c0, C[..., :1, :, :].shape), C[..., :-1, :, :]], axis=-3)
+    C_prev = xp.concatenate([xp.broadcast_to(c0[..., None, :, :], C[..., :1, :, :].shape), C[..., :-1, :, :]], axis=-3)
     phi, dphi = cell_act.f(C), cell_act.df(C)
     f, i, g, o = (G[..., j * N:(j + 1) * N] for j in range(4))
     # d gate / d pre-activation: sigmoid' = s (1 - s) for f, i, o; tanh' = 1 - g^2 for g

@@ -89,25 +89,34 @@ class LSTM(RNN):
 
     # ---- construction -------------------------------------------------------------------------
     def _build(self):
-        p = self.params
-        if p["dale_ratio"] is not None:
-            warnings.warn("dale_ratio is ignored by the LSTM (Dale's principle is defined for the rate "
-                          "RNN only), as PsychRNN ignored it.", stacklevel=4)
-            p["dale_ratio"] = None
-        if float(np.max(np.asarray(p["rec_noise"]))) > 0:
-            warnings.warn("rec_noise is ignored by the LSTM (it has no recurrent noise), as in PsychRNN.",
-                          stacklevel=4)
-        net, variant = self._network_arrays(self.rng_init)
-        if variant not in VARIANTS:
+        nets, variants = [], set()
+        for k, p in enumerate(self.network_params):
+            if isinstance(p["dale_ratio"], np.ndarray) and p["dale_ratio"].dtype == object:
+                p["dale_ratio"] = p["dale_ratio"].item()  # a PsychRNN file's 0-d array holding None
+            if p["dale_ratio"] is not None:
+                if k == 0:
+                    warnings.warn("dale_ratio is ignored by the LSTM (Dale's principle is defined for the rate "
+                                  "RNN only), as PsychRNN ignored it.", stacklevel=5)
+                p["dale_ratio"] = None
+            if float(np.max(np.asarray(p["rec_noise"]))) > 0 and k == 0:
+                warnings.warn("rec_noise is ignored by the LSTM (it has no recurrent noise), as in PsychRNN.",
+                              stacklevel=5)
+            net, variant = self._network_arrays(p, self.rng_init[k] if self.lead else self.rng_init)
+            nets.append(net)
+            variants.add(variant)
+        variant = variants.pop() if len(variants) == 1 else sorted(map(str, variants))
+        if not isinstance(variant, str) or variant not in VARIANTS:
             raise ParameterError(f"The 'lstm_variant' parameter of LSTM must be one of {sorted(VARIANTS)} "
-                                 f"or None. Got {variant!r} instead.")
-        self.lstm_variant = p["lstm_variant"] = variant
+                                 f"or None (the same for every network). Got {variant!r} instead.")
+        self.lstm_variant = variant
+        for p in [self.params, *self.network_params]:
+            p["lstm_variant"] = variant
         self.cell_activation = ACTIVATIONS[VARIANTS[variant]]  # phi in h = o phi(c)
+        net = {key: np.stack([n[key] for n in nets]) for key in nets[0]} if self.lead else nets[0]
         self._set_network_arrays(net)
 
-    def _network_arrays(self, rng):
-        """Host float64 arrays of one network (raw weights, masks) and the variant name."""
-        p = self.params
+    def _network_arrays(self, p, rng):
+        """Host float64 arrays of one network (params ``p``): raw weights, masks; and the variant."""
         N, N_in, N_out = self.N_rec, self.N_in, self.N_out
         variant = p["lstm_variant"]
         given, masks = {}, {k: p[k] for k in ("input_connectivity", "rec_connectivity", "output_connectivity")}
@@ -127,7 +136,7 @@ class LSTM(RNN):
             given = {k: p[k] for k in self.param_names if p.get(k) is not None}
             if variant is None:
                 # Gate weights in PsychRNN's (N_rec + N_in, N_rec) layout, with no variant: PsychRNN's.
-                psy = any(np.shape(given.get(f"W_{g}")) == (N + N_in, N) for g in GATES) and N_in > 0
+                psy = any(np.shape(given.get(f"W_{g}")) == (N + N_in, N) for g in GATES)
                 variant = "psychrnn" if psy else "standard"
 
         net = {}
@@ -135,7 +144,8 @@ class LSTM(RNN):
                             ("output_connectivity", (N_out, N))):
             m = np.ones(shape) if masks[name] is None else np.asarray(masks[name], dtype=np.float64)
             if m.shape != shape:
-                raise ShapeError(f"{name} has shape {m.shape} but must be {shape} (N_in={N_in}, N_rec={N}, N_out={N_out}).")
+                raise ShapeError(f"{name} has shape {m.shape} but must be {shape} "
+                                 f"(N_in={N_in}, N_rec={N}, N_out={N_out}).")
             if not np.all((m == 0) | (m == 1)):
                 raise ParameterError(f"{name} must hold only 0 and 1.")
             net[name] = m
@@ -181,6 +191,12 @@ class LSTM(RNN):
             raise ParameterError(f"{name} contains NaN or inf.")
         return a
 
+    def to_model_layout(self, name, value):
+        """A user's array for parameter ``name`` (e.g. a ``fixed_weights`` mask) in this model's layout:
+        PsychRNN's ``(N_rec + N_in, N_rec)`` gate matrices are transposed, ``(N_batch, N_rec)``
+        initial states cut to their first row. Host float64."""
+        return self._given_array(name, value)
+
     def _set_network_arrays(self, net):
         """Move one network's host arrays onto the backend, in the model's dtype."""
         dev = lambda a: self.xp.asarray(np.ascontiguousarray(a), dtype=self.dtype)  # noqa: E731
@@ -189,8 +205,9 @@ class LSTM(RNN):
         self.masks = {f"W_{g}": gate_mask for g in GATES}
         self.masks["W_out"] = dev(net["output_connectivity"])
         self.signs = {}
-        reg = {k: float(self.params[k]) for k in regularizers.REGULARIZER_KEYS if float(self.params[k]) != 0}
-        self.reg_coefs = {k: self.xp.asarray(np.full(self.lead, v), dtype=self.dtype) for k, v in reg.items()}
+        coefs = {k: np.array([float(p[k]) for p in self.network_params]).reshape(self.lead)
+                 for k in regularizers.REGULARIZER_KEYS}
+        self.reg_coefs = {k: self.xp.asarray(c, dtype=self.dtype) for k, c in coefs.items() if np.any(c != 0)}
 
     def set_weights(self, weights: dict):
         """Set raw parameters from a dict of arrays; PsychRNN's layouts are accepted (see ``_given_array``)."""
@@ -217,7 +234,8 @@ class LSTM(RNN):
         u = xp.ascontiguousarray(time_major(x))  # (*lead?, T, B, N_in)
         T, B = u.shape[-3], u.shape[-2]
         # drive_k = u_k @ W_u^T + b, every step at once
-        drive = (rows(u) @ mT(W_u) + b[..., None, :]).reshape(u.shape[:-3] + (T, B, 4 * self.N_rec))
+        drive = rows(u) @ mT(W_u) + b[..., None, :]  # (*lead, T*B, 4N)
+        drive = drive.reshape(drive.shape[:-2] + (T, B, 4 * self.N_rec))
         forward = self.backend.kernels.get("lstm_forward", lstm_dynamics.lstm_forward)
         H, C, G = forward(W_h, drive, W["init_hidden"], W["init_cell"], self.cell_activation, perturb)
         # z_k = h_{k+1} @ W_out_eff^T + b_out
@@ -264,7 +282,8 @@ class LSTM(RNN):
         backward = self.backend.kernels.get("lstm_backward", lstm_dynamics.lstm_backward)
         dA, dh0, dc0 = backward(W_h, H, C, G, W["init_hidden"], W["init_cell"], dH, self.cell_activation)
         # a_k = h_k @ W_h^T + u_k @ W_u^T + b: pair dA_k with h_k (h_0 for the first step) and u_k
-        H_prev = xp.concatenate([xp.broadcast_to(W["init_hidden"], H[..., :1, :, :].shape), H[..., :-1, :, :]], axis=-3)
+        h0 = xp.broadcast_to(W["init_hidden"][..., None, :, :], H[..., :1, :, :].shape)  # (*lead, 1, B, N)
+        H_prev = xp.concatenate([h0, H[..., :-1, :, :]], axis=-3)
         dW_h = mT(rows(dA)) @ rows(H_prev)  # (*lead, 4N, N)
         dW_u = mT(rows(dA)) @ rows(u)  # (*lead, 4N, N_in)
         if "W_rec" in dW_reg:
@@ -286,6 +305,20 @@ class LSTM(RNN):
         for name in self.constrained:
             g[name] = effective_weight_backward(g[name], self.raw[name], self.masks[name], None)
         return value, {name: g[name] for name in self.trainable_names()}
+
+    def _kink_features(self, x):
+        """For :func:`minirnn.gradcheck`: the LSTM is smooth except for L1's ``|W_eff|`` and BCE's clip."""
+        host, feats = self.backend.to_host, []
+        if any(k in self.reg_coefs for k in ("L1_in", "L1_rec")):
+            feats += [np.sign(host(self.raw[f"W_{g}"] * self.masks[f"W_{g}"])) for g in GATES]
+        if "L1_out" in self.reg_coefs:
+            feats.append(np.sign(host(self.raw["W_out"] * self.masks["W_out"])))
+        if getattr(self.loss_function, "__name__", "") == "binary_cross_entropy":
+            from ..nn.losses import BCE_EPSILON
+
+            z = host(self._run(x)[0])
+            feats += [np.sign(z - BCE_EPSILON), np.sign(z - (1 - BCE_EPSILON))]
+        return feats
 
     # ---- weights out --------------------------------------------------------------------------
     def get_weights(self) -> dict:

@@ -31,7 +31,9 @@ PER_NETWORK_PARAMS = ("rec_noise", "tau", "dale_ratio", "L1_in", "L1_rec", "L1_o
 def root_seed_sequence(seed) -> np.random.SeedSequence:
     """``params["seed"]`` -> a SeedSequence. ``None`` takes its entropy from ``np.random``."""
     if isinstance(seed, np.random.SeedSequence):
-        return seed
+        # a fresh copy: spawning from the caller's object would advance it, and the same seed must
+        # always give the same streams
+        return np.random.SeedSequence(entropy=seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
     if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
@@ -42,6 +44,17 @@ def root_seed_sequence(seed) -> np.random.SeedSequence:
 def spawn_rngs(seed_seq: np.random.SeedSequence):
     """The three streams of DESIGN.md §5, in order: init (weights), noise (training), eval."""
     return tuple(np.random.Generator(np.random.PCG64(s)) for s in seed_seq.spawn(3))
+
+
+def _shape_of(a, name) -> tuple:
+    """The shape of an array-like; a ragged nested list is a ShapeError naming ``name``."""
+    if hasattr(a, "shape"):
+        return tuple(a.shape)
+    try:
+        return tuple(np.shape(a))
+    except ValueError:
+        raise ShapeError(f"{name} is a ragged nested sequence (rows of different lengths); it must be a "
+                         "rectangular array.") from None
 
 
 class RNN:
@@ -161,21 +174,27 @@ class RNN:
     def _check_batch(self, x, y=None, mask=None):
         """Validate and cast a batch: ``x (B, T, N_in)``, ``y, mask (B, T, N_out)``."""
         lead_names = "(*lead, N_batch, N_steps, {})" if self.lead else "(N_batch, N_steps, {})"
-        shape_x = getattr(x, "shape", np.shape(x))
-        if len(shape_x) < 3 or shape_x[-1] != self.N_in:
-            raise ShapeError(f"x has shape {tuple(shape_x)} but this model has N_in={self.N_in}; "
+        ndims = {3, 3 + len(self.lead)}  # an ensemble takes shared (B, T, N) or per-network (*lead, B, T, N)
+        shape_x = _shape_of(x, "x")
+        if len(shape_x) not in ndims or shape_x[-1] != self.N_in or shape_x[:-3] not in ((), self.lead):
+            raise ShapeError(f"x has shape {shape_x} but this model has N_in={self.N_in}; "
                              f"x must be {lead_names.format('N_in')}.")
+        if 0 in shape_x[-3:-1]:
+            raise ShapeError(f"x has shape {shape_x}: a batch needs at least one trial and one time step.")
         x = self._as_array(x, "x")
         if y is None:
             return x
         want = tuple(x.shape[:-1]) + (self.N_out,)
         arrays = [x]
         for name, a in (("y", y), ("mask", mask)):
-            shape_a = tuple(getattr(a, "shape", np.shape(a)))
-            if shape_a[-3:] != want[-3:]:
+            shape_a = _shape_of(a, name)
+            if shape_a[-3:] != want[-3:] or len(shape_a) not in ndims or shape_a[:-3] not in ((), self.lead):
                 raise ShapeError(f"{name} has shape {shape_a} but must be {want} to match x {tuple(x.shape)} "
                                  f"with N_out={self.N_out}.")
             arrays.append(self._as_array(a, name))
+        if bool((arrays[2] < 0).any()):
+            raise ParameterError("mask must hold weights >= 0 (1: the output is trained at that step, 0: ignored). "
+                                 "It has negative entries.")
         return tuple(arrays)
 
     # ---- weights --------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ def _fixed_keep_masks(model, fixed_weights):
             raise ParameterError(f"fixed_weights names unknown parameter {name!r}{suggest(name, model.raw)} "
                                  f"Parameters: {list(model.raw)}.")
         F = np.asarray(F, dtype=np.float64)
+        if hasattr(model, "to_model_layout"):  # e.g. LSTM gates given in PsychRNN's transposed layout
+            F = model.to_model_layout(name, F)
         shape = tuple(model.raw[name].shape)
         if F.size == int(np.prod(shape[len(model.lead):])) and F.shape != shape:
             F = F.reshape(shape[len(model.lead):])
@@ -207,8 +209,7 @@ def train(model, source, train_params=None, *, resume=None):
             elif tp["clip_grads"]:
                 grads = clip_by_norm(grads, tp["clip_norm"], n_lead=n_lead)
             delta = optimizer.compute_update(grads, active=None if active is None else xp.asarray(active))
-            for name, d in delta.items():
-                model.raw[name] -= d * keep[name] if name in keep else d  # inactive networks: d = 0
+            _apply_update(model, delta, keep, update_index)  # theta -= delta * (1 - F); inactive networks: d = 0
             value_host = model.backend.to_host(value)
             history["loss"].append(float(value_host) if np.ndim(value_host) == 0 else np.asarray(value_host))
             history["update"].append(update_index)
@@ -334,3 +335,16 @@ def _show_progress(progress, history):
         except (TypeError, ValueError):  # a custom performance_measure may return anything
             pass
     progress.set_postfix(postfix, refresh=False)
+
+
+def _apply_update(model, delta, keep, update_index):
+    """``theta -= delta * (1 - F)`` for every parameter, all or nothing: when a new value would be
+    NaN or inf, raise NonFiniteError naming the weight and leave every weight at its last finite value."""
+    xp = model.xp
+    new = {name: model.raw[name] - (d * keep[name] if name in keep else d) for name, d in delta.items()}
+    for name, value in new.items():
+        if not _all_finite(xp, [value]):
+            raise NonFiniteError(f"the weight {name} would become NaN or inf at update {update_index}; the weights "
+                                 "were kept as they were before this update. Try a smaller learning_rate.")
+    for name, value in new.items():
+        model.raw[name][...] = value  # in place: views of model.raw stay valid

@@ -1,0 +1,651 @@
+"""The ``minirnn`` command line: train, evaluate, plot, gradcheck, bench, describe.
+
+::
+
+    minirnn train PerceptualDiscrimination --n-rec 50 --iters 50000 --out runs/pd
+    minirnn train --config run.toml --out runs/pd          # [params] [train_params] [task] tables
+    minirnn train --resume runs/pd                         # after Ctrl-C, SIGTERM or a kill
+    minirnn evaluate runs/pd                               # accuracy, loss, psychometric table
+    minirnn plot runs/pd                                   # PNG figures into runs/pd/plots
+    minirnn gradcheck                                      # finite differences on a small net
+    minirnn bench                                          # ms per update on each backend
+    minirnn describe                                       # every parameter, default and meaning
+
+Settings are applied in this order, later ones winning: the task's defaults (dt=10, tau=100,
+T=2000, N_batch=128, N_rec=50: the paper's minimal example), ``--config``, the named options
+(``--n-rec`` ...), then each ``--set key=value`` (``key`` or ``params.key`` /
+``train_params.key`` / ``task.key``; the value is read with ``ast.literal_eval``, else kept as a
+string). Every name is checked against ``minirnn/_params.py``'s tables and the task's
+constructor, with a did-you-mean. Exit codes: 0 done, 1 training diverged, 2 bad input,
+130 / 143 interrupted by SIGINT / SIGTERM (a checkpoint was written: ``--resume`` continues).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import os
+import secrets
+import sys
+import time
+
+import numpy as np
+
+from . import runs
+from ._params import MODEL_PARAMS, TRAIN_PARAMS, describe_params
+from .errors import MinirnnError, NonFiniteError, ParameterError, suggest
+
+TASK_DEFAULTS = {"dt": 10, "tau": 100, "T": 2000, "N_batch": 128}
+DEFAULT_N_REC = 50
+PERFORMANCE_MARK = "task.accuracy_function"  # run.json's stand-in for the CLI's performance measure
+SECTIONS = ("params", "train_params", "task")
+# train_params the CLI sets itself (paths inside the run directory)
+MANAGED_TRAIN_KEYS = ("checkpoint_path", "save_weights_path", "training_weights_path", "verbosity")
+
+
+def _print(*args, file=None):
+    print(*args, file=file or sys.stdout, flush=True)
+
+
+# ============================================================================ configuration
+
+
+def parse_value(text: str):
+    """``ast.literal_eval`` of ``text`` (numbers, lists, None, True ...), else the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def read_toml(path) -> dict:
+    """Read a run configuration: ``[params]``, ``[train_params]`` and ``[task]`` tables
+    (``task.name`` may name the task; ``task.seed`` seeds it)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            config = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ParameterError(f"--config file {os.fspath(path)!r} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"--config file {os.fspath(path)!r} is not valid TOML: {exc}") from None
+    for key, value in config.items():
+        if key not in SECTIONS:
+            raise ParameterError(f"Unknown table [{key}] in {os.fspath(path)!r}{suggest(key, SECTIONS)} "
+                                 f"Tables: {list(SECTIONS)}.")
+        if not isinstance(value, dict):
+            raise ParameterError(f"{key!r} in {os.fspath(path)!r} must be a table [{key}]. Got {value!r}.")
+    return {s: dict(config.get(s, {})) for s in SECTIONS}
+
+
+def _section_of(key: str, task_args) -> str:
+    """Which table a bare ``--set`` key belongs to; a ParameterError with a suggestion if none."""
+    homes = [s for s, names in (("params", MODEL_PARAMS), ("train_params", TRAIN_PARAMS),
+                                ("task", task_args)) if key in names]
+    if "task" in homes and "params" in homes:
+        homes = ["task"]  # dt, tau, T, N_batch: the task's settings (the model takes them from it)
+    if len(homes) == 1:
+        return homes[0]
+    known = list(MODEL_PARAMS) + list(TRAIN_PARAMS) + list(task_args)
+    raise ParameterError(f"Unknown parameter {key!r} in --set{suggest(key, known)} "
+                         f"See 'minirnn describe' for the list.")
+
+
+def check_section_keys(config: dict, task_args) -> None:
+    """Every key of each table must be a known name (did-you-mean otherwise)."""
+    tables = {"params": MODEL_PARAMS, "train_params": TRAIN_PARAMS}
+    for section in ("params", "train_params"):
+        for key in config[section]:
+            if key not in tables[section]:
+                raise ParameterError(f"Unknown key {key!r} in [{section}]{suggest(key, tables[section])} "
+                                     f"See 'minirnn describe'.")
+            if section == "train_params" and key in MANAGED_TRAIN_KEYS[:3]:
+                raise ParameterError(f"[train_params] {key!r} is set by 'minirnn train' (files go into the run "
+                                     "directory); remove it.")
+    allowed = set(task_args) | {"name", "seed"}
+    for key in config["task"]:
+        if key not in allowed:
+            raise ParameterError(f"Unknown key {key!r} in [task]{suggest(key, sorted(allowed))} "
+                                 f"The task's settings: {sorted(allowed)}.")
+
+
+def build_config(args) -> tuple:
+    """Merge defaults, --config, named options and --set into ``(task_cls, config)``."""
+    config = read_toml(args.config) if args.config else {s: {} for s in SECTIONS}
+    task_name = args.task or config["task"].pop("name", None)
+    config["task"].pop("name", None)
+    if task_name is None:
+        raise ParameterError("train needs a TASK (e.g. 'minirnn train PerceptualDiscrimination') or "
+                             "name = \"...\" in the [task] table of --config.")
+    task_cls = runs.task_class(task_name)
+    task_args = runs.task_arguments(task_cls)
+    named = {("params", "N_rec"): args.n_rec, ("params", "seed"): args.seed,
+             ("params", "backend"): args.backend, ("params", "dale_ratio"): args.dale_ratio,
+             ("params", "dtype"): args.dtype, ("params", "rec_noise"): args.rec_noise,
+             ("train_params", "training_iters"): args.iters,
+             ("train_params", "learning_rate"): args.learning_rate, ("task", "N_batch"): args.batch}
+    for (section, key), value in named.items():
+        if value is not None:
+            config[section][key] = value
+    for item in args.set or []:
+        if "=" not in item:
+            raise ParameterError(f"--set takes key=value (e.g. --set L2_rec=0.01). Got {item!r}.")
+        key, _, text = item.partition("=")
+        key = key.strip()
+        section, _, bare = key.rpartition(".")
+        if section and section not in SECTIONS:
+            raise ParameterError(f"Unknown table {section!r} in --set {key}{suggest(section, SECTIONS)} "
+                                 f"Use one of {list(SECTIONS)}.")
+        config[section or _section_of(bare, task_args)][bare] = parse_value(text.strip())
+    check_section_keys(config, task_args)
+    for key in ("dt", "tau", "T", "N_batch"):
+        if key in config["params"] and key in task_args:  # the task owns these; move them there
+            config["task"].setdefault(key, config["params"].pop(key))
+    for key, value in TASK_DEFAULTS.items():
+        if key in task_args:
+            config["task"].setdefault(key, value)
+    config["params"].setdefault("N_rec", DEFAULT_N_REC)
+    return task_cls, config
+
+
+def derived_seed(seed: int, purpose: int) -> int:
+    """A 32-bit seed for the task (purpose 1) or evaluation (2), from the run's seed."""
+    return int(np.random.SeedSequence([int(seed), purpose]).generate_state(1)[0])
+
+
+# ============================================================================ train
+
+
+def _performance_measure(task):
+    """``performance_measure`` that scores a batch with the task's ``accuracy_function``."""
+
+    def measure(trial_batch, trial_y, output_mask, output, epoch, losses, verbosity):
+        return task.accuracy_function(trial_y, output, output_mask)
+
+    return measure
+
+
+def _has_accuracy(task) -> bool:
+    from .tasks import Task
+
+    return type(task).accuracy_function is not Task.accuracy_function
+
+
+def runtime_train_params(record_tp: dict, task, run_dir: str, quiet: bool) -> dict:
+    """The train_params dict for ``train()``: the recorded ones plus the CLI's own entries."""
+    tp = {k: v for k, v in record_tp.items() if k in TRAIN_PARAMS}
+    if tp.get("performance_measure") == PERFORMANCE_MARK:
+        tp["performance_measure"] = _performance_measure(task)
+    tp["checkpoint_path"] = os.path.join(run_dir, runs.CHECKPOINT_FILE)
+    tp["verbosity"] = not quiet
+    return tp
+
+
+def cmd_train(args) -> int:
+    if args.resume:
+        return _resume(args)
+    run_dir = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    if os.path.exists(os.path.join(run_dir, runs.RECORD_FILE)) and not args.force:
+        raise ParameterError(f"{run_dir!r} already holds a run. Continue it with 'minirnn train --resume "
+                             f"{run_dir}', or pass --force to start over there.")
+    task_cls, config = build_config(args)
+    params_cfg, tp_cfg, task_cfg = config["params"], config["train_params"], config["task"]
+    seed = params_cfg.get("seed")
+    if seed is None:
+        seed = params_cfg["seed"] = secrets.randbits(31)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ParameterError(f"The 'seed' parameter must be an int. Got {seed!r} instead.")
+    task_seed = task_cfg.pop("seed", None)
+    task_seed = derived_seed(seed, 1) if task_seed is None else task_seed
+    task = runs.make_task(task_cls, task_cfg, seed=task_seed)
+    params = task.get_task_params()
+    params.update(params_cfg)
+    tp = dict(tp_cfg)
+    if _has_accuracy(task) and tp.get("performance_measure") is None and not args.no_accuracy:
+        tp["performance_measure"] = PERFORMANCE_MARK
+        tp.setdefault("performance_epoch", 10)
+    os.makedirs(run_dir, exist_ok=True)
+    for stale in (runs.CHECKPOINT_FILE, runs.LAST_GOOD_FILE):
+        if os.path.exists(os.path.join(run_dir, stale)):
+            os.remove(os.path.join(run_dir, stale))  # --force: a new run, not a continuation
+    meta = {"params": params_cfg, "train_params": tp, "task_seed": task_seed,
+            "eval_seed": derived_seed(seed, 2), "command": sys.argv[1:] if args.argv is None else args.argv}
+    return _run_training(run_dir, task, meta, params, resume=None, quiet=args.quiet)
+
+
+def _resume(args) -> int:
+    given = [name for name in ("task", "config", "n_rec", "seed", "backend", "iters", "dale_ratio", "dtype",
+                               "rec_noise", "learning_rate", "batch", "set", "out")
+             if getattr(args, name) not in (None, [])]
+    if given:
+        raise ParameterError(f"--resume continues a run exactly as it was configured; do not give "
+                             f"{['--' + g.replace('_', '-') for g in given]} with it.")
+    run_dir = args.resume
+    record = runs.read_record(run_dir)
+    task = runs.task_from_record(record["task"])
+    params = runs.model_params_from_record(record)
+    checkpoint = os.path.join(run_dir, runs.CHECKPOINT_FILE)
+    meta = {"params": record.get("cli", {}).get("params", {}), "train_params": record["train_params"],
+            "task_seed": record["seeds"]["task"], "eval_seed": record["seeds"]["evaluate"],
+            "command": record.get("cli", {}).get("command")}
+    if not os.path.exists(checkpoint):
+        _print(f"{checkpoint} does not exist yet: starting this run from its beginning.", file=sys.stderr)
+        checkpoint = None
+    return _run_training(run_dir, task, meta, params, resume=checkpoint, quiet=args.quiet)
+
+
+def _run_training(run_dir, task, meta, params, *, resume, quiet) -> int:
+    """Build the model, write the 'running' record, train, and write the run (any outcome)."""
+    from .models import Basic
+    from .train.checkpoint import TrainingInterrupted
+    from .train.trainer import train
+
+    runs.remove_stale_temporaries(run_dir)  # left by a process killed while writing
+    model = Basic(params)
+    initial_raw = {k: np.array(model.backend.to_host(v)) for k, v in model.raw.items()}
+    record_tp = {k: v for k, v in meta["train_params"].items() if k not in MANAGED_TRAIN_KEYS}
+    tp = runtime_train_params(record_tp, task, run_dir, quiet)
+    fixed = tp.get("fixed_weights")
+
+    def write(status, weights_name=runs.WEIGHTS_FILE, timings=None, extra=None):
+        audit = runs.constraint_audit(model, initial_raw, fixed)
+        record = runs.run_record(model, task, params=params, train_params=record_tp, task_seed=meta["task_seed"],
+                                 eval_seed=meta["eval_seed"], status=status, audit=audit, timings=timings,
+                                 extra=dict(extra or {}, cli={"params": meta["params"], "command": meta["command"]}))
+        record["files"]["weights"] = weights_name
+        runs.write_run(run_dir, model, record, weights_name=weights_name)
+        return record
+
+    if resume is None:
+        write("running")
+    t0 = time.perf_counter()
+    try:
+        losses, training_time, _ = train(model, task, tp, resume=resume)
+    except TrainingInterrupted as exc:
+        write("interrupted")
+        _print(f"\n{exc}\nResume with: minirnn train --resume {run_dir}", file=sys.stderr)
+        return 128 + int(exc.signum)
+    except NonFiniteError as exc:
+        write("diverged", weights_name=runs.LAST_GOOD_FILE, extra={"error": str(exc)})
+        stale = os.path.join(run_dir, runs.WEIGHTS_FILE)
+        if os.path.exists(stale):
+            os.remove(stale)  # the initial weights written at the start; the good ones are LAST_GOOD_FILE
+        _print(f"error: training diverged: {exc}\nThe last good weights are in "
+               f"{os.path.join(run_dir, runs.LAST_GOOD_FILE)}.", file=sys.stderr)
+        return 1
+    record = write("complete", timings={"training_s": training_time, "wall_s": time.perf_counter() - t0})
+    audit = record["constraint_audit"]
+    history = model.history
+    final = history["loss"][-1] if history["loss"] else float("nan")
+    acc = history["performance"][-1][1] if history.get("performance") else None
+    if not quiet:
+        _print(f"trained {len(history['loss'])} updates; final loss {np.mean(final):.4g}"
+               + (f", accuracy {float(np.mean(acc)):.3f}" if acc is not None else "")
+               + f"; constraint audit {'ok' if audit['ok'] else 'FAILED: ' + str(audit)}")
+        _print(f"run written to {run_dir}")
+    return 0 if audit["ok"] else 1
+
+
+# ============================================================================ evaluate
+
+
+def fresh_trials(task, n_trials: int, seed: int):
+    """``n_trials`` (rounded up to whole batches) fresh trials from a Generator seeded ``seed``."""
+    rng = np.random.default_rng(seed)
+    parts = [task.generate_batch(rng) for _ in range(max(1, -(-n_trials // task.N_batch)))]
+    x, y, mask = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    trial_params = [tp for p in parts for tp in p[3]]
+    return x, y, mask, trial_params
+
+
+def psychometric_table(outputs, mask, trial_params):
+    """Fraction choosing channel 0 per signed coherence (+ when channel 0 is the correct one), or None."""
+    if not trial_params or not all(isinstance(t, dict) and "coherence" in t and "direction" in t
+                                   for t in trial_params[:1]):
+        return None
+    coherence = np.array([float(t["coherence"]) for t in trial_params])
+    direction = np.array([int(t["direction"]) for t in trial_params])
+    signed = np.where(direction == 0, coherence, -coherence)
+    try:
+        from .analysis.psychometric import choice_probability, choices_from_outputs
+
+        choice0 = choices_from_outputs(outputs, mask) == 0
+        levels, p, n = choice_probability(signed, choice0)
+    except ImportError:  # pragma: no cover - the analysis module is optional here
+        choice = np.argmax((outputs * mask).mean(axis=1), axis=1)
+        levels, inverse = np.unique(signed, return_inverse=True)
+        n = np.bincount(inverse)
+        p = np.bincount(inverse, weights=(choice == 0)) / n
+    return {"signed_coherence": levels.tolist(), "p_choice_0": p.tolist(), "n": np.asarray(n).tolist(),
+            "signed_coherence_values": signed}
+
+
+def evaluate_run(run_dir, n_trials=1024, seed=None) -> dict:
+    """Accuracy, loss and psychometric table of a run on fresh trials (see ``minirnn evaluate``)."""
+    model, task, record = runs.load_run(run_dir)
+    seed = record["seeds"].get("evaluate") if seed is None else seed
+    seed = 0 if seed is None else seed
+    x, y, mask, trial_params = fresh_trials(task, n_trials, seed)
+    outputs, _ = model.test(x)
+    value, _ = model.loss_function(outputs.astype(model.dtype), y.astype(model.dtype), mask.astype(model.dtype))
+    accuracy = task.accuracy_function(y, outputs, mask)
+    result = {"run": os.fspath(run_dir), "task": record["task"]["class"], "n_trials": int(x.shape[0]),
+              "seed": seed, "loss": float(np.sum(value)),
+              "accuracy": None if accuracy is None else float(np.mean(accuracy))}
+    table = psychometric_table(outputs, mask, trial_params)
+    if table is not None:
+        table.pop("signed_coherence_values")
+        result["psychometric"] = table
+    return result
+
+
+def cmd_evaluate(args) -> int:
+    result = evaluate_run(args.run, n_trials=args.trials, seed=args.seed)
+    if args.json:
+        import json
+
+        _print(json.dumps(result, indent=1))
+        return 0
+    _print(f"run       {result['run']}  ({result['task']}, {result['n_trials']} fresh trials, seed {result['seed']})")
+    _print(f"loss      {result['loss']:.6g}")
+    _print(f"accuracy  {'n/a (the task has no accuracy_function)' if result['accuracy'] is None else format(result['accuracy'], '.4f')}")
+    table = result.get("psychometric")
+    if table:
+        _print("psychometric: fraction choosing channel 0 by signed coherence (+: channel 0 correct)")
+        _print(f"  {'coherence':>10} {'P(choice 0)':>12} {'trials':>7}")
+        for c, p, n in zip(table["signed_coherence"], table["p_choice_0"], table["n"]):
+            _print(f"  {c:>+10.3f} {p:>12.3f} {n:>7d}")
+    return 0
+
+
+# ============================================================================ plot
+
+
+def cmd_plot(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        _print("error: 'minirnn plot' needs matplotlib: pip install matplotlib", file=sys.stderr)
+        return 2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        from . import plotting
+    except ImportError:
+        plotting = None
+    wanted = ("plot_trial", "plot_training", "plot_weights", "plot_psychometric")
+    available = [name for name in wanted if plotting is not None and hasattr(plotting, name)]
+    if not available:
+        _print("error: minirnn.plotting is not available in this installation; nothing to plot.", file=sys.stderr)
+        return 2
+    model, task, record = runs.load_run(args.run)
+    out_dir = args.out or os.path.join(args.run, "plots")
+    os.makedirs(out_dir, exist_ok=True)
+    x, y, mask, trial_params = fresh_trials(task, args.trials, record["seeds"].get("evaluate") or 0)
+    outputs, _ = model.test(x)
+    figures = {}
+    if "plot_training" in available and record["history"]["loss"]:
+        perf = record["history"].get("performance") or []
+        accuracy = [float(np.mean(p[1])) for p in perf] if perf else None
+        figures["training"] = plotting.plot_training(record["history"]["loss"], accuracy,
+                                                     iterations=record["history"]["update"])
+    if "plot_trial" in available:
+        figures["trial"] = plotting.plot_trial(x, y, outputs, mask, trial=0, dt=task.dt, title=record["task"]["class"])
+    if "plot_weights" in available:
+        figures["weights"] = plotting.plot_weights(model.get_weights())
+    table = psychometric_table(outputs, mask, trial_params)
+    if "plot_psychometric" in available and table is not None:
+        figures["psychometric"] = plotting.plot_psychometric(x=table["signed_coherence"], p=table["p_choice_0"],
+                                                             n=table["n"])
+    import matplotlib.pyplot as plt
+
+    for name, fig in figures.items():
+        path = os.path.join(out_dir, f"{name}.{args.format}")
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        _print(f"wrote {path}")
+    missing = [n for n in wanted if n not in available]
+    if missing:
+        _print(f"note: minirnn.plotting has no {missing} yet; those figures were skipped.", file=sys.stderr)
+    return 0
+
+
+# ============================================================================ gradcheck
+
+
+def _small_net(args, dtype="float64"):
+    from .models import Basic
+
+    rng = np.random.default_rng(args.seed)
+    n_in, n_out, T, B = 3, 2, args.steps, args.batch
+    params = {"N_in": n_in, "N_rec": args.n_rec, "N_out": n_out, "dt": 10, "tau": 50, "seed": args.seed,
+              "dtype": dtype, "backend": "numpy", "transfer_function": args.transfer_function,
+              "dale_ratio": args.dale_ratio, "L2_rec": 0.01, "L2_firing_rate": 0.01}
+    model = Basic(params)
+    x = rng.standard_normal((B, T, n_in))
+    y = rng.standard_normal((B, T, n_out))
+    mask = (rng.random((B, T, n_out)) > 0.3).astype(float)
+    return model, x, y, mask
+
+
+def finite_difference_errors(model, x, y, mask, h=1e-6) -> dict:
+    """Worst relative error ``|g - g_fd| / max(|g|, |g_fd|, 1e-12)`` per parameter (central differences)."""
+    _, grads = model.loss_and_grads(x, y, mask)
+    out = {}
+    for name, g in grads.items():
+        raw = model.raw[name]
+        fd = np.zeros_like(g)
+        for idx in np.ndindex(*raw.shape):
+            old = raw[idx]
+            raw[idx] = old + h
+            up = model.loss_and_grads(x, y, mask)[0]
+            raw[idx] = old - h
+            down = model.loss_and_grads(x, y, mask)[0]
+            raw[idx] = old
+            fd[idx] = (up - down) / (2 * h)
+        out[name] = float(np.linalg.norm(g - fd) / max(np.linalg.norm(g), np.linalg.norm(fd), 1e-12))
+    return out
+
+
+def cmd_gradcheck(args) -> int:
+    model, x, y, mask = _small_net(args)
+    errors = None
+    try:
+        from .testing import gradcheck as library_gradcheck  # written in parallel; used when present
+    except ImportError:
+        library_gradcheck = None
+    if library_gradcheck is not None:
+        try:
+            result = library_gradcheck(model, x, y, mask)
+            errors = {k: float(np.max(v)) for k, v in dict(getattr(result, "errors", result)).items()}
+        except (TypeError, ValueError, AttributeError) as exc:
+            _print(f"note: minirnn.testing.gradcheck could not be used here ({exc}); using the CLI's own "
+                   "central differences.", file=sys.stderr)
+    if errors is None:
+        errors = finite_difference_errors(model, x, y, mask)
+    _print(f"gradient check: {model!r}, x {x.shape}, float64, central differences")
+    _print(f"  {'parameter':<12} {'relative error':>15}")
+    for name, err in errors.items():
+        _print(f"  {name:<12} {err:>15.3e}")
+    worst = max(errors.values())
+    ok = worst < args.tolerance
+    _print(f"worst {worst:.3e}: {'ok' if ok else 'FAILED'} (tolerance {args.tolerance:g})")
+    return 0 if ok else 1
+
+
+# ============================================================================ bench
+
+
+def cmd_bench(args) -> int:
+    from .backends import get_backend
+    from .models import Basic
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, args.steps, 2))
+    y = rng.standard_normal((args.batch, args.steps, 2))
+    mask = np.ones_like(y)
+    _print(f"one update (forward + backward + Adam): N_rec={args.n_rec}, batch={args.batch}, "
+           f"steps={args.steps}, {args.dtype}")
+    for name in args.backends.split(","):
+        try:
+            get_backend(name)
+        except (MinirnnError, ImportError) as exc:
+            _print(f"  {name:<7} unavailable: {exc}")
+            continue
+        model = Basic({"N_in": 2, "N_rec": args.n_rec, "N_out": 2, "dt": 10, "tau": 100, "seed": 0,
+                       "backend": name, "dtype": args.dtype, "rec_noise": 0.05})
+        batches = iter(lambda: (x, y, mask, None), None)
+        model.train(batches, {"training_iters": args.batch, "verbosity": False})  # warm-up (numba compiles)
+        _, seconds, _ = model.train(batches, {"training_iters": args.batch * args.repeats, "verbosity": False})
+        _print(f"  {model.backend.name:<7} {1000 * seconds / args.repeats:9.2f} ms/update")
+    return 0
+
+
+# ============================================================================ describe
+
+
+def cmd_describe(args) -> int:
+    _print(describe_params())
+    _print("\nTasks (minirnn train TASK; settings go in [task] or --set task.KEY=VALUE):")
+    for name in runs.TASK_NAMES:
+        _print(f"  {name:<26} {', '.join(runs.task_arguments(runs.task_class(name)))}")
+    return 0
+
+
+# ============================================================================ the parser
+
+
+EXAMPLES = {
+    "train": """examples:
+  minirnn train PerceptualDiscrimination --n-rec 50 --seed 1 --out runs/pd
+  minirnn train perceptualdiscrimination --iters 30000 --dale-ratio 0.8 --set L2_rec=0.01
+  minirnn train FlipFlop --set task.N_bits=2 --set T=1000 --backend numpy --quiet
+  minirnn train --config run.toml --out runs/pd
+  minirnn train --resume runs/pd
+
+run.toml:
+  [task]
+  name = "PerceptualDiscrimination"
+  dt = 10
+  tau = 100
+  T = 2000
+  N_batch = 128
+  [params]
+  N_rec = 50
+  seed = 1
+  [train_params]
+  training_iters = 50000
+  checkpoint_epoch = 50""",
+    "evaluate": """examples:
+  minirnn evaluate runs/pd
+  minirnn evaluate runs/pd --trials 4096 --seed 7 --json""",
+    "plot": """examples:
+  minirnn plot runs/pd                  # runs/pd/plots/{training,trial,weights,psychometric}.png
+  minirnn plot runs/pd --out figs --format pdf""",
+    "gradcheck": """examples:
+  minirnn gradcheck
+  minirnn gradcheck --n-rec 6 --transfer-function tanh --dale-ratio 0.5""",
+    "bench": """examples:
+  minirnn bench
+  minirnn bench --n-rec 256 --batch 128 --steps 200 --backends numpy,numba""",
+    "describe": """examples:
+  minirnn describe""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minirnn", description="Train and inspect rate RNNs on cognitive tasks (PsychRNN-compatible).",
+        epilog="Run 'minirnn VERB --help' for each verb's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    raw = argparse.RawDescriptionHelpFormatter
+
+    t = sub.add_parser("train", help="train a network and write a run directory", epilog=EXAMPLES["train"],
+                       formatter_class=raw, description="Train a Basic rate RNN on a task; write weights.npz, "
+                       "run.json and checkpoint.npz into the run directory.")
+    t.add_argument("task", nargs="?", help=f"one of {', '.join(runs.TASK_NAMES)} (case-insensitive)")
+    t.add_argument("--config", metavar="TOML", help="a TOML file with [params], [train_params], [task] tables")
+    t.add_argument("--n-rec", type=int, help="recurrent units (params N_rec; default 50)")
+    t.add_argument("--seed", type=int, help="the run's seed (model streams; task and evaluation seeds derive from it)")
+    t.add_argument("--backend", help="auto | numpy | numba | cupy")
+    t.add_argument("--iters", type=int, help="training trials (train_params training_iters)")
+    t.add_argument("--dale-ratio", type=float, help="fraction of excitatory units, in (0, 1)")
+    t.add_argument("--dtype", help="float32 (default) | float64")
+    t.add_argument("--rec-noise", type=float, help="recurrent noise sigma_rec")
+    t.add_argument("--learning-rate", type=float, help="Adam's learning rate")
+    t.add_argument("--batch", type=int, help="trials per batch (task N_batch)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any parameter: KEY, params.KEY, train_params.KEY or task.KEY (repeatable)")
+    t.add_argument("--out", metavar="RUN_DIR", help="the run directory (default runs/<date-time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
+    t.add_argument("--force", action="store_true", help="start over in a RUN_DIR that already holds a run")
+    t.add_argument("--no-accuracy", action="store_true",
+                   help="do not measure accuracy during training (it draws extra batches from the task)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, loss and psychometric table on fresh trials",
+                       epilog=EXAMPLES["evaluate"], formatter_class=raw)
+    e.add_argument("run", metavar="RUN_DIR")
+    e.add_argument("--trials", type=int, default=1024, help="fresh trials (whole batches; default 1024)")
+    e.add_argument("--seed", type=int, help="seed of the fresh trials (default: the run's evaluation seed)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plot", help="figures of a run (training, a trial, weights, psychometric)",
+                       epilog=EXAMPLES["plot"], formatter_class=raw)
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="where to write the figures (default RUN_DIR/plots)")
+    p.add_argument("--format", default="png", help="png (default), pdf, svg ...")
+    p.add_argument("--trials", type=int, default=512, help="fresh trials for the trial and psychometric figures")
+    p.set_defaults(func=cmd_plot)
+
+    g = sub.add_parser("gradcheck", help="check gradients by finite differences on a small random network",
+                       epilog=EXAMPLES["gradcheck"], formatter_class=raw)
+    g.add_argument("--n-rec", type=int, default=5)
+    g.add_argument("--steps", type=int, default=8)
+    g.add_argument("--batch", type=int, default=2)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--transfer-function", default="tanh")
+    g.add_argument("--dale-ratio", type=float, default=None)
+    g.add_argument("--tolerance", type=float, default=1e-5, help="largest accepted relative error")
+    g.set_defaults(func=cmd_gradcheck)
+
+    b = sub.add_parser("bench", help="milliseconds per training update on each available backend",
+                       epilog=EXAMPLES["bench"], formatter_class=raw)
+    b.add_argument("--n-rec", type=int, default=128)
+    b.add_argument("--batch", type=int, default=64)
+    b.add_argument("--steps", type=int, default=100)
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--dtype", default="float32")
+    b.add_argument("--backends", default="numpy,numba,cupy", help="comma-separated backends to try")
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("describe", help="every model and training parameter with its default",
+                       epilog=EXAMPLES["describe"], formatter_class=raw)
+    d.set_defaults(func=cmd_describe)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``minirnn`` console script. Returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = argv
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (MinirnnError, FileNotFoundError) as exc:
+        _print(f"minirnn {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        _print(f"minirnn {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""``python -m minirnn.course release SRC DEST`` | ``python -m minirnn.course grade DIR [--csv F]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .release import release
+from .submissions import _TAG, format_report, grade_folder, run_and_grade
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minirnn.course",
+                                     description="Release student versions of the assignments; grade submissions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("release", help="write student versions (solution blocks -> NotImplementedError)")
+    r.add_argument("src", help="an instructor file or the folder tutorials/assignments")
+    r.add_argument("dest", help="a file or a folder for the student versions")
+    g = sub.add_parser("grade", help="run and grade every a<N>_*.py under a folder")
+    g.add_argument("folder")
+    g.add_argument("--csv", help="also write one row per student, file and exercise here")
+    g.add_argument("--json", help="also write the full reports here")
+    g.add_argument("--timeout", type=float, default=600, help="seconds per file (default 600)")
+    g.add_argument("--jobs", type=int, default=1, help="files graded at the same time (default 1)")
+    g.add_argument("--full", action="store_true", help="run training cells at full size (no MINIRNN_FAST)")
+    one = sub.add_parser("_grade_one")  # internal: the subprocess of grade_file
+    one.add_argument("path")
+    args = parser.parse_args(argv)
+
+    if args.command == "release":
+        for path in release(args.src, args.dest):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "_grade_one":
+        print(_TAG + json.dumps(run_and_grade(args.path)))
+        return 0
+    reports = grade_folder(args.folder, timeout=args.timeout, fast=not args.full, csv_path=args.csv,
+                           jobs=args.jobs)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(reports, f, indent=1)
+    print(format_report(reports) if reports else f"no a<N>_*.py files under {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Every available backend against the NumPy reference on the same inputs (STYLE.md P6).
+
+Numba: the kernels of ``minirnn/backends/numba_kernels.py`` against ``minirnn.dynamics.rate``, for
+each built-in activation, float64 and float32, with and without noise, ``x0`` of batch 1 and B,
+per-unit alpha, a leading network axis, odd sizes, and both loop structures (whole-loop @njit and
+NumPy matmul + fused step); the fallbacks (perturbation, user activation); ``standard_normal``
+bit for bit. BLAS is pinned to one thread so that summation order does not vary between runs.
+
+Compile time counts: every test here uses the same few signatures (float32 and float64, C arrays).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+from minirnn.backends import get_backend, numba_kernels as nk  # noqa: E402
+from minirnn.dynamics import rate  # noqa: E402
+from minirnn.nn.activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
+
+pytestmark = pytest.mark.numba
+
+DTYPES = [np.float64, np.float32]
+STRUCTURES = ["whole-loop", "matmul"]
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    with threadpoolctl.threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(params=STRUCTURES)
+def structure(request, monkeypatch):
+    """Run the kernels with the whole-loop kernel or with NumPy matmul per step, whatever N is."""
+    monkeypatch.setattr(nk, "WHOLE_LOOP_MAX_N", 1 << 30 if request.param == "whole-loop" else 0)
+    return request.param
+
+
+def close(actual, expected):
+    """float64: rtol 1e-10; float32: 1e-5; both also relative to the largest magnitude."""
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    tol = 1e-10 if expected.dtype == np.float64 else 1e-5
+    scale = max(float(np.abs(expected).max(initial=0)), 1e-30)
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
+
+
+def make_case(lead=(2,), T=7, B=3, N=5, dtype=np.float64, x0_batch=1, noise=True, seed=0):
+    rng = np.random.default_rng(seed)
+    W = (1.2 * rng.standard_normal((*lead, N, N)) / np.sqrt(N)).astype(dtype)
+    drive = rng.standard_normal((*lead, T, B, N)).astype(dtype)
+    x0 = (0.5 * rng.standard_normal((*lead, x0_batch, N))).astype(dtype)
+    alpha = rng.uniform(0.05, 0.5, (*lead, 1, N)).astype(dtype)  # per-unit time constants
+    noise_scale = rng.uniform(0.05, 0.3, (*lead, 1, N)).astype(dtype) if noise else None
+    xi = rng.standard_normal((*lead, T, B, N)).astype(dtype) if noise else None
+    dX = rng.standard_normal((*lead, T, B, N)).astype(dtype)
+    return W, drive, x0, alpha, noise_scale, xi, dX
+
+
+def check_against_reference(case, act):
+    W, drive, x0, alpha, ns, xi, dX = case
+    X_ref = rate.recur_forward(W, drive, x0, alpha, ns, xi, act)
+    X = nk.rate_forward(W, drive, x0, alpha, ns, xi, act)
+    close(X, X_ref)
+    # The backward is compared on the same states, so that only its own error shows.
+    d_drive_ref, d_x0_ref = rate.recur_backward(W, X_ref, x0, dX, alpha, act)
+    d_drive, d_x0 = nk.rate_backward(W, X_ref, x0, dX, alpha, act)
+    close(d_drive, d_drive_ref)
+    close(d_x0, d_x0_ref)
+
+
+@pytest.mark.parametrize("x0_batch", [1, 3])
+@pytest.mark.parametrize("noise", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_kernels_match_reference(name, dtype, noise, x0_batch, structure):
+    case = make_case(lead=(2,), T=7, B=3, N=5, dtype=dtype, x0_batch=x0_batch, noise=noise)
+    check_against_reference(case, ACTIVATIONS[name])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "lead, T, B, N",
+    [((), 6, 4, 9), ((), 1, 1, 1), ((1,), 1, 1, 1), ((2,), 1, 2, 1), ((), 3, 1, 4), ((2, 3), 4, 2, 3)],
+)
+def test_shapes_and_odd_sizes(lead, T, B, N, dtype, structure):
+    for x0_batch in {1, B}:
+        check_against_reference(make_case(lead, T, B, N, dtype, x0_batch, noise=True, seed=T + N), ACTIVATIONS["tanh"])
+
+
+def test_larger_network_and_shared_noise_scale():
+    """N above the default threshold (default structure choice), scalar noise scale (1, 1)."""
+    W, drive, x0, alpha, ns, xi, dX = make_case(lead=(), T=5, B=4, N=nk.WHOLE_LOOP_MAX_N + 3, dtype=np.float64)
+    ns = np.full((1, 1), 0.2)
+    check_against_reference((W, drive, x0, alpha, ns, xi, dX), ACTIVATIONS["relu"])
+
+
+def test_empty_time_axis():
+    W, drive, x0, alpha, ns, xi, dX = make_case(lead=(2,), T=0, B=3, N=4)
+    X = nk.rate_forward(W, drive, x0, alpha, ns, xi, ACTIVATIONS["relu"])
+    assert X.shape == (2, 0, 3, 4)
+    d_drive, d_x0 = nk.rate_backward(W, X, x0, dX, alpha, ACTIVATIONS["relu"])
+    assert d_drive.shape == (2, 0, 3, 4)
+    np.testing.assert_array_equal(d_x0, np.zeros((2, 3, 4)))
+
+
+def test_read_only_and_non_contiguous_inputs():
+    W, drive, x0, alpha, ns, xi, dX = make_case(lead=(), T=4, B=3, N=5)
+    drive_f = np.asfortranarray(drive)
+    for a in (W, drive_f, x0, alpha, ns, xi):
+        a.flags.writeable = False
+    check_against_reference((W, drive_f, x0, alpha, ns, xi, dX), ACTIVATIONS["softplus"])
+
+
+class _Clamp:
+    def __init__(self, T, B, N):
+        self.clamp_mask = np.zeros((T, 1, N), bool)
+        self.clamp_mask[:, :, 0] = True
+        self.clamp_value = np.full((T, 1, N), 0.3)
+
+
+@pytest.fixture
+def no_kernels(monkeypatch):
+    """Fail if any compiled loop runs: the fallback must be the vectorised reference."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a kernel ran where the reference was expected")
+
+    for name in ("_forward_loop", "_backward_loop", "_forward_matmul", "_backward_matmul"):
+        monkeypatch.setattr(nk, name, boom)
+
+
+def test_perturbation_falls_back_to_reference(no_kernels):
+    W, drive, x0, alpha, ns, xi, dX = make_case(lead=(), T=5, B=2, N=4)
+    act = ACTIVATIONS["relu"]
+    perturb = _Clamp(5, 2, 4)
+    X = nk.rate_forward(W, drive, x0, alpha, ns, xi, act, perturb)
+    np.testing.assert_array_equal(X, rate.recur_forward(W, drive, x0, alpha, ns, xi, act, perturb))
+    np.testing.assert_array_equal(X[..., 0], 0.3)
+
+
+def test_user_activation_falls_back_to_reference(no_kernels):
+    W, drive, x0, alpha, ns, xi, dX = make_case(lead=(2,), T=5, B=2, N=4)
+    act = get_activation((np.sin, np.cos))
+    assert act.code is None
+    X = nk.rate_forward(W, drive, x0, alpha, ns, xi, act)
+    np.testing.assert_array_equal(X, rate.recur_forward(W, drive, x0, alpha, ns, xi, act))
+    got = nk.rate_backward(W, X, x0, dX, alpha, act)
+    want = rate.recur_backward(W, X, x0, dX, alpha, act)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_other_dtypes_fall_back_to_reference(no_kernels):
+    W, drive, x0, alpha, ns, xi, dX = make_case(lead=(), T=3, B=2, N=4, dtype=np.float16, noise=False)
+    act = ACTIVATIONS["linear"]
+    X = nk.rate_forward(W, drive, x0, alpha, act=act)
+    assert X.dtype == np.float16
+    np.testing.assert_array_equal(X, rate.recur_forward(W, drive, x0, alpha, act=act))
+
+
+def test_custom_activation_with_code_runs_kernel():
+    """A hand-built Activation that carries a built-in code uses that code's kernel."""
+    case = make_case(lead=(), T=4, B=2, N=3)
+    check_against_reference(case, Activation("my_tanh", np.tanh, lambda x: 1 - np.tanh(x) ** 2, 1))
+
+
+def test_backend_table():
+    backend = get_backend("numba")
+    assert backend.kernels is nk.KERNELS
+    assert set(nk.KERNELS) == {"rate_forward", "rate_backward", "standard_normal"}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(13, 7, 5), 1001, (0, 3), ()])
+def test_standard_normal_bitwise(dtype, shape):
+    rng_np, rng_nb = np.random.default_rng(1234), np.random.default_rng(1234)
+    for _ in range(2):  # twice: the state after the first draw must match too
+        want = rng_np.standard_normal(shape, dtype=dtype)
+        got = nk.KERNELS["standard_normal"](rng_nb, shape, dtype)
+        assert got.dtype == want.dtype and got.shape == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+        assert got.tobytes() == np.asarray(want).tobytes()
+    assert rng_nb.bit_generator.state == rng_np.bit_generator.state
+    assert rng_nb.standard_normal() == rng_np.standard_normal()
+
+
+def test_standard_normal_other_bit_generator():
+    rng_np, rng_nb = np.random.Generator(np.random.Philox(7)), np.random.Generator(np.random.Philox(7))
+    want = rng_np.standard_normal((5, 4), dtype=np.float32)
+    np.testing.assert_array_equal(nk.standard_normal(rng_nb, (5, 4), np.float32), want)
+    assert repr(rng_nb.bit_generator.state) == repr(rng_np.bit_generator.state)
+    np.testing.assert_array_equal(rng_nb.random(3), rng_np.random(3))

@@ -1,0 +1,322 @@
+"""The ``minirnn`` command line and run directories: help, option checking with did-you-mean, a
+self-describing run directory that loads with minirnn + NumPy alone, PsychRNN-readable weights,
+the constraint audit, evaluate / plot / gradcheck / bench / describe, and (slow) the paper's
+minimal example trained from a TOML file under a pseudo-terminal with a progress bar.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+import numpy as np
+import pytest
+
+from minirnn import Basic, cli
+from minirnn.errors import ParameterError, WeightsFileError
+from minirnn.io import read_npz
+from minirnn.runs import constraint_audit, load_run, task_class
+from minirnn.tasks import PerceptualDiscrimination
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ["--n-rec", "8", "--batch", "16", "--iters", "320", "--seed", "4", "--backend", "numpy",
+         "--set", "T=300", "--quiet"]
+PSYCHRNN_KEYS = {"init_state", "W_in", "W_rec", "W_out", "b_rec", "b_out", "Dale_rec", "Dale_out",
+                 "input_connectivity", "rec_connectivity", "output_connectivity", "dale_ratio"}
+
+
+def run_cli(*argv):
+    return cli.main(list(argv))
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "pd")
+    assert run_cli("train", "PerceptualDiscrimination", *SMALL, "--dale-ratio", "0.75", "--out", out) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------- help and errors
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "plot", "gradcheck", "bench", "describe"])
+def test_every_verb_has_help_with_examples(verb, capsys):
+    with pytest.raises(SystemExit) as info:
+        run_cli(verb, "--help")
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"minirnn {verb}" in text
+
+
+def test_task_names_are_case_insensitive_with_did_you_mean(capsys):
+    assert task_class("flipflop").__name__ == "FlipFlop"
+    assert task_class("match_to_category").__name__ == "MatchToCategory"
+    assert run_cli("train", "PerceptualDiscrimation", "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "Unknown task 'PerceptualDiscrimation'; did you mean 'PerceptualDiscrimination'?" in err
+
+
+@pytest.mark.parametrize("option, message", [
+    ("N_recc=5", "Unknown parameter 'N_recc' in --set; did you mean 'N_rec'?"),
+    ("train_params.learning_rat=0.1", "Unknown key 'learning_rat' in [train_params]; did you mean 'learning_rate'?"),
+    ("task.coherenc=0.5", "Unknown key 'coherenc' in [task]; did you mean 'coherence'?"),
+    ("parms.N_rec=5", "Unknown table 'parms' in --set parms.N_rec; did you mean 'params'?"),
+    ("N_rec", "--set takes key=value"),
+])
+def test_set_is_checked_against_the_tables(tmp_path, capsys, option, message):
+    assert run_cli("train", "PerceptualDiscrimination", "--set", option, "--out", str(tmp_path / "r"), "--quiet") == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "r" / "run.json")
+
+
+def test_set_values_are_literals_else_strings(tmp_path):
+    class Args:
+        config, task, n_rec, seed, backend, dale_ratio, dtype, rec_noise = None, "FlipFlop", None, None, None, None, None, None
+        iters, learning_rate, batch = None, None, None
+        set = ["N_bits=2", "transfer_function=tanh", "clip_global_norm=None", "task.p_flip=0.1", "L2_rec=1e-3"]
+    task_cls, config = cli.build_config(Args)
+    assert config["task"]["N_bits"] == 2 and config["task"]["p_flip"] == 0.1
+    assert config["params"]["transfer_function"] == "tanh" and config["params"]["L2_rec"] == 1e-3
+    assert config["train_params"]["clip_global_norm"] is None
+
+
+def test_config_file_errors_name_the_file_and_key(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[parms]\nN_rec = 5\n")
+    assert run_cli("train", "--config", str(bad), "--quiet") == 2
+    assert "Unknown table [parms]" in capsys.readouterr().err
+    bad.write_text("[task]\nname = 'FlipFlop'\n[params]\ndale_ration = 0.5\n")
+    assert run_cli("train", "--config", str(bad), "--quiet") == 2
+    assert "did you mean 'dale_ratio'?" in capsys.readouterr().err
+    bad.write_text("[params\n")
+    assert run_cli("train", "--config", str(bad), "--quiet") == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+
+
+def test_bad_values_are_reported_without_traceback(tmp_path, capsys):
+    assert run_cli("train", "PerceptualDiscrimination", "--dale-ratio", "1.5", "--out", str(tmp_path / "r"), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert "dale_ratio" in err and "Traceback" not in err
+
+
+def test_out_dir_with_a_run_needs_resume_or_force(small_run, capsys):
+    assert run_cli("train", "PerceptualDiscrimination", "--out", small_run, "--quiet") == 2
+    assert "--resume" in capsys.readouterr().err
+    assert run_cli("train", "--resume", small_run, "--n-rec", "9") == 2
+    assert "do not give ['--n-rec']" in capsys.readouterr().err
+
+
+def test_describe_lists_parameters_and_tasks(capsys):
+    assert run_cli("describe") == 0
+    out = capsys.readouterr().out
+    assert "N_rec" in out and "checkpoint_epoch" in out and "FlipFlop" in out
+
+
+# ---------------------------------------------------------------------------- the run directory
+
+
+def test_run_directory_describes_itself(small_run):
+    assert sorted(f for f in os.listdir(small_run) if not f.startswith(".")) == ["checkpoint.npz", "run.json", "weights.npz"]
+    record = json.load(open(os.path.join(small_run, "run.json")))
+    assert record["status"] == "complete"
+    assert record["model"]["params"]["N_rec"] == 8 and record["model"]["params"]["dale_ratio"] == 0.75
+    assert record["train_params"]["training_iters"] == 320
+    assert record["task"]["class"] == "PerceptualDiscrimination" and record["task"]["settings"]["T"] == 300
+    assert record["seeds"]["model"] == 4 and isinstance(record["seeds"]["task"], int)
+    assert record["versions"]["numpy"] == np.__version__ and "minirnn" in record["versions"]
+    assert record["backend"] == "numpy" and record["dtype"] == "float32"
+    assert len(record["history"]["loss"]) == 20 and record["history"]["update"][-1] == 20
+    assert record["curriculum_stages"] == []
+    audit = record["constraint_audit"]
+    assert audit["ok"] and audit["dale_sign_violations"] == 0 and audit["masked_nonzero"] == 0
+    assert audit["fixed_moved"] == 0 and set(audit["details"]["dale_sign_violations"]) == {"W_in", "W_rec", "W_out"}
+
+
+def test_weights_file_is_psychrnn_layout_without_optimizer_state(small_run):
+    path = os.path.join(small_run, "weights.npz")
+    with np.load(path, allow_pickle=True) as f:  # what PsychRNN's WeightInitializer does
+        loaded = dict(f)
+    assert PSYCHRNN_KEYS <= set(loaded)
+    assert not any("/" in k for k in loaded)
+    assert float(loaded["dale_ratio"]) == 0.75
+    for key in PSYCHRNN_KEYS - {"dale_ratio"}:
+        assert loaded[key].dtype == np.float32, key
+    assert loaded["W_rec"].shape == (8, 8) and loaded["init_state"].shape == (1, 8)
+    # PsychRNN's Dale convention: W_rec columns of E units >= 0, of I units <= 0
+    n_exc = int(0.75 * 8)
+    assert np.all(loaded["W_rec"][:, :n_exc] >= 0) and np.all(loaded["W_rec"][:, n_exc:] <= 0)
+
+
+def test_no_dale_weights_store_dale_ratio_none_as_object_array(tmp_path):
+    out = str(tmp_path / "r")
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--out", out) == 0
+    with np.load(os.path.join(out, "weights.npz"), allow_pickle=True) as f:
+        assert f["dale_ratio"].dtype == object and f["dale_ratio"].item() is None
+
+
+def test_load_run_gives_the_trained_network(small_run):
+    model, task, record = load_run(small_run)
+    assert isinstance(task, PerceptualDiscrimination) and task.T == 300 and task.N_batch == 16
+    assert model.params["dale_ratio"] == 0.75 and model.N_rec == 8
+    weights = read_npz(os.path.join(small_run, "weights.npz"))
+    for key, value in model.get_weights().items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, weights[key], err_msg=key)
+    assert model.history["loss"] == record["history"]["loss"]
+
+
+def test_load_run_errors_name_the_file(tmp_path, small_run):
+    with pytest.raises(FileNotFoundError, match="run directory"):
+        load_run(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    text = open(os.path.join(small_run, "run.json")).read()
+    (broken / "run.json").write_text(text[: len(text) // 2])
+    with pytest.raises(WeightsFileError, match="run.json"):
+        load_run(broken)
+
+
+def test_constraint_audit_counts_moved_fixed_entries():
+    task = PerceptualDiscrimination(dt=10, tau=100, T=200, N_batch=8, seed=0)
+    params = dict(task.get_task_params(), N_rec=6, seed=1, backend="numpy", dale_ratio=0.5, W_out_train=False)
+    model = Basic(params)
+    initial = {k: np.array(v) for k, v in model.raw.items()}
+    fixed = {"W_rec": np.eye(6)}
+    model.train(task, {"training_iters": 40, "verbosity": False, "fixed_weights": fixed})
+    audit = constraint_audit(model, initial, fixed)
+    assert audit["ok"], audit
+    assert not np.array_equal(model.raw["W_rec"], initial["W_rec"])  # the free entries did train
+    model.raw["W_rec"][2, 2] += 1.0  # a fixed entry moves
+    model.raw["W_out"][0, 0] += 1.0  # W_out_train=False: every entry is fixed
+    audit = constraint_audit(model, initial, fixed)
+    assert audit["fixed_moved"] == 2 and not audit["ok"]
+    assert audit["details"]["fixed_moved"] == {"W_rec": 1, "W_out": 1}
+
+
+def test_diverging_training_saves_last_good_weights(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    code = run_cli("train", "PerceptualDiscrimination", *SMALL, "--learning-rate", "1e38", "--set", "clip_grads=False",
+                   "--out", out)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "at update" in err and "weights_last_good.npz" in err
+    record = json.load(open(os.path.join(out, "run.json")))
+    assert record["status"] == "diverged" and record["files"]["weights"] == "weights_last_good.npz"
+    weights = read_npz(os.path.join(out, "weights_last_good.npz"))
+    assert all(np.all(np.isfinite(v)) for k, v in weights.items() if v.dtype.kind == "f")
+    model, _, _ = load_run(out)  # the run still loads
+    assert model.N_rec == 8
+
+
+# ---------------------------------------------------------------------------- the other verbs
+
+
+def test_evaluate_reports_accuracy_loss_and_psychometric_table(small_run, capsys):
+    assert run_cli("evaluate", small_run, "--trials", "64", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_trials"] == 64 and 0 <= result["accuracy"] <= 1 and result["loss"] > 0
+    table = result["psychometric"]
+    assert sum(table["n"]) == 64 and table["signed_coherence"] == sorted(table["signed_coherence"])
+    assert run_cli("evaluate", small_run, "--trials", "32") == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "P(choice 0)" in out
+
+
+def test_plot_writes_figures(small_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert run_cli("plot", small_run, "--out", str(tmp_path / "figs"), "--trials", "32") == 0
+    written = sorted(os.listdir(tmp_path / "figs"))
+    assert "training.png" in written and "weights.png" in written and "trial.png" in written
+
+
+def test_gradcheck_and_bench(capsys):
+    assert run_cli("gradcheck", "--n-rec", "4", "--steps", "5") == 0
+    out = capsys.readouterr().out
+    assert "W_rec" in out and "worst" in out
+    assert run_cli("bench", "--n-rec", "8", "--batch", "4", "--steps", "10", "--repeats", "2", "--backends", "numpy,nope") == 0
+    out = capsys.readouterr().out
+    assert "ms/update" in out and "nope" in out and "unavailable" in out
+
+
+# ---------------------------------------------------------------------------- end to end, in a terminal
+
+MINIMAL_TOML = """
+[task]
+name = "PerceptualDiscrimination"
+dt = 10
+tau = 100
+T = 2000
+N_batch = 128
+
+[params]
+N_rec = 50
+seed = 1
+backend = "numpy"
+
+[train_params]
+training_iters = 30000
+checkpoint_epoch = 50
+"""
+
+
+def run_in_pty(argv, timeout):
+    """Run ``argv`` with stdout and stderr on a pseudo-terminal; return (exit code, output)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1", COLUMNS="100")
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    code = proc.wait(timeout=max(1, deadline - time.monotonic()))
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_paper_minimal_example_from_toml_with_progress_bar(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(MINIMAL_TOML)
+    run = str(tmp_path / "pd")
+    code, output = run_in_pty([sys.executable, "-m", "minirnn.cli", "train", "--config", str(config), "--out", run],
+                              timeout=170)
+    assert code == 0, output
+    assert "training:" in output and "update" in output and "loss=" in output and "acc=" in output  # tqdm's bar
+    assert "\r" in output  # redrawn in place
+    code, output = run_in_pty([sys.executable, "-m", "minirnn.cli", "evaluate", run, "--json"], timeout=60)
+    assert code == 0, output
+    result = json.loads(output[output.index("{"):])
+    assert result["accuracy"] >= 0.9, result
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    small = [a for a in SMALL if a != "--quiet"]
+    argv = [sys.executable, "-m", "minirnn.cli", "train", "PerceptualDiscrimination", *small]
+    code, output = run_in_pty(argv + ["--out", str(tmp_path / "tty")], timeout=60)
+    assert code == 0, output
+    assert "training:" in output and "loss=" in output
+    piped = subprocess.run(argv + ["--out", str(tmp_path / "pipe")], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1"))
+    assert piped.returncode == 0, piped.stderr
+    assert "training:" not in piped.stderr and "run written to" in piped.stdout
+    code, output = run_in_pty(argv + ["--out", str(tmp_path / "quiet"), "--quiet"], timeout=60)
+    assert code == 0 and "training:" not in output

@@ -1,0 +1,220 @@
+"""Sweeps (issue 6): grid rules, resuming, exactly-once completion when a worker dies mid-sweep,
+and runs equal to single trainings of the same configuration and seed."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minirnn import Basic, MinirnnError, ParameterError
+from minirnn.io import read_npz
+from minirnn.sweep import config_id, expand_grid, sweep
+from minirnn.tasks import PerceptualDiscrimination
+
+PARAMS = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=100, backend="numpy", dtype="float64")
+TRAIN = {"training_iters": 16 * 5}
+# model keys (N_rec, L2_rec, rec_noise) and training keys (learning_rate) mixed in one grid
+GRID = [{"learning_rate": 1e-2}, {"learning_rate": 3e-3, "N_rec": 8},
+        {"learning_rate": 1e-2, "L2_rec": 0.01, "rec_noise": 0.05}]
+SEEDS = [3, 7]
+WEIGHTS = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
+
+
+def make_task(seed=0):
+    return PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, seed=seed)
+
+
+def in_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
+
+
+class KillOnceTask(PerceptualDiscrimination):
+    """PerceptualDiscrimination whose worker process dies once per sweep: at the 2nd accuracy
+    evaluation in a process, i.e. after a pack's first run is written and before its second's.
+    ``kill_flag`` (created atomically, O_EXCL) makes it happen once, in one worker only."""
+
+    calls = 0  # per process
+
+    def __init__(self, *args, kill_flag, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kill_flag = kill_flag
+
+    def accuracy_function(self, correct_output, test_output, output_mask):
+        type(self).calls += 1
+        if type(self).calls == 2 and in_worker():
+            try:
+                fd = os.open(self.kill_flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.close(fd)
+                os._exit(1)  # the worker dies without cleaning up, as on SIGKILL or an OOM kill
+        return super().accuracy_function(correct_output, test_output, output_mask)
+
+
+def read_log(out_dir):
+    with open(os.path.join(out_dir, "runs.log")) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def single_training(config, seed):
+    """The run (config, seed) done by hand: what every sweep run must equal."""
+    model_keys = {k: v for k, v in config.items() if k != "learning_rate"}
+    model = Basic(dict(PARAMS, **model_keys, seed=seed))
+    model.train(make_task(seed=seed), dict(TRAIN, verbosity=False, learning_rate=config["learning_rate"]))
+    return model
+
+
+# ---- the grid and its validation (no dask needed) ------------------------------------------------
+def test_grid_dict_is_a_cartesian_product_first_key_slowest():
+    assert expand_grid({"a": [1, 2], "b": [3, 4], "c": 5}) == [
+        {"a": 1, "b": 3, "c": 5}, {"a": 1, "b": 4, "c": 5}, {"a": 2, "b": 3, "c": 5}, {"a": 2, "b": 4, "c": 5}]
+    assert expand_grid(GRID) == GRID
+    ids = [config_id(c) for c in GRID]
+    assert len(set(ids)) == 3 and ids == [config_id(dict(c)) for c in GRID]  # distinct and stable
+    with pytest.raises(ParameterError, match="dict of lists or a list of dicts"):
+        expand_grid([1, 2])
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"learning_rat": [1e-3]}, "'learning_rat'.*did you mean 'learning_rate'"),
+    ({"N_recc": [8]}, "'N_recc'.*did you mean 'N_rec'"),
+    ({"seed": [1, 2]}, "seeds"),
+    ({"save_weights_path": ["w"]}, "save_weights_path"),
+])
+def test_bad_grid_keys_are_refused_before_anything_runs(tmp_path, grid, message):
+    out = tmp_path / "sweep"
+    with pytest.raises(ParameterError, match=message):
+        sweep(grid, SEEDS, make_task(), PARAMS, TRAIN, str(out), scheduler="synchronous")
+    assert not out.exists()
+
+
+def test_bad_seeds_and_options(tmp_path):
+    for seeds, message in (([1, 1], "repeated"), ([], "empty"), ([1.5], "non-negative int")):
+        with pytest.raises(ParameterError, match=message):
+            sweep(GRID, seeds, make_task(), PARAMS, TRAIN, str(tmp_path), scheduler="synchronous")
+    with pytest.raises(ParameterError, match="pack_seeds"):
+        sweep(GRID, SEEDS, make_task(), PARAMS, TRAIN, str(tmp_path), scheduler="synchronous", pack_seeds="yes")
+
+
+def test_half_written_run_is_redone_and_a_changed_spec_is_refused(tmp_path):
+    out = str(tmp_path)
+    grid = {"learning_rate": [1e-2]}
+    first = sweep(grid, [1, 2], make_task(), PARAMS, TRAIN, out, scheduler="synchronous")
+    assert len(first.trained) == 2 and not first.skipped
+    half = os.path.join(out, first[1]["config_id"], "seed-2")
+    weights_before = read_npz(os.path.join(half, "weights.npz"))
+    os.remove(os.path.join(half, "DONE.json"))  # as if killed between its weights and its marker
+    again = sweep(grid, [1, 2], make_task(), PARAMS, TRAIN, out, scheduler="synchronous")
+    assert again.trained == [first[1]["run_id"]] and again.skipped == [first[0]["run_id"]]
+    for name in WEIGHTS:  # redone alone (not packed this time), equal to its packed first version
+        np.testing.assert_allclose(read_npz(os.path.join(half, "weights.npz"))[name], weights_before[name],
+                                   rtol=1e-10, atol=1e-13)
+    with pytest.raises(ParameterError, match="training_iters"):
+        sweep(grid, [1, 2], make_task(), PARAMS, {"training_iters": 16 * 6}, out, scheduler="synchronous")
+    fresh = sweep(grid, [1, 2], make_task(), PARAMS, {"training_iters": 16 * 6}, out, scheduler="synchronous",
+                  resume=False)
+    assert len(fresh.trained) == 2 and all(r["n_updates"] == 6 for r in fresh)
+
+
+def test_unpacked_runs_equal_packed_runs(tmp_path):
+    grid = {"learning_rate": [1e-2], "rec_noise": [0.05]}
+    packed = sweep(grid, [1, 2, 5], make_task(), PARAMS, TRAIN, str(tmp_path / "p"), scheduler="synchronous")
+    alone = sweep(grid, [1, 2, 5], make_task(), PARAMS, TRAIN, str(tmp_path / "a"), scheduler="synchronous",
+                  pack_seeds=False)
+    assert [r["packed_with"] for r in packed] == [3, 3, 3] and [r["packed_with"] for r in alone] == [1, 1, 1]
+    for p, a in zip(packed, alone):
+        for key in ("final_loss", "eval_loss", "accuracy"):
+            assert p[key] == pytest.approx(a[key], rel=1e-10)
+
+
+# ---- on a real LocalCluster, with a worker killed mid-sweep ---------------------------------------
+@pytest.fixture(scope="module")
+def killed_sweep(tmp_path_factory):
+    pytest.importorskip("distributed")
+    root = tmp_path_factory.mktemp("sweep")
+    out, flag = str(root / "out"), str(root / "killed")
+    task = KillOnceTask(dt=10, tau=100, T=300, N_batch=16, seed=0, kill_flag=flag)
+    result = sweep(GRID, SEEDS, task, PARAMS, TRAIN, out, n_workers=2, retries=2)
+    return {"out": out, "flag": flag, "task": task, "result": result}
+
+
+@pytest.mark.slow
+def test_killed_worker_every_run_completes_exactly_once_with_intact_files(killed_sweep):
+    out, result = killed_sweep["out"], killed_sweep["result"]
+    assert os.path.exists(killed_sweep["flag"]), "no worker was killed: the test did not test anything"
+    run_ids = [f"{config_id(c)}/seed-{s}" for c in GRID for s in SEEDS]
+    assert [r["run_id"] for r in result] == run_ids
+    assert sorted(result.trained) == sorted(run_ids)
+    log = read_log(out)
+    done = [e["run"] for e in log if e["event"] == "done"]
+    starts = [e["run"] for e in log if e["event"] == "start"]
+    assert sorted(done) == sorted(run_ids)  # each run finished exactly once
+    assert len(starts) == len(run_ids) + 1  # the run whose worker died was started twice ...
+    twice = [run for run in run_ids if starts.count(run) == 2]
+    assert len({e["pid"] for e in log if e["run"] == twice[0] and e["event"] == "start"}) == 2  # ... by two processes
+    for run_id in run_ids:
+        run_dir = os.path.join(out, run_id)
+        weights = read_npz(os.path.join(run_dir, "weights.npz"))
+        assert all(np.all(np.isfinite(weights[name])) for name in WEIGHTS)
+        model = Basic(dict(PARAMS, N_rec=weights["W_rec"].shape[0], load_weights_path=os.path.join(run_dir, "weights.npz")))
+        assert model.N_rec == weights["W_rec"].shape[0]
+        with open(os.path.join(run_dir, "history.json")) as fh:
+            assert len(json.load(fh)["loss"]) == 5
+        with open(os.path.join(run_dir, "metadata.json")) as fh:
+            meta = json.load(fh)
+        assert meta["seed"] == int(run_id.rsplit("-", 1)[1]) and meta["versions"]["minirnn"]
+    assert not glob.glob(os.path.join(out, "**", "*.tmp"), recursive=True)
+    with open(result.csv_path) as fh:
+        assert len(fh.read().strip().splitlines()) == 1 + len(run_ids)
+
+
+@pytest.mark.slow
+def test_sweep_runs_equal_single_trainings(killed_sweep):
+    result = {(r["config_id"], r["seed"]): r for r in killed_sweep["result"]}
+    for config in GRID:
+        for seed in SEEDS:
+            single = single_training(config, seed)
+            row = result[(config_id(config), seed)]
+            saved = read_npz(os.path.join(killed_sweep["out"], row["run_id"], "weights.npz"))
+            expected = single.get_weights()
+            for name in WEIGHTS:
+                np.testing.assert_allclose(saved[name], expected[name], rtol=1e-10, atol=1e-13, err_msg=name)
+            assert row["final_loss"] == pytest.approx(single.history["loss"][-1], rel=1e-10)
+
+
+@pytest.mark.slow
+def test_second_call_finds_nothing_to_do(killed_sweep, monkeypatch):
+    import minirnn.sweep as sweep_module
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a finished sweep started a cluster")
+
+    monkeypatch.setattr(sweep_module, "_client", no_cluster)
+    log_before = read_log(killed_sweep["out"])
+    again = sweep(GRID, SEEDS, killed_sweep["task"], PARAMS, TRAIN, killed_sweep["out"], n_workers=2)
+    assert again.trained == [] and len(again.skipped) == 6
+    assert read_log(killed_sweep["out"]) == log_before
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in killed_sweep["result"]]
+
+
+def test_missing_dask_names_the_install_command(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name in ("dask", "distributed") or name.startswith(("dask.", "distributed.")):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    with pytest.raises(MinirnnError, match=r"pip install .*dask"):
+        sweep({"learning_rate": [1e-2]}, [1], make_task(), PARAMS, TRAIN, str(tmp_path))

@@ -1,0 +1,15 @@
+"""Write the student versions of the assignments: ``python release.py [DEST]`` (default ./student).
+
+The same as ``python -m minirnn.course release . DEST``: every ``### BEGIN SOLUTION`` /
+``### END SOLUTION`` block becomes ``raise NotImplementedError("Student exercise: <hint>")``.
+"""
+import sys
+from pathlib import Path
+
+from minirnn.course import release
+
+if __name__ == "__main__":
+    here = Path(__file__).resolve().parent
+    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else here / "student"
+    for path in release(here, dest):
+        print(f"wrote {path}")
