@@ -439,6 +439,18 @@ def markdown(all_res, args, machine, vers, peaks, checks):
     return "\n".join(lines)
 
 
+def measure_peaks(args, before: dict) -> dict:
+    """The 2-thread matmul peaks (GFLOP/s), the best of this and any ``before`` measurement."""
+    b0, c0, t0 = busy_seconds(), own_cpu(), time.perf_counter()
+    peaks = {d: max(before.get(d, 0.0), matmul_peak(args.threads, args.peak_n, d, args.peak_repeats))
+             for d in ("float32", "float64")}
+    foreign = max(0.0, (busy_seconds() - b0) - (own_cpu() - c0)) / (time.perf_counter() - t0)
+    print(f"{args.threads}-thread matmul peak ({args.peak_n}^3, best of {args.peak_repeats}"
+          f"{', and of the earlier measurement' if before else ''}): {peaks['float32']:.1f} GFLOP/s float32, "
+          f"{peaks['float64']:.1f} GFLOP/s float64 (foreign CPU {foreign:.2f} cores)", flush=True)
+    return peaks
+
+
 # ---- main -------------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -465,7 +477,9 @@ def parse_args(argv=None):
     p.add_argument("--check-size", type=int, default=None, help="N_rec of the equality check (default: first size)")
     p.add_argument("--check-eps", type=float, default=1e-30,
                    help="Adam eps in the check (torch.optim.Adam places eps differently from TF1)")
+    p.add_argument("--check-only", action="store_true", help="run the equality check only")
     p.add_argument("--peak-n", type=int, default=2048, help="matrix size of the peak measurement")
+    p.add_argument("--peak-repeats", type=int, default=15, help="matmuls of each peak measurement")
     p.add_argument("--psychrnn-python", default=os.environ.get("PSYCHRNN_PYTHON", "/tmp/psyenv/bin/python"))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--setup-timeout", type=float, default=900)
@@ -478,6 +492,7 @@ def parse_args(argv=None):
     if args.quick:
         args.sizes, args.batch, args.steps, args.dtypes, args.noise = [16], 8, 20, ["float32"], ["on"]
         args.rounds, args.warmup, args.min_sample_s, args.peak_n, args.keep_noisy = 2, 1, 0.05, 512, True
+        args.max_redo = min(args.max_redo, 1)
     if args.check_size is None:
         args.check_size = args.sizes[0]
     for d in args.dtypes:
@@ -503,18 +518,22 @@ def main(argv=None):
     print(f"Machine: {machine}\nVersions: {vers}\nLoad: {os.getloadavg()}")
     for name, reason in why.items():
         print(f"not run: {name}: {reason}")
-    peaks = {d: matmul_peak(args.threads, args.peak_n, d) for d in ("float32", "float64")}
-    print(f"2-thread matmul peak ({args.peak_n}^3, best of 7): {peaks['float32']:.1f} GFLOP/s float32, "
-          f"{peaks['float64']:.1f} GFLOP/s float64", flush=True)
+    peaks = measure_peaks(args, {})
     all_res, checks = [], []
     with tempfile.TemporaryDirectory(prefix="bench_peers_") as tmp:
         if args.check_updates > 0:
             for dtype in ("float64", "float32"):
                 checks.append(equality_check(args, names, dtype, tmp))
-        for N_rec in args.sizes:
-            for dtype in args.dtypes:
-                for noise in args.noise:
-                    all_res.append(bench_config(args, names, N_rec, dtype, noise == "on", tmp, peaks))
+        if not args.check_only:
+            for N_rec in args.sizes:
+                for dtype in args.dtypes:
+                    for noise in args.noise:
+                        all_res.append(bench_config(args, names, N_rec, dtype, noise == "on", tmp, peaks))
+            peaks = measure_peaks(args, peaks)  # again at the end: the peak is the best of both
+            for res in all_res:  # the bound with the final peak
+                res["bound_ms"] = res["flops"] / (peaks[res["dtype"]] * 1e9) * 1e3
+                for r in res["results"].values():
+                    r["pct_bound"] = 100 * res["bound_ms"] / r["median_ms"]
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine, "versions": vers, "peaks": peaks, "checks": checks,

@@ -317,8 +317,17 @@ def psychometric_table(outputs, mask, trial_params):
         levels, inverse = np.unique(signed, return_inverse=True)
         n = np.bincount(inverse)
         p = np.bincount(inverse, weights=(choice == 0)) / n
-    return {"signed_coherence": levels.tolist(), "p_choice_0": p.tolist(), "n": np.asarray(n).tolist(),
-            "signed_coherence_values": signed}
+    table = {"signed_coherence": levels.tolist(), "p_choice_0": p.tolist(), "n": np.asarray(n).tolist(),
+             "signed_coherence_values": signed}
+    try:  # a fitted curve when the analysis module has it: bias mu and slope sigma (Wichmann & Hill)
+        from .analysis.psychometric import fit_psychometric
+
+        fit = fit_psychometric(levels, np.rint(np.asarray(p) * np.asarray(n)), np.asarray(n), lapses="symmetric",
+                               ci=None)
+        table["fit"] = {k: float(v) for k, v in fit.params.items()}
+    except Exception as exc:  # noqa: BLE001 - a fit that fails (all-or-none data) leaves the table
+        table["fit_error"] = f"{type(exc).__name__}: {exc}"
+    return table
 
 
 def evaluate_run(run_dir, n_trials=1024, seed=None) -> dict:
@@ -356,6 +365,10 @@ def cmd_evaluate(args) -> int:
         _print(f"  {'coherence':>10} {'P(choice 0)':>12} {'trials':>7}")
         for c, p, n in zip(table["signed_coherence"], table["p_choice_0"], table["n"]):
             _print(f"  {c:>+10.3f} {p:>12.3f} {n:>7d}")
+        if "fit" in table:
+            f = table["fit"]
+            _print(f"  logistic fit: mu (bias) {f['mu']:+.4f}, sigma (slope) {f['sigma']:.4f}, "
+                   f"lapse {f['lambda']:.3f}")
     return 0
 
 
@@ -403,7 +416,7 @@ def cmd_plot(args) -> int:
 
     for name, fig in figures.items():
         path = os.path.join(out_dir, f"{name}.{args.format}")
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
         _print(f"wrote {path}")
     missing = [n for n in wanted if n not in available]
@@ -451,7 +464,7 @@ def finite_difference_errors(model, x, y, mask, h=1e-6) -> dict:
 
 def cmd_gradcheck(args) -> int:
     model, x, y, mask = _small_net(args)
-    errors = None
+    errors, method, kinks = None, "minirnn.testing.gradcheck", []
     try:
         from .testing import gradcheck as library_gradcheck  # written in parallel; used when present
     except ImportError:
@@ -459,16 +472,19 @@ def cmd_gradcheck(args) -> int:
     if library_gradcheck is not None:
         try:
             result = library_gradcheck(model, x, y, mask)
-            errors = {k: float(np.max(v)) for k, v in dict(getattr(result, "errors", result)).items()}
+            errors = {k: float(np.max(v)) for k, v in dict(result).items()}
+            kinks = list(getattr(result, "kinks", []))
         except (TypeError, ValueError, AttributeError) as exc:
             _print(f"note: minirnn.testing.gradcheck could not be used here ({exc}); using the CLI's own "
                    "central differences.", file=sys.stderr)
     if errors is None:
-        errors = finite_difference_errors(model, x, y, mask)
-    _print(f"gradient check: {model!r}, x {x.shape}, float64, central differences")
+        errors, method = finite_difference_errors(model, x, y, mask), "the CLI's central differences"
+    _print(f"gradient check ({method}, h=1e-6, float64): {model!r}, x {x.shape}")
     _print(f"  {'parameter':<12} {'relative error':>15}")
     for name, err in errors.items():
         _print(f"  {name:<12} {err:>15.3e}")
+    if kinks:
+        _print(f"  {len(kinks)} entries sat on a kink (ReLU / |W|) at every step size and were left out")
     worst = max(errors.values())
     ok = worst < args.tolerance
     _print(f"worst {worst:.3e}: {'ok' if ok else 'FAILED'} (tolerance {args.tolerance:g})")

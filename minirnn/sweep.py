@@ -30,7 +30,10 @@ On disk (``out_dir``)::
 A run counts as finished only when its ``DONE.json`` exists, so a run cut short at any moment
 (a worker killed while writing) is redone from scratch on the next attempt or the next call;
 every file is written to a temporary name and moved into place with ``os.replace``, so no file is
-ever torn. A task whose worker dies is retried by the scheduler (up to ``retries`` times).
+ever torn. A task whose worker dies is retried by the scheduler (up to ``retries`` times). A run
+whose training raises a :class:`~minirnn.errors.MinirnnError` (a NaN loss) is not retried (it would
+fail again) but reported when the sweep ends; its pack-mates are trained alone, so one diverging
+seed does not take the others down.
 """
 from __future__ import annotations
 
@@ -57,10 +60,16 @@ logger = logging.getLogger("minirnn")
 
 SUMMARY_FIELDS = ("run_id", "config_id", "seed", "final_loss", "eval_loss", "accuracy", "n_updates",
                   "train_time_s", "packed_with", "backend")
-#: training options a sweep sets itself, per run: a user value would make every run write one file
+#: training options the sweep sets per run (one user value would make every run write the same file)
 OWNED_TRAIN_KEYS = ("save_weights_path", "training_weights_path", "checkpoint_path")
 MARKER = "DONE.json"
 DEFAULT_EVAL_SEED = 20_000_000
+#: pack_seeds="auto": at most this many networks per ensemble (measured: packing saves the per-step
+#: Python overhead, which is large only at small batches; benchmarks/bench_ensemble.py) ...
+AUTO_PACK_MAX = 8
+#: ... and at most this many bytes of (K, N_steps, N_batch, N_rec) activations per ensemble
+AUTO_PACK_BYTES = 2**30
+_ACTIVATION_ARRAYS = 10  # such arrays alive during one update, roughly (drive, X, f(X), dX, adjoints, ...)
 
 
 class SweepResult(list):
@@ -188,10 +197,12 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
         Workers of the embedded cluster; with an existing cluster, how many parallel slots to plan
         packs for (default: the threads the cluster has now).
     pack_seeds : "auto", True, False or int
-        "auto": pack the seeds of a configuration into ensembles unless ``train_params`` has a
+        "auto": pack the seeds of a configuration into ensembles of at most ``AUTO_PACK_MAX`` (8)
+        networks and ``AUTO_PACK_BYTES`` (1 GiB) of activations, unless ``train_params`` has a
         ``curriculum`` or a ``performance_measure`` (which would then see ``(K, ...)`` arrays and
-        must return one value per network). True: pack anyway. False: one task per run. An int:
-        packs of at most that many seeds. Packs are split so that all workers have work.
+        must return one value per network). True: pack every remaining seed of a configuration.
+        False: one task per run. An int: packs of at most that many seeds. In every case a
+        configuration's seeds are split into more packs when that gives every worker work.
     retries : int
         How often a failed task (an exception, or its worker dying) is retried.
     resume : bool
@@ -276,23 +287,8 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
         logger.info("sweep: params['seed'] is replaced by each run's seed")
 
     # 1. every configuration validated and planned before anything runs
-    plans = []
-    for config in expand_grid(grid):
-        model_keys, train_keys = split_config(config, model_table, factory)
-        run_params = dict(params, **model_keys, seed=None)
-        resolve_model_params(run_params, owner=model.__name__, extra=extra)
-        run_tp = dict(train_params, **train_keys)
-        resolve_train_params(run_tp)
-        spec = {"config": config, "params": run_params, "train_params": run_tp, "model": model.__name__,
-                "task": _task_description(task), "eval_seed": int(eval_seed)}
-        quiet = dict(spec, train_params={k: v for k, v in run_tp.items() if k != "verbosity"})
-        fingerprint = hashlib.sha256(_canonical(quiet).encode()).hexdigest()  # what a finished run was made of
-        cid = config_id(config)
-        plans.append({"config": config, "config_id": cid, "params": run_params, "train_params": run_tp,
-                      "fingerprint": fingerprint, "spec": spec,
-                      "runs": [(s, os.path.join(out_dir, cid, f"seed-{s}")) for s in seeds]})
-    if len({p["config_id"] for p in plans}) != len(plans):
-        raise ParameterError("The grid holds the same configuration twice.")
+    plans = _plan_runs(expand_grid(grid), seeds, task, params, train_params, model, model_table, extra,
+                       factory, eval_seed, out_dir)
 
     # 2. what is already done
     os.makedirs(out_dir, exist_ok=True)
@@ -312,8 +308,10 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
             todo.setdefault(plan["config_id"], []).append(seed)
 
     # 3. train what is left, in packs
+    failed, crashed = [], []
     if todo:
-        _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds, retries, blas_threads)
+        failed, crashed = _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds, retries,
+                                   blas_threads)
     # finished by this call, whichever attempt finished it (a task killed after writing some runs
     # of its pack returns nothing; its retry returns only the rest)
     trained = [_run_id(p["config_id"], s) for p in plans for s, d in p["runs"]
@@ -321,7 +319,43 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     rows = [r for plan in plans for seed, run_dir in plan["runs"]
             if (r := (_read_marker(run_dir) or {}).get("row")) is not None]
     csv_path = _write_summary(out_dir, rows)
+    if failed or crashed:
+        _raise_unfinished(failed, crashed, retries, len(rows), csv_path)
     return SweepResult(rows, csv_path, trained, skipped)
+
+
+def _plan_runs(configs, seeds, task, params, train_params, model, model_table, extra, factory, eval_seed,
+               out_dir) -> list:
+    """One plan per configuration: its full params and train_params (validated against the tables),
+    its folder name, the fingerprint of everything a finished run depends on, and its runs."""
+    plans = []
+    for config in configs:
+        model_keys, train_keys = split_config(config, model_table, factory)
+        run_params = dict(params, **model_keys, seed=None)
+        resolve_model_params(run_params, owner=model.__name__, extra=extra)
+        run_tp = dict(train_params, **train_keys)
+        resolve_train_params(run_tp)
+        spec = {"config": config, "params": run_params, "train_params": run_tp, "model": model.__name__,
+                "task": _task_description(task), "eval_seed": int(eval_seed)}
+        quiet = dict(spec, train_params={k: v for k, v in run_tp.items() if k != "verbosity"})
+        cid = config_id(config)
+        plans.append({"config": config, "config_id": cid, "params": run_params, "train_params": run_tp,
+                      "fingerprint": hashlib.sha256(_canonical(quiet).encode()).hexdigest(), "spec": spec,
+                      "runs": [(s, os.path.join(out_dir, cid, f"seed-{s}")) for s in seeds]})
+    if len({p["config_id"] for p in plans}) != len(plans):
+        raise ParameterError("The grid holds the same configuration twice.")
+    return plans
+
+
+def _raise_unfinished(failed, crashed, retries, n_rows, csv_path):
+    """One MinirnnError naming the runs that failed in training and the tasks that ran out of retries."""
+    lines = [f"  {run_id}: {message}" for run_id, message in failed[:5]]
+    lines += [f"  {s['config_id']} seeds {s['seeds']}: task failed {retries + 1} times, last with "
+              f"{type(exc).__name__}: {exc}" for s, exc in crashed[:5]]
+    n = len(failed) + sum(len(s["seeds"]) for s, _ in crashed)
+    raise MinirnnError(f"{n} run(s) of the sweep did not finish:\n" + "\n".join(lines) + f"\nThe {n_rows} "
+                       f"finished runs are saved and listed in {csv_path}; calling sweep() again retries only "
+                       "the unfinished ones.") from (crashed[0][1] if crashed else None)
 
 
 def _check_seeds(seeds) -> list:
@@ -413,10 +447,20 @@ def _packs(seeds, n_packs, pack_seeds) -> list:
     """Split one configuration's remaining seeds into packs (lists of seeds)."""
     if pack_seeds is False:
         return [[s] for s in seeds]
-    if pack_seeds is not True and pack_seeds != "auto":  # an int: packs of at most that many
+    if pack_seeds is not True:  # an int: packs of at most that many
         n_packs = max(n_packs, math.ceil(len(seeds) / pack_seeds))
     n_packs = max(1, min(n_packs, len(seeds)))
     return [list(chunk) for chunk in np.array_split(np.asarray(seeds), n_packs)]
+
+
+def _auto_pack_size(params, task) -> int:
+    """The largest pack "auto" makes: AUTO_PACK_MAX networks, fewer when their activations would
+    pass AUTO_PACK_BYTES (a task factory's sizes are unknown here: AUTO_PACK_MAX)."""
+    if not hasattr(task, "generate_batch"):
+        return AUTO_PACK_MAX
+    itemsize = np.dtype(params.get("dtype") or "float32").itemsize
+    per_network = _ACTIVATION_ARRAYS * task.N_steps * task.N_batch * int(params["N_rec"]) * itemsize
+    return max(1, min(AUTO_PACK_MAX, AUTO_PACK_BYTES // per_network))
 
 
 def _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds, retries, blas_threads):
@@ -427,34 +471,30 @@ def _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds
             plan = by_id[cid]
             tp = plan["train_params"]
             packing = pack_seeds
-            if pack_seeds == "auto" and (tp.get("curriculum") is not None or tp.get("performance_measure") is not None):
-                packing = False
+            if pack_seeds == "auto":
+                unsafe = tp.get("curriculum") is not None or tp.get("performance_measure") is not None
+                packing = False if unsafe else _auto_pack_size(plan["params"], task)
             n_packs = math.ceil(slots / len(todo))
             for pack in _packs(seeds, n_packs, packing):
                 specs.append(dict(plan, seeds=[int(s) for s in pack], task=task, model_class=model,
                                   out_dir=out_dir, blas_threads=blas_threads,
                                   run_dirs=[os.path.join(out_dir, cid, f"seed-{s}") for s in pack]))
-        if client is None:  # "synchronous": in this process, exceptions surface directly
+        failed, crashed = [], []  # (run id, message): training errors; (spec, exception): tasks
+        if client is None:  # "synchronous": in this process; unexpected exceptions surface directly
             for spec in specs:
-                run_pack(spec)
-            return
-        from distributed import as_completed
+                failed += run_pack(spec)["failed"]
+        else:
+            from distributed import as_completed
 
-        futures = {client.submit(run_pack, spec, retries=retries, pure=False,
-                                 key=f"minirnn-sweep-{spec['config_id']}-{spec['seeds'][0]}-{os.urandom(4).hex()}"): spec
-                   for spec in specs}
-        failures = []
-        for future in as_completed(futures):
-            try:
-                future.result()
-            except Exception as exc:  # noqa: BLE001 - reported together below
-                failures.append((futures[future], exc))
-        if failures:
-            spec, exc = failures[0]
-            n_runs = sum(len(s["seeds"]) for s, _ in failures)
-            raise MinirnnError(f"{n_runs} run(s) in {len(failures)} task(s) failed after {retries} retries, e.g. "
-                               f"{spec['config_id']} with seeds {spec['seeds']}: {type(exc).__name__}: {exc}. "
-                               "Finished runs are saved; calling sweep() again retries only the missing runs.") from exc
+            futures = {client.submit(run_pack, spec, retries=retries, pure=False,
+                                     key=f"minirnn-sweep-{spec['config_id']}-{spec['seeds'][0]}-{os.urandom(4).hex()}"): spec
+                       for spec in specs}
+            for future in as_completed(futures):
+                try:
+                    failed += future.result()["failed"]
+                except Exception as exc:  # noqa: BLE001 - reported together below
+                    crashed.append((futures[future], exc))
+        return failed, crashed
 
 
 @contextmanager
@@ -500,21 +540,31 @@ def _usable_cpus() -> int:
 
 
 # ---- the worker side ----------------------------------------------------------------------------
-def run_pack(spec) -> list:
+def run_pack(spec) -> dict:
     """Train the unfinished runs of one pack (same configuration, several seeds) and write each.
 
     Called on a worker (or in-process with ``scheduler="synchronous"``). Idempotent: runs whose
     marker exists are left alone, so a retried task trains only what its dead attempt had not
-    finished. Returns the ids of the runs it finished."""
+    finished. A :class:`MinirnnError` in training (a NaN loss: deterministic, so not worth a
+    retry) is returned, not raised; in a pack it stops every network, so the pack's seeds are then
+    trained one by one and only the culprit fails. Returns ``{"done": [run ids], "failed":
+    [(run id, message)]}``; other exceptions propagate (the scheduler retries the task)."""
     todo = [(s, d) for s, d in zip(spec["seeds"], spec["run_dirs"]) if _read_marker(d) is None]
     if not todo:
-        return []
+        return {"done": [], "failed": []}
     with _blas_threads(spec["blas_threads"]):
         for seed, run_dir in todo:
             os.makedirs(run_dir, exist_ok=True)
             _log(spec, seed, "start")
         task = spec["task"] if hasattr(spec["task"], "generate_batch") else spec["task"](dict(spec["config"]))
-        nets, histories, seconds = _train(spec, task, [s for s, _ in todo])
+        try:
+            nets, histories, seconds = _train(spec, task, [s for s, _ in todo])
+        except MinirnnError as exc:
+            if len(todo) == 1:
+                _log(spec, todo[0][0], "failed")
+                return {"done": [], "failed": [(_run_id(spec["config_id"], todo[0][0]), f"{type(exc).__name__}: {exc}")]}
+            alone = [run_pack(dict(spec, seeds=[s], run_dirs=[d])) for s, d in todo]
+            return {key: [item for result in alone for item in result[key]] for key in ("done", "failed")}
         eval_x, eval_y, eval_mask, _ = _reseeded(task, spec["spec"]["eval_seed"]).generate_batch()
         done = []
         for (seed, run_dir), net, history in zip(todo, nets, histories):
@@ -523,7 +573,7 @@ def run_pack(spec) -> list:
             _write_run(spec, run_dir, net, seed, history, row, [s for s, _ in todo])
             _log(spec, seed, "done")
             done.append(_run_id(spec["config_id"], seed))
-        return done
+        return {"done": done, "failed": []}
 
 
 def _reseeded(task, seed):

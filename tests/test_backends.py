@@ -188,9 +188,25 @@ def test_standard_normal_bitwise(dtype, shape):
     assert rng_nb.standard_normal() == rng_np.standard_normal()
 
 
+def test_standard_normal_float64_many_draws():
+    """Enough draws to take the ziggurat's rare paths (wedge, tail) many times."""
+    rng_np, rng_nb = np.random.default_rng(5), np.random.default_rng(5)
+    want = rng_np.standard_normal((400, 1000))
+    np.testing.assert_array_equal(nk.standard_normal(rng_nb, (400, 1000), np.float64), want)
+    assert rng_nb.bit_generator.state == rng_np.bit_generator.state
+
+
+def test_standard_normal_float32_crosses_the_divergence_point():
+    """Numba's own float32 ziggurat leaves NumPy's stream at draw 1,321,334 for seed 5 (see the module)."""
+    rng_np, rng_nb = np.random.default_rng(5), np.random.default_rng(5)
+    want = rng_np.standard_normal(1_400_000, dtype=np.float32)
+    np.testing.assert_array_equal(nk.standard_normal(rng_nb, 1_400_000, np.float32), want)
+    assert rng_nb.bit_generator.state == rng_np.bit_generator.state
+
+
 def test_standard_normal_other_bit_generator():
     rng_np, rng_nb = np.random.Generator(np.random.Philox(7)), np.random.Generator(np.random.Philox(7))
-    want = rng_np.standard_normal((5, 4), dtype=np.float32)
-    np.testing.assert_array_equal(nk.standard_normal(rng_nb, (5, 4), np.float32), want)
+    want = rng_np.standard_normal((50, 40))
+    np.testing.assert_array_equal(nk.standard_normal(rng_nb, (50, 40), np.float64), want)
     assert repr(rng_nb.bit_generator.state) == repr(rng_np.bit_generator.state)
     np.testing.assert_array_equal(rng_nb.random(3), rng_np.random(3))

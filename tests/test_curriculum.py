@@ -18,7 +18,7 @@ def pd_task(coherence, N_batch=16, seed=0, T=200):
 
 def small_model(task, seed=0, N_rec=8, **extra):
     params = task.get_task_params()
-    params.update(N_rec=N_rec, seed=seed, **extra)
+    params.update(N_rec=N_rec, seed=seed, backend="numpy", **extra)  # numba's JIT time is not ours
     return Basic(params)
 
 
@@ -171,3 +171,22 @@ def test_accuracy_none_is_an_error():
 
 def test_repr():
     assert "n_tasks=2" in repr(Curriculum([pd_task(0.7), pd_task(0.5)]))
+
+
+def test_state_dict_round_trip_and_partial_history(tmp_path):
+    tasks = [pd_task(0.7), pd_task(0.5)]
+    cur = Curriculum(tasks, accuracies=[Scripted([0.95]), Scripted([0.1])], output_file=tmp_path / "c")
+    x, y, mask, _ = tasks[0].get_trial_batch()
+    cur.metric_test(x, y, mask, y, 10, [])
+    other = Curriculum(tasks, output_file=tmp_path / "d")
+    other.load_state_dict(json.loads(json.dumps(cur.state_dict())))
+    assert other.stage == 1 and other.metric_values == cur.metric_values and other.history == cur.history
+    with pytest.raises(ParameterError, match="stage 5"):
+        other.load_state_dict(dict(cur.state_dict(), stage=5))
+    # a resume that restored only metric_values (older checkpoints): the file still has every row
+    partial = Curriculum(tasks, accuracies=[Scripted([0.95]), Scripted([0.2])], output_file=tmp_path / "e")
+    partial.stage, partial.metric_values = 1, [[0.95, 0]]
+    partial.metric_test(x, y, mask, y, 20, [])
+    saved = np.load(tmp_path / "e.npy")
+    np.testing.assert_array_equal(saved[:, :2], [[0.95, 0], [0.2, 1]])
+    assert np.isnan(saved[0, 2]) and saved[1, 2] == 20

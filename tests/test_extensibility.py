@@ -44,7 +44,7 @@ def test_input_layer_model_gradients(act, dale):
 def test_input_layer_model_runs_and_trains():
     task = PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=32, seed=0)
     params = task.get_task_params()
-    params.update(N_rec=16, N_ff=6, seed=0, transfer_function="relu")
+    params.update(N_rec=16, N_ff=6, seed=0, transfer_function="relu", backend="numpy")
     model = InputLayerRNN(params)
     x, y, mask, _ = task.get_trial_batch()
     outputs, states = model.test(x[:5])  # any batch size
@@ -70,7 +70,7 @@ def test_input_layer_model_validates_its_parameter():
 # ---- a custom loss ----------------------------------------------------------------------------------
 def test_custom_loss_value_and_gradients():
     x, y, mask = batch()
-    model = Basic(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=50, dtype="float64", seed=2,
+    model = Basic(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=50, dtype="float64", seed=2, backend="numpy",
                        loss_function=masked_mean_squared_error, dale_ratio=0.6))
     z, _ = model.test(x)
     value, _ = model.loss_and_grads(x, y, mask)
@@ -80,7 +80,7 @@ def test_custom_loss_value_and_gradients():
 
 def test_custom_loss_by_psychrnn_name_convention():
     x, y, mask = batch()
-    params = dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=50, dtype="float64", seed=2,
+    params = dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=50, dtype="float64", seed=2, backend="numpy",
                   loss_function="my_loss", my_loss=masked_mean_squared_error)
     check_grads(Basic(params), x, y, mask, tol=TOL)
 
@@ -89,7 +89,7 @@ def test_custom_loss_by_psychrnn_name_convention():
 @pytest.mark.parametrize("dale", [None, 0.8])
 def test_custom_regularizer_value_gradients_and_effect(dale):
     x, y, mask = batch()
-    params = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=50, dtype="float64", seed=4, dale_ratio=dale,
+    params = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=50, dtype="float64", seed=4, dale_ratio=dale, backend="numpy",
                   transfer_function="tanh")
     plain, reg = Basic(params), Basic(dict(params, custom_regularization=balance_penalty(0.5)))
     row_sums = plain.effective_weights()["W_rec"].sum(axis=-1)
@@ -113,6 +113,23 @@ def test_gradcheck_on_lstm():
     LSTM = pytest.importorskip("minirnn.models").__dict__.get("LSTM")
     if LSTM is None:
         pytest.skip("no LSTM in this build")
-    model = LSTM(dict(N_in=2, N_rec=4, N_out=2, dt=10, tau=100, dtype="float64", seed=0))
+    model = LSTM(dict(N_in=2, N_rec=4, N_out=2, dt=10, tau=100, dtype="float64", seed=0, backend="numpy"))
     result = gradcheck(model, *batch(T=6))
     assert max(result.values()) < TOL, result.report(TOL)
+
+
+def test_gradcheck_on_a_duck_typed_model():
+    """Anything with ``raw`` and ``loss_and_grads`` can be checked (here: least squares)."""
+
+    class LeastSquares:
+        def __init__(self):
+            self.raw = {"w": np.array([0.5, -1.0, 2.0]), "b": np.array([0.3])}
+
+        def loss_and_grads(self, x, y, mask):
+            r = x @ self.raw["w"] + self.raw["b"] - y  # residuals (n,)
+            return float(np.mean(r ** 2)), {"w": 2 * x.T @ r / len(r), "b": np.array([2 * r.mean()])}
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=20)
+    result = check_grads(LeastSquares(), x, y, None, tol=TOL)
+    assert set(result) == {"w", "b"} and max(result.values()) < 1e-8

@@ -3,6 +3,7 @@ and runs equal to single trainings of the same configuration and seed."""
 import glob
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -96,6 +97,18 @@ def test_bad_grid_keys_are_refused_before_anything_runs(tmp_path, grid, message)
     assert not out.exists()
 
 
+def test_a_task_factory_takes_the_task_keys(tmp_path):
+    def factory(config):
+        return PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, coherence=config["coherence"])
+
+    result = sweep({"coherence": [0.1, 0.7], "N_rec": [5]}, [1], factory, PARAMS, TRAIN, str(tmp_path),
+                   scheduler="synchronous")
+    assert [(r["config"]["coherence"], r["config"]["N_rec"]) for r in result] == [(0.1, 5), (0.7, 5)]
+    assert read_npz(os.path.join(tmp_path, result[0]["run_id"], "weights.npz"))["W_rec"].shape == (5, 5)
+    with pytest.raises(ParameterError, match="did you mean 'N_rec'"):  # a near miss is still an error
+        sweep({"coherence": [0.1], "N_recc": [5]}, [1], factory, PARAMS, TRAIN, str(tmp_path), scheduler="synchronous")
+
+
 def test_bad_seeds_and_options(tmp_path):
     for seeds, message in (([1, 1], "repeated"), ([], "empty"), ([1.5], "non-negative int")):
         with pytest.raises(ParameterError, match=message):
@@ -129,10 +142,33 @@ def test_unpacked_runs_equal_packed_runs(tmp_path):
     packed = sweep(grid, [1, 2, 5], make_task(), PARAMS, TRAIN, str(tmp_path / "p"), scheduler="synchronous")
     alone = sweep(grid, [1, 2, 5], make_task(), PARAMS, TRAIN, str(tmp_path / "a"), scheduler="synchronous",
                   pack_seeds=False)
+    pairs = sweep(grid, [1, 2, 5], make_task(), PARAMS, TRAIN, str(tmp_path / "2"), scheduler="synchronous",
+                  pack_seeds=2)
     assert [r["packed_with"] for r in packed] == [3, 3, 3] and [r["packed_with"] for r in alone] == [1, 1, 1]
-    for p, a in zip(packed, alone):
+    assert [r["packed_with"] for r in pairs] == [2, 2, 1]
+    for p, a, b in zip(packed, alone, pairs):
         for key in ("final_loss", "eval_loss", "accuracy"):
-            assert p[key] == pytest.approx(a[key], rel=1e-10)
+            assert p[key] == pytest.approx(a[key], rel=1e-10) == b[key]
+
+
+class NaNForSeed2(PerceptualDiscrimination):
+    """Trials with a NaN input when the task's stream is that of seed 2 (a run that cannot train)."""
+
+    def build_trials(self, params, rng=None):
+        x, y, mask = super().build_trials(params, rng)
+        if self.rng.bit_generator.seed_seq.entropy == 2:
+            x[0, 0, 0] = np.nan
+        return x, y, mask
+
+
+def test_a_failing_seed_does_not_take_its_pack_down(tmp_path):
+    task = NaNForSeed2(dt=10, tau=100, T=300, N_batch=16, seed=0)
+    with pytest.raises(MinirnnError, match=r"(?s)1 run\(s\).*seed-2: NonFiniteError") as info:
+        sweep({"learning_rate": [1e-2]}, [1, 2, 5], task, PARAMS, TRAIN, str(tmp_path), scheduler="synchronous")
+    assert "2 finished runs are saved" in str(info.value)
+    with open(tmp_path / "summary.csv") as fh:
+        assert [line.split(",")[2] for line in fh.read().splitlines()[1:]] == ["1", "5"]
+    assert [e["run"].rsplit("-", 1)[1] for e in read_log(tmp_path) if e["event"] == "failed"] == ["2"]
 
 
 # ---- on a real LocalCluster, with a worker killed mid-sweep ---------------------------------------
@@ -192,7 +228,7 @@ def test_sweep_runs_equal_single_trainings(killed_sweep):
 
 @pytest.mark.slow
 def test_second_call_finds_nothing_to_do(killed_sweep, monkeypatch):
-    import minirnn.sweep as sweep_module
+    sweep_module = sys.modules["minirnn.sweep"]  # the module (minirnn.sweep may name the function)
 
     def no_cluster(*args, **kwargs):
         raise AssertionError("a finished sweep started a cluster")
@@ -218,3 +254,20 @@ def test_missing_dask_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(MinirnnError, match=r"pip install .*dask"):
         sweep({"learning_rate": [1e-2]}, [1], make_task(), PARAMS, TRAIN, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_an_existing_cluster_is_used_and_left_running(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        by_address = sweep({"learning_rate": [1e-2]}, [1, 2], make_task(), PARAMS, TRAIN, str(tmp_path / "a"),
+                           scheduler=cluster.scheduler_address)
+        # one configuration, two slots: its seeds are split so that both slots have work
+        assert [r["packed_with"] for r in by_address] == [1, 1] and len(by_address.trained) == 2
+        by_client = sweep({"learning_rate": [1e-2]}, [1, 2], make_task(), PARAMS, TRAIN, str(tmp_path / "b"),
+                          scheduler=client, n_workers=1)
+        assert [r["packed_with"] for r in by_client] == [2, 2]
+        assert client.submit(sum, [1, 2]).result() == 3  # the caller's client still works
+    for a, b in zip(by_address, by_client):
+        assert a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-10)

@@ -138,7 +138,7 @@ def serve(factory, contender: str) -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr
     sys.stdout = sys.stderr
-    state = {"model": None, "rss_import": maxrss_mb(), "limits": None}
+    state = {"model": None, "rss_import": maxrss_mb(), "limits": None, "threads": 1}
 
     def answer(obj):
         out.write(json.dumps(obj) + "\n")
@@ -153,12 +153,15 @@ def serve(factory, contender: str) -> None:
                 break
             if cmd == "setup":
                 cfg = msg["config"]
-                state["limits"] = blas_limits(int(cfg["threads"]))
+                state["threads"] = int(cfg["threads"])
+                state["limits"] = blas_limits(state["threads"])
                 t0 = time.perf_counter()
                 state["model"] = factory(contender, cfg, msg["data"])
                 answer({"ok": True, "setup_s": time.perf_counter() - t0})
             elif cmd == "run":
                 model, n = state["model"], int(msg["n"])
+                # again: a BLAS loaded since set-up (SciPy's, behind Numba's np.dot) gets the limit too
+                state["limits"] = blas_limits(state["threads"])
                 c0, t0 = cpu_seconds(), time.perf_counter()
                 model.run(n)
                 wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0

@@ -10,7 +10,7 @@
 from . import grade
 from .grader import Result
 from .release import release, release_text
-from .submissions import grade_file, grade_folder
+from .submissions import grade_file, grade_files, grade_folder
 
 FAST = "MINIRNN_FAST"  # set to 1: assignments train with small settings (tests, grading)
 
@@ -23,4 +23,4 @@ def rel_error(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
 
 
-__all__ = ["grade", "Result", "release", "release_text", "grade_file", "grade_folder", "rel_error", "FAST"]
+__all__ = ["grade", "Result", "release", "release_text", "grade_file", "grade_files", "grade_folder", "rel_error", "FAST"]

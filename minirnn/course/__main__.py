@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     g.add_argument("--jobs", type=int, default=1, help="files graded at the same time (default 1)")
     g.add_argument("--full", action="store_true", help="run training cells at full size (no MINIRNN_FAST)")
     one = sub.add_parser("_grade_one")  # internal: the subprocess of grade_file
-    one.add_argument("path")
+    one.add_argument("paths", nargs="+")
     args = parser.parse_args(argv)
 
     if args.command == "release":
@@ -32,7 +32,8 @@ def main(argv=None) -> int:
             print(f"wrote {path}")
         return 0
     if args.command == "_grade_one":
-        print(_TAG + json.dumps(run_and_grade(args.path)))
+        for path in args.paths:  # one JSON line per file, printed as soon as it is graded
+            print(_TAG + json.dumps(run_and_grade(path)), flush=True)
         return 0
     reports = grade_folder(args.folder, timeout=args.timeout, fast=not args.full, csv_path=args.csv,
                            jobs=args.jobs)

@@ -100,9 +100,16 @@ def simulate(fn):
     expected = simulate_reference(*args[:-1])
     shifted = np.concatenate([c["x"][:, None], expected[:, :-1]], axis=1)
     got = call("simulate", fn, *args)
-    compare("simulate: states", got, expected, context="simulate" + signature(args), mistakes=[
-        ("states must hold x_1 ... x_T (the state after each step), not x_0 ... x_{T-1}.", shifted)],
-        index_names=lambda i: f"trial {i[0]}, step {i[1]}, unit {i[2]}")
+    mistakes = [("states must hold x_1 ... x_T (the state after each step), not x_0 ... x_{T-1}.", shifted)]
+    for i, (hint, _) in enumerate(_euler_variants(c["x"], c["U"][:, 0], *args[2:7], c["Xi"][:, 0], TANH.f)):
+        x, states = c["x"], []                         # the loop is right, the step has mistake i
+        for k in range(c["U"].shape[1]):
+            x = _euler_variants(x, c["U"][:, k], *args[2:7], c["Xi"][:, k], TANH.f)[i][1]
+            states.append(x)
+        mistakes.append((f"the loop is right but the step is not (fix euler_step first): {hint}",
+                         np.stack(states, axis=1)))
+    compare("simulate: states", got, expected, context="simulate" + signature(args), mistakes=mistakes,
+            index_names=lambda i: f"trial {i[0]}, step {i[1]}, unit {i[2]}")
 
 
 # ================================================================ assignment 2: BPTT by hand
@@ -162,8 +169,8 @@ def _compare_grads(what, got, expected, variants, context):
     for k in expected:
         mistakes = variants(k)
         if k == "dW_rec":  # the transpose message the brief asks for, ahead of the generic one
-            mistakes = mistakes + [(f"your dW_rec is the transpose of the expected one: W_rec is (post, pre), "
-                                    f"so dW_rec = d_pre^T @ f(x) (rows: post, columns: pre).",
+            mistakes = mistakes + [("your dW_rec is the transpose of the expected one: W_rec is (post, pre), "
+                                    "so dW_rec = d_pre^T @ f(x) (rows: post, columns: pre).",
                                     expected[k].T)]
         compare(f"{what}: {k}", got[k], expected[k], context=context, mistakes=mistakes)
 
@@ -417,8 +424,8 @@ def adam(cls):
 # ================================================================ assignment 5: a new task
 # Mirrors minirnn/tasks/perceptual_discrimination.py (the vectorised path).
 
-def _new_task(cls, name, **kw):
-    return call(f"{name}.__init__", cls, dt=10, tau=100, T=2000, N_batch=kw.get("N_batch", 8))
+def _new_task(cls, name):
+    return call(f"{name}.__init__", cls, dt=10, tau=100, T=2000, N_batch=8)
 
 
 @grader("SimplePD.sample_trial_params")
@@ -474,7 +481,7 @@ def simplepd_build(cls):
                 ("the other channel gets 1 during the stimulus: x[dir] += 1 + coh, x[other] += 1.",
                  variant(other_channel=False))]
     names = lambda i: f"trial {i[0]}, step {i[1]} (t = {i[1] * 10} ms), channel {i[2]}"  # noqa: E731
-    context = f"SimplePD(dt=10, tau=100, T=2000, N_batch=8).build_trials(params {{coherence: (8,), direction: (8,)}}, rng)"
+    context = "SimplePD(dt=10, tau=100, T=2000, N_batch=8).build_trials(params {coherence: (8,), direction: (8,)}, rng)"
     for j, what in enumerate(("x", "y", "mask")):
         compare(f"SimplePD.build_trials: {what}", got[j], expected[j], context=context, index_names=names,
                 mistakes=[(h, v[j]) for h, v in mistakes])
@@ -555,13 +562,15 @@ def newton_fixed_point(fn):
         expected = reference.newton(x0, u, W_rec, W_in, b, ALPHA)
         dyn = RateDynamics(W_rec, W_in, b, ALPHA, TANH)
         got_a = np.asarray(got, dtype=np.float64) if got is not None else None
+        context = "newton_fixed_point" + signature(args)
         if got_a is not None and got_a.shape == expected.shape and np.all(np.isfinite(got_a)):
             resid = np.abs(dyn.step(got_a, u) - got_a).max()
             if resid < 1e-10:
                 continue  # a true fixed point (possibly another one than plain Newton's: fine)
-        compare("newton_fixed_point: x*", got, expected, context="newton_fixed_point" + signature(args), rtol=1e-6,
-                atol=1e-9, mistakes=[("Newton on G(x) = F(x) - x solves (J - I) dx = -G(x); this used J alone.",
-                                      reference.newton(x0, u, W_rec, W_in, b, ALPHA, use_J_minus_I=False))])
+            context += f"\n    your x* is not a fixed point: max |F(x*) - x*| = {resid:.2e} (a converged one has ~1e-15)"
+        compare("newton_fixed_point: x*", got, expected, context=context, rtol=1e-6, atol=1e-9, mistakes=[
+            ("Newton on G(x) = F(x) - x solves (J - I) dx = -G(x); this used J alone.",
+             reference.newton(x0, u, W_rec, W_in, b, ALPHA, use_J_minus_I=False))])
 
 
 # ================================================================ the registry

@@ -48,12 +48,14 @@ def grade_namespace(ns: dict, assignment: str) -> list[Result]:
 
 
 def run_and_grade(path) -> dict:
-    """In this process: execute ``path`` as ``__main__`` (its output captured), then grade it."""
+    """In this process: execute ``path`` as ``__main__`` from its folder (output captured), then
+    grade it. Matplotlib figures it opened are closed afterwards."""
     path = Path(path).resolve()
     assignment, ns = assignment_of(path), {"__name__": "__main__", "__file__": str(path)}
-    start, error, log = time.perf_counter(), None, io.StringIO()
+    start, error, log, cwd = time.perf_counter(), None, io.StringIO(), os.getcwd()
     try:
         code = compile(path.read_text(), str(path), "exec")
+        os.chdir(path.parent)
         with contextlib.redirect_stdout(log):
             exec(code, ns)  # noqa: S102 - running the submission is the point
     except BaseException as e:  # noqa: BLE001 - a crash is part of the report, not of the grader
@@ -61,6 +63,10 @@ def run_and_grade(path) -> dict:
         line = next((f for f in reversed(tb) if f.filename == str(path)), None)
         where = f" at line {line.lineno}: `{(line.line or '').strip()}`" if line else ""
         error = f"{type(e).__name__}: {e}{where}"
+    finally:
+        os.chdir(cwd)
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
     results = grade_namespace(ns, assignment)
     return {"file": str(path), "assignment": assignment, "ran": error is None, "error": error,
             "seconds": round(time.perf_counter() - start, 2), "output": log.getvalue()[-2000:],
@@ -68,22 +74,32 @@ def run_and_grade(path) -> dict:
 
 
 def grade_file(path, *, timeout=600, fast=True) -> dict:
-    """Run and grade one file in a subprocess (see the module docstring)."""
-    path = Path(path).resolve()
-    assignment = assignment_of(path)
+    """Run and grade one file in a subprocess of its own (see the module docstring)."""
+    return grade_files([path], timeout=timeout, fast=fast)[0]
+
+
+def grade_files(paths, *, timeout=600, fast=True) -> list[dict]:
+    """Run and grade several files one after the other in **one** subprocess (each in a fresh
+    namespace, from its own folder): one interpreter start and one set of imports for all."""
+    paths = [Path(p).resolve() for p in paths]
+    assignments = [assignment_of(p) for p in paths]
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    # the child imports the same minirnn as this process, installed or not
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
     if fast:
         env["MINIRNN_FAST"] = "1"
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "minirnn.course", "_grade_one", str(path)], cwd=path.parent,
-                              env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-m", "minirnn.course", "_grade_one", *map(str, paths)],
+                              cwd=paths[0].parent if paths else None, env=env, capture_output=True,
+                              text=True, timeout=timeout * max(1, len(paths)))
+        found = {r["file"]: r for r in (json.loads(line[len(_TAG):]) for line in proc.stdout.splitlines()
+                                        if line.startswith(_TAG))}
+        why = f"the grading process failed: {proc.stderr.strip()[-800:]}"
     except subprocess.TimeoutExpired:
-        return _failed(path, assignment, f"timed out after {timeout} s", start)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(_TAG):
-            return json.loads(line[len(_TAG):])
-    return _failed(path, assignment, f"the grading process failed: {proc.stderr.strip()[-800:]}", start)
+        found, why = {}, f"timed out after {timeout} s"
+    return [found.get(str(p)) or _failed(p, a, why, start) for p, a in zip(paths, assignments)]
 
 
 def _failed(path, assignment, why, start):

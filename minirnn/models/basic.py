@@ -100,7 +100,10 @@ class Basic(RNN):
                   "output_connectivity": (N_out, N_rec)}
         net = {}
         for name, shape in shapes.items():
-            a = np.asarray(ini[name], dtype=np.float64)
+            try:
+                a = np.asarray(ini[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{name} must be an array of numbers of shape {shape}. Got {ini[name]!r}.") from None
             if name in ("init_state", "b_rec", "b_out") and a.size == int(np.prod(shape)):
                 a = a.reshape(shape)
             if a.shape != shape:

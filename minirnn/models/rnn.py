@@ -36,8 +36,8 @@ def root_seed_sequence(seed) -> np.random.SeedSequence:
         return np.random.SeedSequence(entropy=seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
-    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):
-        raise ParameterError(f"The 'seed' parameter must be an int, a numpy SeedSequence or None. Got {seed!r} instead.")
+    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"The 'seed' parameter must be an int >= 0, a numpy SeedSequence or None. Got {seed!r} instead.")
     return np.random.SeedSequence(int(seed))
 
 

@@ -78,7 +78,10 @@ class WeightInitializer:
         for name, shape in (("input_connectivity", (N_rec, N_in)), ("rec_connectivity", (N_rec, N_rec)),
                             ("output_connectivity", (N_out, N_rec))):
             value = kwargs.get(name)
-            value = np.ones(shape) if value is None else np.array(value, dtype=np.float64)
+            try:
+                value = np.ones(shape) if value is None else np.array(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{name} must be a 0/1 array of shape {shape}. Got {value!r}.") from None
             if value.shape != shape:
                 raise ShapeError(f"{name} has shape {value.shape} but must be {shape} (N_in={N_in}, N_rec={N_rec}, N_out={N_out}).")
             ini[name] = value

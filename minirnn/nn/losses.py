@@ -9,6 +9,7 @@ of a network (not over the mask's sum), and the mask multiplies the error before
 ``z, y, mask``: ``(*lead, A, B, C)`` with any order of the three per-network axes (batch, time,
 output). The value has shape ``lead`` (a 0-d array for a single network). A custom loss is any
 callable ``loss(z, y, mask) -> (value, dz)`` of the same shapes.
+A worked example, gradient-checked, is in :mod:`minirnn.models.examples`.
 """
 from __future__ import annotations
 

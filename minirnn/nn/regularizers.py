@@ -10,6 +10,7 @@ Coefficients ``c`` are per network: arrays of shape ``lead`` (0-d for a single n
 A custom regularizer is a callable ``reg(weights_eff, rates) -> (value, {name: dW_eff})`` where
 ``weights_eff`` maps ``"W_in"``, ``"W_rec"``, ``"W_out"`` to the effective weights; it may also
 return ``"rates"`` in its gradient dict for ``dL/d f(X)``.
+A worked example, gradient-checked, is in :mod:`minirnn.models.examples`.
 """
 from __future__ import annotations
 

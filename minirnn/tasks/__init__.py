@@ -7,8 +7,9 @@
 from .delayed_discrimination import DelayedDiscrimination
 from .flip_flop import FlipFlop
 from .match_to_category import MatchToCategory
+from .neurogym import NeurogymTask  # neurogym itself is imported only when a NeurogymTask is built
 from .perceptual_discrimination import PerceptualDiscrimination
 from .task import Task, TrialParams
 
 __all__ = ["Task", "TrialParams", "PerceptualDiscrimination", "DelayedDiscrimination",
-           "MatchToCategory", "FlipFlop"]
+           "MatchToCategory", "FlipFlop", "NeurogymTask"]

@@ -262,6 +262,8 @@ class Task:
         if isinstance(tau, numbers.Real) and not isinstance(tau, (bool, np.bool_)):
             return check_real(owner, "tau", tau, low=0, low_open=True)
         try:
+            if isinstance(tau, (str, bytes)):
+                raise TypeError(tau)
             array = np.array(tau, dtype=np.float64)
         except (TypeError, ValueError):
             raise ParameterTypeError(f"The 'tau' parameter of {owner} must be a positive number or a "

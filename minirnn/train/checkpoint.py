@@ -8,10 +8,15 @@ A checkpoint is one ``.npz`` file, separate from the weights file, written atomi
     optimizer/<key>     optimizer.state_dict() (its keys contain "/": hence the prefix)
     history/loss        (n,) or (n, K) objective of every update so far
     history/update      (n,) update index of each entry
+    train/active        (K,) an ensemble's per-network "still training" flags (when there are any)
     checkpoint          one JSON string: format, version, update counter, the epoch reached in the
                         current train() call, bit_generator.state of rng_init / rng_noise / rng_eval,
                         task.state_dict() (every curriculum task's, when there is a curriculum), the
-                        curriculum's stage and metric values, performance records, stages.
+                        curriculum's stage and metric values, performance records, stages, and
+                        ``finished`` once the train() call has ended (resuming it then does nothing).
+
+Limits: a plain batch generator's position cannot be saved (resuming warns; the batches differ);
+an ensemble trained with a curriculum gets fresh per-network task copies at each stage change.
 
 Restoring (``restore_checkpoint``) puts every piece back in place on an already built model of the
 same configuration, so the next update draws the same batch and the same noise, and Adam takes the

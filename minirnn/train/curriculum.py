@@ -235,7 +235,11 @@ class Curriculum:
         else:
             if not path.endswith(".npy"):
                 path += ".npy"
-            table = np.array([[v, s, h["epoch"]] for (v, s), h in zip(self.metric_values, self.history)],
+            # history may be shorter than metric_values after a resume that restored only the latter:
+            # the two are aligned at the end, and epochs not known are NaN
+            epochs = [h["epoch"] for h in self.history][-len(self.metric_values):] if self.metric_values else []
+            epochs = [np.nan] * (len(self.metric_values) - len(epochs)) + epochs
+            table = np.array([[v, s, e] for (v, s), e in zip(self.metric_values, epochs)],
                              dtype=np.float64).reshape(-1, 3)
             data, suffix = None, ".npy"
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-curriculum-", suffix=suffix)
@@ -253,6 +257,27 @@ class Curriculum:
                 os.unlink(tmp)
             raise
         return path
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The progress (JSON-serialisable): ``stage``, ``stop_training``, ``metric_values``, ``history``."""
+        return {"stage": int(self.stage), "stop_training": bool(self.stop_training),
+                "metric_values": [[float(v), int(s)] for v, s in self.metric_values],
+                "history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved (``history`` optional)."""
+        missing = [k for k in ("stage", "stop_training", "metric_values") if k not in state]
+        if missing:
+            raise ParameterError(f"A Curriculum state needs the keys 'stage', 'stop_training' and 'metric_values'; "
+                                 f"missing {missing}.")
+        stage = int(state["stage"])
+        if not 0 <= stage <= len(self.tasks):
+            raise ParameterError(f"A Curriculum state has stage {stage}, but this curriculum has "
+                                 f"{len(self.tasks)} tasks.")
+        self.stage, self.stop_training = stage, bool(state["stop_training"])
+        self.metric_values = [[float(v), int(s)] for v, s in state["metric_values"]]
+        self.history = [dict(h) for h in state.get("history", [])]
 
     def __repr__(self) -> str:
         return (f"Curriculum(n_tasks={len(self.tasks)}, stage={self.stage}, thresholds={self.thresholds}, "

@@ -46,6 +46,9 @@ class BatchSource:
         elif lead and hasattr(source, "generate_batch"):
             self.tasks = [_reseeded_copy(source, seed) for seed in model.seeds]
         self.task = source if self.tasks is None and hasattr(source, "generate_batch") else None
+        if self.task is None and self.tasks is None and not hasattr(source, "__iter__"):
+            raise ParameterError(f"train() needs a Task or an iterator of (x, y, mask, trial_params) batches. "
+                                 f"Got {type(source).__name__}.")
         self._iterator = None if (self.task is not None or self.tasks is not None) else iter(source)
         self._peeked = None
 
@@ -65,7 +68,14 @@ class BatchSource:
         if task is not None and getattr(task, "N_batch", None):
             return int(task.N_batch)
         self._peeked = self.next()
-        return int(np.shape(self._peeked[0])[-3])
+        try:
+            shape = np.shape(self._peeked[0])
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise ShapeError("the batch generator must yield (x, y, mask, trial_params) with x an array of shape "
+                             "(N_batch, N_steps, N_in).") from None
+        if len(shape) < 3:
+            raise ShapeError(f"x from the batch generator has shape {shape}; it must be (N_batch, N_steps, N_in).")
+        return int(shape[-3])
 
 
 def _reseeded_copy(task, seed):
@@ -95,7 +105,10 @@ def _fixed_keep_masks(model, fixed_weights):
 
             raise ParameterError(f"fixed_weights names unknown parameter {name!r}{suggest(name, model.raw)} "
                                  f"Parameters: {list(model.raw)}.")
-        F = np.asarray(F, dtype=np.float64)
+        try:
+            F = np.asarray(F, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ParameterError(f"fixed_weights[{name!r}] must be an array of 0s and 1s. Got {F!r}.") from None
         if hasattr(model, "to_model_layout"):  # e.g. LSTM gates given in PsychRNN's transposed layout
             F = model.to_model_layout(name, F)
         shape = tuple(model.raw[name].shape)

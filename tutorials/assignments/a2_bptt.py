@@ -123,9 +123,9 @@ W_rec, W_in, b_rec = rng.standard_normal((N, N)) / np.sqrt(N), rng.standard_norm
 c = rng.standard_normal((B, N))
 if r_step.passed and r_num.passed:
     g = euler_step_backward(c, x, u, W_rec, W_in, alpha, f, df)
-    loss = lambda: np.sum(c * step(x, u, W_rec, W_in, b_rec, alpha))  # noqa: E731
+    loss_step = lambda: np.sum(c * step(x, u, W_rec, W_in, b_rec, alpha))  # noqa: E731
     for name, arr in (("dx", x), ("du", u), ("dW_rec", W_rec), ("dW_in", W_in), ("db_rec", b_rec)):
-        err = rel_error(g[name], numerical_gradient(lambda _: loss(), arr))
+        err = rel_error(g[name], numerical_gradient(lambda _: loss_step(), arr))
         print(f"{name:7s} rel_error = {err:.1e}")
         assert err < 1e-6
 else:
@@ -174,13 +174,13 @@ r_bptt = grade.bptt(bptt)
 T = 8
 x0, U, Y = rng.standard_normal((B, N)), rng.standard_normal((B, T, N_in)), rng.standard_normal((B, T, N))
 if r_bptt.passed and r_num.passed:
-    def loss():
+    def loss_trial():
         return 0.5 * np.sum((forward(x0, U, W_rec, W_in, b_rec, alpha) - Y) ** 2)
 
     X = forward(x0, U, W_rec, W_in, b_rec, alpha)
     g = bptt(X - Y, X, x0, U, W_rec, W_in, alpha, f, df)
     for name, arr in (("dx0", x0), ("dW_rec", W_rec), ("dW_in", W_in), ("db_rec", b_rec)):
-        err = rel_error(g[name], numerical_gradient(lambda _: loss(), arr))
+        err = rel_error(g[name], numerical_gradient(lambda _: loss_trial(), arr))
         print(f"{name:7s} rel_error = {err:.1e}")
         assert err < 1e-6
 else:

@@ -144,6 +144,8 @@ if task_ok:
     pd = SimplePD(dt=10, tau=100, T=T, N_batch=64 if FAST else 128, seed=1)
     params = pd.get_task_params()
     params.update(N_rec=50, seed=1)
+    if FAST:
+        params["backend"] = "numpy"  # no Numba compilation in quick automatic runs
     model = Basic(params)
     start = time.perf_counter()
     losses, _, _ = model.train(pd, {"training_iters": 64 * 15 if FAST else 20000, "verbosity": False})
@@ -184,7 +186,7 @@ r_frac = grade.choice_fractions(choice_fractions)
 
 # %%
 if task_ok and r_frac.passed:
-    grid = np.array([0.0, 0.01, 0.02, 0.05, 0.1, 0.2])
+    grid = np.array([0.0, 0.005, 0.01, 0.02, 0.04, 0.1])
     test_rng = np.random.default_rng(7)
     n = 600 if FAST else 2400
     params = test_task.sample_trial_params(test_rng, n)
@@ -195,7 +197,7 @@ if task_ok and r_frac.passed:
     signed = np.where(params["direction"] == 1, 1, -1) * params["coherence"]
     levels, p = choice_fractions(signed, choices)
     for s, q in zip(levels, p):
-        print(f"signed coherence {s:+.2f}: P(choose 1) = {q:.2f}")
+        print(f"signed coherence {s:+.3f}: P(choose 1) = {q:.2f}")
     fit = fit_psychometric(signed, choices)
     print("fitted:", {k: round(float(v), 4) for k, v in fit.params.items()})
     xs = np.linspace(levels.min(), levels.max(), 200)
