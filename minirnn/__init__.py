@@ -14,13 +14,11 @@ from .simulate import BasicSimulator, LSTMSimulator, Perturbation
 from .testing import check_grads, gradcheck
 from .train.curriculum import Curriculum, default_metric
 
-try:  # tasks are written in parallel; keep the package importable meanwhile
-    from .tasks import Task
-except ImportError:  # pragma: no cover
-    Task = None
+from .tasks import Task
+from .sweep import sweep  # noqa: E402  (the function; dask is imported only when a sweep runs)
 
 __all__ = ["Basic", "LSTM", "RNN", "BasicSimulator", "LSTMSimulator", "Perturbation", "Task",
            "WeightInitializer", "GaussianSpectralRadius", "AlphaIdentity",
            "describe_params", "MinirnnError", "ParameterError", "ShapeError", "NonFiniteError",
            "WeightsFileError", "MissingDependencyError", "Curriculum", "default_metric", "gradcheck",
-           "check_grads"]
+           "check_grads", "sweep"]

@@ -11,7 +11,8 @@ where a configuration's keys are split by name: a key of ``TRAIN_PARAMS`` (``lea
 unless ``task`` is a factory ``task(config) -> Task``, which then receives the whole configuration
 and may use keys of its own (``coherence``, ``T``, ...). "Reseeded with ``seed``" means the trial
 stream of the same task built with ``seed=seed`` (the task's own seed plays no part), so every run
-is reproducible from its folder alone.
+is reproducible from its folder alone: ``minirnn.runs.load_run(run_dir)`` gives back the model
+and its task.
 
 Where it pays, the seeds of one configuration are *packed* into one ensemble task
 (``Basic(params, n_networks=len(seeds), seeds=seeds)``, DESIGN.md §3): network k of the ensemble
@@ -20,10 +21,11 @@ equals the single run with ``seeds[k]`` to float tolerance, and is written out t
 
 On disk (``out_dir``)::
 
-    out_dir/<config_id>/seed-<seed>/weights.npz     model.save (atomic)
-                                    history.json    per-update loss, update index, performance
-                                    metadata.json   config, seed, full params, versions, host
-                                    DONE.json       completion marker, written LAST, atomically
+    out_dir/<config_id>/seed-<seed>/weights.npz     model.save (PsychRNN's keys)
+                                    run.json        minirnn.runs' record: params, train_params,
+                                                    task and seeds, history, versions, constraint
+                                                    audit, and a "sweep" entry (config, packing)
+                                    DONE.json       completion marker, written LAST
     out_dir/summary.csv                             one row per finished run
     out_dir/runs.log                                one line per run start / finish (JSON lines)
 
@@ -94,10 +96,15 @@ class SweepResult(list):
 # ---- the grid -----------------------------------------------------------------------------------
 def expand_grid(grid) -> list:
     """A dict of lists -> the cartesian product as a list of dicts (first key varies slowest);
-    a list of dicts -> itself (copied). A scalar value in a dict counts as a one-value list."""
+    a list of dicts -> itself (copied).
+
+    In a dict, a list, tuple, range or 1-D NumPy array (``np.logspace(-4, -2, 5)``) is the list of
+    values; anything else is one value. An array-valued setting (a per-unit ``tau``) therefore
+    goes inside a list: ``{"tau": [tau_a, tau_b]}``."""
     if isinstance(grid, dict):
         keys = list(grid)
-        values = [v if isinstance(v, (list, tuple)) else [v] for v in grid.values()]
+        values = [list(v) if isinstance(v, (list, tuple, range)) or (isinstance(v, np.ndarray) and v.ndim == 1)
+                  else [v] for v in grid.values()]
         return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     if isinstance(grid, (list, tuple)) and all(isinstance(c, dict) for c in grid):
         return [dict(c) for c in grid]
@@ -390,10 +397,10 @@ def _read_marker(run_dir):
 
 def _what_differs(run_dir, spec) -> str:
     try:
-        with open(os.path.join(run_dir, "metadata.json")) as fh:
-            old = json.load(fh)["spec"]
+        with open(os.path.join(run_dir, "run.json")) as fh:
+            old = json.load(fh)["sweep"]["spec"]
     except (OSError, ValueError, KeyError):
-        return "its metadata.json is unreadable"
+        return "its run.json is unreadable"
     new = _describe(spec)
     diffs = []
     for section in ("params", "train_params", "task", "model", "eval_seed"):
@@ -570,7 +577,7 @@ def run_pack(spec) -> dict:
         for (seed, run_dir), net, history in zip(todo, nets, histories):
             row = _evaluate(spec, task, net, seed, history, (eval_x, eval_y, eval_mask))
             row.update(train_time_s=round(seconds, 3), packed_with=len(todo))
-            _write_run(spec, run_dir, net, seed, history, row, [s for s, _ in todo])
+            _write_run(spec, task, run_dir, net, seed, history, row, [s for s, _ in todo], seconds)
             _log(spec, seed, "done")
             done.append(_run_id(spec["config_id"], seed))
         return {"done": done, "failed": []}
@@ -628,19 +635,26 @@ def _evaluate(spec, task, net, seed, history, batch) -> dict:
             "backend": net.backend.name, "config": _describe(spec["config"])}
 
 
-def _write_run(spec, run_dir, net, seed, history, row, packed):
-    """weights -> history -> metadata -> marker; each atomic, the marker last."""
+def _write_run(spec, task, run_dir, net, seed, history, row, packed, seconds):
+    """``weights.npz`` and ``run.json`` (the run directory of :mod:`minirnn.runs`, so
+    ``runs.load_run(run_dir)`` rebuilds the model and its task), then the marker: each atomic, the
+    marker last."""
+    from . import runs
     from .train.checkpoint import write_json_atomic
 
     for name in os.listdir(run_dir):  # temporaries of an attempt killed while writing
         if name.startswith(".") and name.endswith(".tmp"):
             os.remove(os.path.join(run_dir, name))
-    net.save(os.path.join(run_dir, "weights.npz"))
-    write_json_atomic(os.path.join(run_dir, "history.json"), history)
-    write_json_atomic(os.path.join(run_dir, "metadata.json"), {
-        "run_id": row["run_id"], "config": _describe(spec["config"]), "seed": int(seed),
-        "packed_with_seeds": packed, "spec": _describe(spec["spec"]), "fingerprint": spec["fingerprint"],
-        "versions": _versions(), "host": socket.gethostname(), "pid": os.getpid(), "backend": net.backend.name})
+    net.history = dict(history, stages=[])
+    sweep_record = {"run_id": row["run_id"], "config_id": spec["config_id"], "config": _describe(spec["config"]),
+                    "seed": int(seed), "packed_with_seeds": packed, "fingerprint": spec["fingerprint"],
+                    "spec": _describe(spec["spec"]), "host": socket.gethostname(), "pid": os.getpid(),
+                    "versions": _versions()}
+    record = runs.run_record(net, task, params=dict(spec["params"], seed=int(seed)), train_params=spec["train_params"],
+                             task_seed=int(seed), eval_seed=spec["spec"]["eval_seed"],
+                             audit=runs.constraint_audit(net), timings={"train_s": seconds},
+                             extra={"sweep": sweep_record})
+    runs.write_run(run_dir, net, record)
     write_json_atomic(os.path.join(run_dir, MARKER), {"fingerprint": spec["fingerprint"], "row": row,
                                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 

@@ -230,3 +230,64 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
 
     model, task, record = load_run(run)
     assert len(model.history["loss"]) == 900
+
+
+def test_ensemble_resume_keeps_per_network_streams_and_stopped_networks(tmp_path):
+    """K networks, some stopped by performance_cutoff before the checkpoint: the resumed run ends
+    where the uninterrupted one does (per-network RNG streams, task copies and 'active' flags)."""
+    def make_ensemble():
+        task = PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, seed=3)
+        params = dict(task.get_task_params(), N_rec=10, seed=5, backend="numpy", rec_noise=0.1)
+        return Basic(params, n_networks=3), task
+
+    def last_step_accuracy(x, y, mask, output, *rest):  # one value per network
+        return np.array([np.mean(np.argmax(o[:, -1], -1) == np.argmax(t[:, -1], -1)) for o, t in zip(output, y)])
+
+    tp = {"training_iters": 16 * 40, "verbosity": False, "loss_epoch": 1, "performance_measure": last_step_accuracy,
+          "performance_cutoff": 0.6, "performance_epoch": 3}
+    full, task = make_ensemble()
+    train(full, task, tp)
+    ckpt = str(tmp_path / "ck.npz")
+    part, task_p = make_ensemble()
+    train(part, task_p, dict(tp, training_iters=16 * 11, checkpoint_path=ckpt, checkpoint_epoch=4))
+    checkpoint = load_checkpoint(ckpt)
+    assert len(checkpoint["meta"]["rng"]["rng_noise"]) == 3 and len(checkpoint["meta"]["tasks"]) == 3
+    assert 0 < checkpoint["train"]["active"].sum() < 3  # some networks had already stopped
+    checkpoint["meta"]["finished"] = False
+    resumed, task_r = make_ensemble()
+    train(resumed, task_r, tp, resume=checkpoint)
+    for name in full.raw:
+        np.testing.assert_array_equal(full.raw[name], resumed.raw[name], err_msg=name)
+    assert len(full.history["loss"]) == len(resumed.history["loss"])
+    for a, b in zip(full.history["loss"], resumed.history["loss"]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("stop", [7, 17])  # before and after the curriculum moves to stage 1 (update 9)
+def test_curriculum_resume_continues_the_stage_and_its_task(tmp_path, stop):
+    from minirnn import Curriculum
+
+    def make_curriculum():
+        tasks = [PerceptualDiscrimination(dt=10, tau=100, T=200, N_batch=16, coherence=c, seed=i)
+                 for i, c in enumerate((0.7, 0.5))]
+        params = dict(tasks[0].get_task_params(), N_rec=8, seed=0, backend="numpy", rec_noise=0.05)
+        return Basic(params), Curriculum(tasks, thresholds=[0.55, 1.01], metric_epoch=3)
+
+    tp = {"training_iters": 16 * 40, "verbosity": False, "loss_epoch": 1}
+    full, cur = make_curriculum()
+    train(full, None, dict(tp, curriculum=cur))
+    assert [s["update"] for s in full.history["stages"]] == [9]
+    ckpt = str(tmp_path / "ck.npz")
+    part, cur_p = make_curriculum()
+    train(part, None, dict(tp, training_iters=16 * stop, curriculum=cur_p, checkpoint_path=ckpt, checkpoint_epoch=5))
+    checkpoint = load_checkpoint(ckpt)
+    assert checkpoint["meta"]["curriculum"]["stage"] == (0 if stop < 9 else 1)
+    checkpoint["meta"]["finished"] = False
+    resumed, cur_r = make_curriculum()
+    train(resumed, None, dict(tp, curriculum=cur_r), resume=checkpoint)
+    for name in full.raw:
+        np.testing.assert_array_equal(full.raw[name], resumed.raw[name], err_msg=name)
+    assert resumed.history["loss"] == full.history["loss"]
+    assert resumed.history["stages"] == full.history["stages"]
+    assert cur_r.state_dict() == cur.state_dict()
+    assert [t.state_dict() for t in cur_r.tasks] == [t.state_dict() for t in cur.tasks]

@@ -8,7 +8,7 @@ below 1e-6 for every parameter. Kinks (ReLU, Dale's |.|, the BCE clip) are detec
 """
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from minirnn import Basic, gradcheck
@@ -162,6 +162,8 @@ def test_frozen_parameters_are_left_out():
 
 
 @settings(max_examples=12, deadline=None)
+@example(N_in=1, N_rec=6, N_out=1, B=1, T=8, act="sigmoid", dale=0.3, masks=True, seed=86, L2_rec=0.0,
+         L2_firing_rate=0.0)  # tiny W_in gradients (~1e-5): the absolute-noise branch below
 @given(N_in=st.integers(1, 3), N_rec=st.integers(2, 8), N_out=st.integers(1, 3), B=st.integers(1, 3),
        T=st.integers(1, 12), act=st.sampled_from(ACTIVATIONS),
        dale=st.sampled_from([None, 0.3, 0.5, 0.8]), masks=st.booleans(), seed=st.integers(0, 10_000),
@@ -171,7 +173,12 @@ def test_random_configurations(N_in, N_rec, N_out, B, T, act, dale, masks, seed,
                        dale_ratio=dale, L2_rec=L2_rec, L2_firing_rate=L2_firing_rate)
     x, y, mask = make_batch(model, B=B, T=T, seed=seed)
     result = gradcheck(model, x, y, mask)
-    assert max(result.values()) < TOL, result.report(TOL)
+    for name, rel in result.items():
+        # Central differences carry roundoff ~ eps * |L| / h ~ 1e-10 per entry. Where a whole
+        # parameter's gradient is that small (saturated sigmoid, masked inputs), its relative error
+        # measures that noise, not the gradient: there the absolute difference must be at noise level.
+        worst_abs = max((abs(a - n) for _, a, n, _ in result.entries[name]), default=0.0)
+        assert rel < TOL or worst_abs < 1e-9, result.report(TOL)
     # a kink may be hit by chance (relu state within 1e-9 of 0); it must then be reported, not hidden
     assert all(name in PARAMS for name, *_ in result.kinks)
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from minirnn import Basic, MinirnnError, ParameterError
+from minirnn import Basic, MinirnnError, ParameterError, runs
 from minirnn.io import read_npz
 from minirnn.sweep import config_id, expand_grid, sweep
 from minirnn.tasks import PerceptualDiscrimination
@@ -43,8 +43,8 @@ class KillOnceTask(PerceptualDiscrimination):
 
     calls = 0  # per process
 
-    def __init__(self, *args, kill_flag, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, dt, tau, T, N_batch, kill_flag, seed=None):
+        super().__init__(dt, tau, T, N_batch, seed=seed)
         self.kill_flag = kill_flag
 
     def accuracy_function(self, correct_output, test_output, output_mask):
@@ -77,6 +77,9 @@ def single_training(config, seed):
 def test_grid_dict_is_a_cartesian_product_first_key_slowest():
     assert expand_grid({"a": [1, 2], "b": [3, 4], "c": 5}) == [
         {"a": 1, "b": 3, "c": 5}, {"a": 1, "b": 4, "c": 5}, {"a": 2, "b": 3, "c": 5}, {"a": 2, "b": 4, "c": 5}]
+    assert expand_grid({"learning_rate": np.array([1e-3, 1e-2]), "N_rec": range(5, 7)}) == [
+        {"learning_rate": 1e-3, "N_rec": 5}, {"learning_rate": 1e-3, "N_rec": 6},
+        {"learning_rate": 1e-2, "N_rec": 5}, {"learning_rate": 1e-2, "N_rec": 6}]
     assert expand_grid(GRID) == GRID
     ids = [config_id(c) for c in GRID]
     assert len(set(ids)) == 3 and ids == [config_id(dict(c)) for c in GRID]  # distinct and stable
@@ -196,17 +199,16 @@ def test_killed_worker_every_run_completes_exactly_once_with_intact_files(killed
     assert len(starts) == len(run_ids) + 1  # the run whose worker died was started twice ...
     twice = [run for run in run_ids if starts.count(run) == 2]
     assert len({e["pid"] for e in log if e["run"] == twice[0] and e["event"] == "start"}) == 2  # ... by two processes
-    for run_id in run_ids:
+    for run_id, row in zip(run_ids, result):
         run_dir = os.path.join(out, run_id)
         weights = read_npz(os.path.join(run_dir, "weights.npz"))
         assert all(np.all(np.isfinite(weights[name])) for name in WEIGHTS)
-        model = Basic(dict(PARAMS, N_rec=weights["W_rec"].shape[0], load_weights_path=os.path.join(run_dir, "weights.npz")))
-        assert model.N_rec == weights["W_rec"].shape[0]
-        with open(os.path.join(run_dir, "history.json")) as fh:
-            assert len(json.load(fh)["loss"]) == 5
-        with open(os.path.join(run_dir, "metadata.json")) as fh:
-            meta = json.load(fh)
-        assert meta["seed"] == int(run_id.rsplit("-", 1)[1]) and meta["versions"]["minirnn"]
+        model, task, record = runs.load_run(run_dir)  # the model and the run's own task stream back
+        assert record["status"] == "complete" and record["constraint_audit"]["ok"]
+        assert len(record["history"]["loss"]) == 5 and record["history"]["loss"][-1] == row["final_loss"]
+        assert record["sweep"]["seed"] == row["seed"] == record["seeds"]["task"] and record["versions"]["minirnn"]
+        np.testing.assert_array_equal(model.get_weights()["W_rec"], weights["W_rec"])
+        assert task.kill_flag == killed_sweep["flag"] and task.N_batch == 16
     assert not glob.glob(os.path.join(out, "**", "*.tmp"), recursive=True)
     with open(result.csv_path) as fh:
         assert len(fh.read().strip().splitlines()) == 1 + len(run_ids)

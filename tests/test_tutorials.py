@@ -201,14 +201,16 @@ def test_notebook_curriculum_learning(notebook_dir):
 WORKFLOW = sorted(p.name for p in TUTORIALS.glob("[0-9][0-9]_*.py"))
 SLOW = {"02_new_task.py", "03_task_modularity.py", "04_biological_constraints.py", "05_curriculum.py",
         "09_fixed_points.py"}
-#: per-tutorial training caps (updates per train call) where the default does not fit
-MAX_UPDATES = {"05_curriculum.py": 400, "09_fixed_points.py": 1500}
+#: per-tutorial settings where the default does not fit: Dale + fixed weights and delayed
+#: discrimination need more updates; the flip-flop's fixed-point count needs its full training
+OVERRIDES = {"03_task_modularity.py": {"max_updates": 300}, "04_biological_constraints.py": {"max_updates": 400},
+             "05_curriculum.py": {"max_updates": 400}, "09_fixed_points.py": {"max_updates": 1000, "cutoff": None}}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in WORKFLOW])
 def test_workflow_tutorial(name, tmp_path):
     """The tutorial finishes, its own assertions hold, and it wrote its figures."""
-    result = run(TUTORIALS / name, tmp_path, max_updates=MAX_UPDATES.get(name, CAP["max_updates"]))
+    result = run(TUTORIALS / name, tmp_path, **OVERRIDES.get(name, {}))
     figures = list((tmp_path / "tutorial_output").glob("*.png"))
     assert figures, f"{name} wrote no figure"
     assert result["namespace"].get("CLAIMS_CHECKED", False), f"{name} did not reach its final checks"

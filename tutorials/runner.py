@@ -7,8 +7,8 @@ changes training: it wraps :func:`minirnn.train.trainer.train` (the function eve
 
 * trains at most ``max_updates`` updates (``training_iters`` capped at ``max_updates * N_batch``),
 * and, when ``cutoff`` is given and the call sets no ``performance_measure`` of its own, stops
-  as soon as the task's accuracy on a fresh batch (checked every ``check_every`` updates) reaches
-  ``cutoff`` ("train until accurate").
+  as soon as the task's accuracy on the last two check batches (one every ``check_every``
+  updates) reaches ``cutoff`` on average ("train until accurate").
 
 minirnn itself knows nothing of this. Usage::
 
@@ -69,8 +69,12 @@ class TrainRecorder:
             tp["training_iters"] = min(int(tp.get("training_iters") or 50000), int(self.max_updates) * n_batch)
         if (self.cutoff is not None and tp.get("performance_measure") is None and curriculum is None
                 and hasattr(task, "generate_batch")):
+            recent = []
+
             def until_accurate(trial_batch, trial_y, output_mask, output, epoch, losses, verbosity):
-                return task_accuracy(task, trial_y, output, output_mask)
+                """The task's accuracy, averaged over the last two checks (less luck in the stop)."""
+                recent.append(task_accuracy(task, trial_y, output, output_mask))
+                return float(np.mean(recent[-2:]))
 
             tp.update(performance_measure=until_accurate, performance_cutoff=self.cutoff,
                       performance_epoch=self.check_every)

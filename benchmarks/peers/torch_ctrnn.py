@@ -109,7 +109,7 @@ class TorchContender(StepLoop):
         with torch.no_grad():
             _clip_(self.params)
         self.opt.step()
-        return float(loss) if record else None
+        return float(loss.detach()) if record else None
 
 
 def make(contender: str, cfg: dict, data_path: str):

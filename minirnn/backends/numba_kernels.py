@@ -26,13 +26,36 @@ work is done in the reference's order and in the input's dtype.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
-from numba import njit
+from numba import njit as _numba_njit
 
 from ..dynamics import rate
 
+
+def njit(**options):
+    """``numba.njit(cache=True, ...)``, compiling without a cache where no cache directory is writable.
+
+    Numba caches next to this file, or (read-only install) under ``~/.cache/numba`` or
+    ``NUMBA_CACHE_DIR``; with none writable ``cache=True`` raises at import, which would make the
+    backend unusable rather than just slower to start.
+    """
+
+    def decorate(fn):
+        try:
+            return _numba_njit(**options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return _numba_njit(**{k: v for k, v in options.items() if k != "cache"})(fn)
+
+    return decorate
+
 # Largest N_rec run by the whole-loop kernel (np.dot inside @njit); above it, NumPy matmul per step.
-WHOLE_LOOP_MAX_N = 128
+# Measured (benchmarks/bench_kernels.py, B=128, T=200, float32): the whole loop wins at N = 50
+# (0.80x the matmul structure), ties at 128, and loses at 256-1024 once BLAS has two threads:
+# SciPy's OpenBLAS (behind Numba's np.dot) threads worse than NumPy's. 64 keeps the sure win only.
+# Numba's np.dot needs SciPy; without SciPy every size takes the matmul structure.
+WHOLE_LOOP_MAX_N = 64 if importlib.util.find_spec("scipy") is not None else 0
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

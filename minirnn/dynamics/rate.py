@@ -88,9 +88,10 @@ def recur_backward(W_rec_eff, X, x0, dX, alpha, act):
     T = X.shape[-3]
     W_alpha = mT(alpha) * W_rec_eff
     decay = 1 - alpha
-    # f'(x_k) for k = 0 .. T-1, i.e. of the state each step starts from: [x_0, x_1 ... x_{T-1}].
-    X_prev = xp.concatenate([xp.broadcast_to(x0[..., None, :, :], X[..., :1, :, :].shape), X[..., :-1, :, :]], axis=-3)
-    dF = act.df(X_prev)
+    # f'(x_k) for k = 0 .. T-1, i.e. of the state each step starts from: x_0, x_1 ... x_{T-1}.
+    dF = xp.empty_like(X)
+    dF[..., 1:, :, :] = act.df(X[..., :-1, :, :])
+    dF[..., 0, :, :] = act.df(x0)
     A = xp.empty_like(X)  # total adjoints a_{k+1} = dL/dx_{k+1}
     carry = xp.zeros_like(X[..., 0, :, :])  # dL/dx_{k+1} through x_{k+2}, ... (none after the last step)
     for k in range(T - 1, -1, -1):

@@ -97,6 +97,21 @@ def read_json(path, what="JSON file") -> dict:
 # ---------------------------------------------------------------------------- writing
 
 
+def _rng_states(rng):
+    """``bit_generator.state`` of a Generator, or the list of them for an ensemble's per-network streams."""
+    if isinstance(rng, (list, tuple)):
+        return [g.bit_generator.state for g in rng]
+    return rng.bit_generator.state
+
+
+def _set_rng_states(rng, state, where):
+    if isinstance(rng, (list, tuple)) != isinstance(state, list) or (isinstance(state, list) and len(state) != len(rng)):
+        raise WeightsFileError(f"{where}: the saved random streams do not match this model's (one network vs an "
+                               "ensemble, or another number of networks).")
+    for g, s in (zip(rng, state) if isinstance(state, list) else [(rng, state)]):
+        g.bit_generator.state = s
+
+
 def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
     """The arrays of a checkpoint of ``model`` (see the module docstring).
 
@@ -123,9 +138,10 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
         "dtype": str(model.dtype),
         "update": int(history["update"][-1]) if history["update"] else 0,
         "epoch": int(epoch),
-        "rng": {name: getattr(model, name).bit_generator.state for name in ("rng_init", "rng_noise", "rng_eval")},
+        "rng": {name: _rng_states(getattr(model, name)) for name in ("rng_init", "rng_noise", "rng_eval")},
         "tasks": [t.state_dict() if hasattr(t, "state_dict") else None for t in tasks],
-        "curriculum": None if curriculum is None else {
+        "curriculum": None if curriculum is None else _jsonable(curriculum.state_dict()) if hasattr(
+            curriculum, "state_dict") else {
             "stage": int(curriculum.stage),
             "stop_training": bool(getattr(curriculum, "stop_training", False)),
             "metric_values": _jsonable(getattr(curriculum, "metric_values", [])),
@@ -254,14 +270,16 @@ def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimize
                                        f"{tuple(model.masks[key].shape)}.")
             model.masks[key] = xp.asarray(value, dtype=model.dtype)
     for rng_name, state in meta["rng"].items():
-        getattr(model, rng_name).bit_generator.state = state
+        _set_rng_states(getattr(model, rng_name), state, repr(name))
     saved_tasks = meta["tasks"]
     if len(saved_tasks) != len(tasks):
         raise WeightsFileError(f"{name!r} holds the state of {len(saved_tasks)} task(s) but {len(tasks)} were given.")
     for task, state in zip(tasks, saved_tasks):
         if state is not None and hasattr(task, "load_state_dict"):
             task.load_state_dict(state)
-    if curriculum is not None and meta.get("curriculum") is not None:
+    if curriculum is not None and meta.get("curriculum") is not None and hasattr(curriculum, "load_state_dict"):
+        curriculum.load_state_dict(meta["curriculum"])
+    elif curriculum is not None and meta.get("curriculum") is not None:
         c = meta["curriculum"]
         curriculum.stage = int(c["stage"])
         if hasattr(curriculum, "stop_training"):
