@@ -2,8 +2,10 @@
 
 Times ``rate_forward`` + ``rate_backward`` (ReLU, per-unit alpha, recurrent noise on) at
 B = 128, T = 200 and N_rec in {50, 256, 1024}, float32, and ``standard_normal`` for that noise
-block. Contenders run interleaved in rounds after a warm-up (compilation excluded); the table shows
-medians and the ratio to the reference from the same run (BENCHMARKS.md, "How to measure here").
+block (float32 is NumPy's own draw; float64 is compiled). Contenders run interleaved in rounds
+after a warm-up (compilation excluded); the table shows medians and the ratio to the reference
+from the same run (BENCHMARKS.md, "How to measure here"). On a shared, loaded machine use
+``--blas-threads 1 --clock cpu``: two BLAS threads collapse when another process holds a core.
 
 Contenders: ``reference`` (dynamics/rate.py), ``numba`` (what ``KERNELS`` dispatches to), and the
 two structures it chooses between, forced: ``whole-loop`` (one @njit kernel with ``np.dot`` per
@@ -135,8 +137,10 @@ def main(argv=None):
         ref = res["reference"].sum()
         for name, (f, b) in res.items():
             print(f"{N:>5} {name:<11} {f:>9.2f} {b:>9.2f} {f + b:>9.2f} {(f + b) / ref:>6.2f}")
-        t_np, t_nb = bench_noise(N, args.rounds)
-        print(f"{N:>5} {'randn np':<11} {t_np:>9.2f}  numba standard_normal {t_nb:.2f} ms", flush=True)
+        for dtype in (np.float32, np.float64):
+            t_np, t_nb = bench_noise(N, args.rounds, dtype=dtype)
+            print(f"{N:>5} noise draw {np.dtype(dtype).name}: rng.standard_normal {t_np:.2f} ms, "
+                  f"KERNELS['standard_normal'] {t_nb:.2f} ms", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if limiter is not None:
         limiter.restore_original_limits()

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
             if name != "PsychRNN":
                 print(f"{name}: {med['PsychRNN']['total'] / m['total']:.1f}x faster than PsychRNN (import->tested)")
     if args.markdown:
-        print(f"\n| contender | import → tested (s) | whole process (s) | training (s) | min accuracy |\n|---|---|---|---|---|")
+        print("\n| contender | import → tested (s) | whole process (s) | training (s) | min accuracy |\n|---|---|---|---|---|")
         for name, m in med.items():
             print(f"| {name} | {m['total']:.2f} | {m['process']:.2f} | {m['train']:.2f} | {m['accuracy']:.3f} |")
         print(f"\nMedians of {args.repeats} fresh-process runs per contender, interleaved, "

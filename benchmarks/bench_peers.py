@@ -420,8 +420,12 @@ def markdown(all_res, args, machine, vers, peaks, checks):
         mini_ms, _ = best_of(res, MINIRNN)
         cells = [fmt(R[c]["median_ms"]) if c in R else "—" for c in cols]
         torch_ms, _ = best_of(res, TORCH)
-        rel = lambda other: "—" if not (mini_ms and other) else f"{mini_ms / other:.2f}"  # noqa: E731
-        get = lambda n: R[n]["median_ms"] if n in R else None  # noqa: E731
+        def rel(other, mini_ms=mini_ms):
+            return "—" if not (mini_ms and other) else f"{mini_ms / other:.2f}"
+
+        def get(n, R=R):
+            return R[n]["median_ms"] if n in R else None
+
         pct = "—" if not mini_ms else f"{100 * res['bound_ms'] / mini_ms:.0f} %"
         lines.append(f"| {res['N_rec']} | {res['dtype']} | {'on' if res['noise'] else 'off'} | " + " | ".join(cells)
                      + f" | {fmt(res['bound_ms'])} | {pct}"

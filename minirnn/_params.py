@@ -86,6 +86,7 @@ TRAIN_PARAMS = {
     "performance_cutoff": (None, "stop when performance_measure reaches this value"),
     "performance_measure": (None, "f(trial_batch, trial_y, output_mask, output, epoch, losses, verbosity)"),
     "performance_epoch": (1, "evaluate performance_measure every this many updates"),
+    "blas_threads": ("auto", "BLAS threads while training: 'auto' (1 for N_rec <= 128), an int, or 0 (leave BLAS alone)"),
     "checkpoint_path": (None, "write a resumable checkpoint here"),
     "checkpoint_epoch": (100, "checkpoint every this many updates"),
 }

@@ -25,7 +25,7 @@ sys.modules["tutorial_runner"] = runner
 spec.loader.exec_module(runner)
 
 #: the CI setting: at most this many updates per train call, stop at this accuracy
-CAP = {"max_updates": 150, "cutoff": 0.95, "check_every": 5}
+CAP = {"max_updates": 150, "cutoff": 0.95, "check_every": 5, "seed": 0}
 #: accuracy a capped network must show on fresh batches (chance is 0.5)
 FAST_ACCURACY = 0.85
 
@@ -203,14 +203,16 @@ SLOW = {"02_new_task.py", "03_task_modularity.py", "04_biological_constraints.py
         "09_fixed_points.py"}
 #: per-tutorial settings where the default does not fit: Dale + fixed weights and delayed
 #: discrimination need more updates; the flip-flop's fixed-point count needs its full training
-OVERRIDES = {"03_task_modularity.py": {"max_updates": 300}, "04_biological_constraints.py": {"max_updates": 400},
+OVERRIDES = {"03_task_modularity.py": {"max_updates": 500}, "04_biological_constraints.py": {"max_updates": 500},
              "05_curriculum.py": {"max_updates": 400}, "09_fixed_points.py": {"max_updates": 1000, "cutoff": None}}
+#: the workflow tutorials assert >= 0.9 on new trials themselves: stop a little later than the notebooks
+WORKFLOW_CUTOFF = 0.97
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in WORKFLOW])
 def test_workflow_tutorial(name, tmp_path):
     """The tutorial finishes, its own assertions hold, and it wrote its figures."""
-    result = run(TUTORIALS / name, tmp_path, **OVERRIDES.get(name, {}))
+    result = run(TUTORIALS / name, tmp_path, **dict({"cutoff": WORKFLOW_CUTOFF}, **OVERRIDES.get(name, {})))
     figures = list((tmp_path / "tutorial_output").glob("*.png"))
     assert figures, f"{name} wrote no figure"
     assert result["namespace"].get("CLAIMS_CHECKED", False), f"{name} did not reach its final checks"

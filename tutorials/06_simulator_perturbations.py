@@ -59,7 +59,8 @@ n_exc = int(0.8 * model.N_rec)
 
 # %%
 simulator = BasicSimulator(rnn_model=model)
-test_task = PerceptualDiscrimination(dt=10, tau=100, T=1000, N_batch=512, seed=2)
+test_task = PerceptualDiscrimination(dt=10, tau=100, T=1000, N_batch=512, seed=2,
+                                     coherence=[0.01, 0.02, 0.04, 0.08, 0.16, 0.32])  # graded choices
 x, y, mask, trial_params = test_task.get_trial_batch()
 outputs, states = simulator.run_trials(x)
 same_as_model = all(np.array_equal(a, b) for a, b in zip((outputs, states), model.test(x)))
@@ -115,11 +116,11 @@ print("P(choice 1):", p1)
 # ## Figures
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+fig, ax = plt.subplots(figsize=(6.5, 6), layout="constrained")
 for f, color, label in ((fit, "k", "control"), (fit_s, "tab:red", "silence choice-0 population"),
                         (fit_i, "tab:blue", "inject into choice-1 population")):
     plot_psychometric(f, ax=ax, color=color, label=label)
-ax.legend(fontsize="x-small", frameon=False, loc="upper left")
+ax.legend(fontsize="x-small", frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
 fig.savefig(OUT / "06_psychometric_perturbed.png", dpi=100)
 
 trial = int(np.flatnonzero((direction == 0) & (choice == 0) & (choice_s == 1))[0]) if np.any(

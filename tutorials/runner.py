@@ -100,7 +100,7 @@ def _patched_train(recorder):
 
 
 def run_tutorial(path, *, max_updates=None, cutoff=None, check_every=5, workdir=None, figures=None,
-                 output_dir=None) -> dict:
+                 output_dir=None, seed=None) -> dict:
     """Run one tutorial file with ``runpy`` (as ``__main__``) and return what happened.
 
     Parameters
@@ -111,6 +111,8 @@ def run_tutorial(path, *, max_updates=None, cutoff=None, check_every=5, workdir=
         documentation folder has one). Default: the current folder.
     figures : folder to save every figure left open into (``<stem>_<k>.png``), or None.
     output_dir : sets ``MINIRNN_TUTORIAL_OUTPUT`` (where the workflow tutorials write figures).
+    seed : calls ``np.random.seed(seed)`` first. PsychRNN's notebooks set no seeds; minirnn then
+        takes its seeds from NumPy's global state, so this makes their runs reproducible.
 
     Returns
     -------
@@ -134,6 +136,8 @@ def run_tutorial(path, *, max_updates=None, cutoff=None, check_every=5, workdir=
     if output_dir is not None:
         os.environ["MINIRNN_TUTORIAL_OUTPUT"] = str(output_dir)
     plt.close("all")
+    if seed is not None:
+        np.random.seed(seed)
     show, plt.show = plt.show, lambda *a, **k: None  # harmless under Agg; silences its warning
     t0 = time.perf_counter()
     saved = []
@@ -171,10 +175,11 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=None, help="run in this folder (default: here)")
     parser.add_argument("--figures", default=None, help="save open figures here")
     parser.add_argument("--output-dir", default=None, help="MINIRNN_TUTORIAL_OUTPUT for the workflow tutorials")
+    parser.add_argument("--seed", type=int, default=None, help="np.random.seed(SEED) before each file")
     args = parser.parse_args(argv)
     for p in args.paths:
         result = run_tutorial(p, max_updates=args.max_updates, cutoff=args.cutoff, workdir=args.workdir,
-                              figures=args.figures, output_dir=args.output_dir)
+                              figures=args.figures, output_dir=args.output_dir, seed=args.seed)
         print(f"{p}: {result['seconds']:.1f} s")
         for call in result["calls"]:
             acc = evaluate(call["model"], call["task"]) if hasattr(call["task"], "generate_batch") else float("nan")

@@ -26,7 +26,7 @@ class NumpyProto(StepLoop):
     def __init__(self, cfg: dict, data_path: str):
         dt = self.dtype = np.dtype(cfg["dtype"])
         w, x, y, mask = load_data(data_path, dt)
-        B, T, N_in = x.shape
+        B, T = x.shape[:2]
         N, N_out = w["W_rec"].shape[0], y.shape[-1]
         self.B, self.T, self.N = B, T, N
         self.p = w

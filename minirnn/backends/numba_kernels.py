@@ -14,9 +14,9 @@ array C-contiguous and calls a kernel. Inside kernels the transfer function is i
 Two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
 
 - ``N <= WHOLE_LOOP_MAX_N``: one ``@njit`` kernel runs the whole time loop: one ``np.dot`` per step
-  (Numba calls SciPy's BLAS, single-threaded at these sizes) into a scratch buffer, then one fused
-  elementwise pass that forms ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step
-  allocation and no Python per step, which is what costs at small ``N``.
+  (Numba calls SciPy's BLAS) into a scratch buffer, then fused elementwise passes that form
+  ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step allocation and no Python per step,
+  which is what costs at small ``N``.
 - larger ``N``: a Python loop of NumPy matmuls (NumPy's BLAS, which threads well; SciPy's
   OpenBLAS behind Numba's ``np.dot`` collapses with two threads at N = 256) with the same fused
   elementwise pass as a small ``@njit`` step kernel.

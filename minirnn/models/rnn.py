@@ -8,16 +8,14 @@ pass through masks and Dale's signs (:mod:`minirnn.nn.constraints`) on their way
 """
 from __future__ import annotations
 
-import json
-import warnings
 
 import numpy as np
 
 from .. import __version__
 from .._params import resolve_model_params
 from ..backends import get_backend
-from ..errors import NonFiniteError, ParameterError, ShapeError, WeightsFileError
-from ..nn import losses, regularizers
+from ..errors import NonFiniteError, ParameterError, ShapeError
+from ..nn import losses
 from ..nn.activations import get_activation
 from ..nn.constraints import effective_weight
 

@@ -199,6 +199,7 @@ def train(model, source, train_params=None, *, resume=None):
                                         active)  # None without checkpoint_path
     t_loop = time.perf_counter()
     epoch = epoch0
+    blas = _limit_blas_threads(model, tp["blas_threads"])
     try:
         for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
@@ -262,6 +263,8 @@ def train(model, source, train_params=None, *, resume=None):
             if checkpointer is not None:
                 checkpointer.after_update(epoch)  # every checkpoint_epoch updates, and on SIGINT/SIGTERM
     finally:
+        if blas is not None:
+            blas.restore_original_limits()
         if progress is not None:
             progress.close()
         if checkpointer is not None:
@@ -273,6 +276,33 @@ def train(model, source, train_params=None, *, resume=None):
     if tp["save_weights_path"] is not None:
         model.save(tp["save_weights_path"])
     return losses, training_time, initialization_time
+
+
+#: Below this N_rec, "auto" runs BLAS on one thread while training: the per-step matmuls are too small
+#: for a second thread to pay, and two BLAS threads slow down 10-100x whenever another process holds
+#: a core (measured here, see benchmarks/RESULTS.md).
+SINGLE_THREAD_MAX_N = 128
+
+
+def _limit_blas_threads(model, setting):
+    """Apply ``train_params["blas_threads"]`` ("auto", an int >= 1, or 0: leave BLAS alone) for the loop.
+
+    Returns a threadpoolctl limiter to restore afterwards, or None.
+    """
+    if setting is None or setting == 0 or model.backend.name == "cupy":
+        return None
+    if setting == "auto":
+        if model.N_rec > SINGLE_THREAD_MAX_N:
+            return None
+        setting = 1
+    if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or setting < 1:
+        raise ParameterError(f"The 'blas_threads' training parameter must be 'auto', a positive int, or 0 (leave BLAS alone). "
+                             f"Got {setting!r} instead.")
+    from threadpoolctl import threadpool_limits
+
+    if model.backend.name == "numba":
+        import scipy.linalg  # noqa: F401  (load the BLAS numba's np.dot calls, so that it is limited too)
+    return threadpool_limits(limits=int(setting), user_api="blas")
 
 
 def _progress_bar(total, verbosity, initial=0):

@@ -10,7 +10,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # **Ported from PsychRNN's `NewModel.ipynb` by `port.py`** (minirnn; DESIGN.md §8: imports changed, nothing else). Changes:
 #
@@ -47,8 +46,6 @@
 # recurrent network. minirnn's worked example InputLayerRNN has that layer (with a bias b_ff, here
 # frozen at zero as in PsychRNN's version) and its hand-written backward pass; the class below keeps
 # PsychRNN's parameter names. tutorials/08_new_model.py writes such a model from scratch.
-import numpy as np
-
 from minirnn.models.examples import InputLayerRNN
 
 

@@ -10,7 +10,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # **Ported from PsychRNN's `NewTask.ipynb` by `port.py`** (minirnn; DESIGN.md §8: imports changed, nothing else). Changes:
 #

@@ -116,8 +116,6 @@ NEW_MODEL_CELL = '''\
 # recurrent network. minirnn's worked example InputLayerRNN has that layer (with a bias b_ff, here
 # frozen at zero as in PsychRNN's version) and its hand-written backward pass; the class below keeps
 # PsychRNN's parameter names. tutorials/08_new_model.py writes such a model from scratch.
-import numpy as np
-
 from minirnn.models.examples import InputLayerRNN
 
 
@@ -243,7 +241,7 @@ def to_percent(cells: list[dict], source_name: str, changes: dict, fixes: list, 
         notes.append(f"- hand fix: {why}")
     for line in unported:
         notes.append(f"- NOT PORTED (still TensorFlow / psychrnn): `{line}`")
-    parts = [HEADER, "# %% [markdown]\n" + _comment("\n".join(notes))]
+    parts = [HEADER.rstrip("\n"), "# %% [markdown]\n" + _comment("\n".join(notes))]
     for cell in cells:
         src = cell["source"].strip("\n")
         if cell["cell_type"] == "markdown":
