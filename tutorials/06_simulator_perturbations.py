@@ -20,8 +20,8 @@
 #
 # Experiment: in a Dale network trained on perceptual discrimination, find the excitatory units
 # that push the output towards choice 0 (the "choice-0 population"), and silence them from
-# stimulus onset to the end of the trial. Then, instead, inject current into the choice-1
-# population.
+# before stimulus onset to the end of the trial. Then, instead, inject a small current into the
+# choice-1 population. Test trials use weak coherences (0.01-0.32), where choices are graded.
 #
 # Claims, checked at the end:
 # * the simulator reproduces `model.test` **bit for bit** (noise off);
@@ -69,13 +69,14 @@ print("simulator == model.test:", same_as_model)
 # %% [markdown]
 # ## Choice populations
 # Only excitatory units project to the outputs. A unit's preference is the difference of its two
-# output weights; the 10 with the largest preference for each choice form the populations.
+# output weights. The choice-0 population: the 3 units with the strongest preference for choice 0;
+# the choice-1 population: the 10 with the strongest preference for choice 1.
 
 # %%
 W_out = model.get_weights()["W_out"]
 preference = W_out[0, :n_exc] - W_out[1, :n_exc]
 order = np.argsort(preference)
-pop1, pop0 = order[:10], order[-10:]
+pop1, pop0 = order[:10], order[-3:]
 print("choice-0 population:", sorted(pop0.tolist()), " choice-1 population:", sorted(pop1.tolist()))
 
 # %% [markdown]
@@ -103,7 +104,7 @@ print("correct, control:", correct, " silenced:", correct_s)
 # `inject(units, amount)` adds to their drive (the units of `W_in u + b_rec`).
 
 # %%
-inject = Perturbation(N_steps=test_task.N_steps, N_rec=model.N_rec, dt=test_task.dt).inject(pop1, 0.05, t_start=t_on)
+inject = Perturbation(N_steps=test_task.N_steps, N_rec=model.N_rec, dt=test_task.dt).inject(pop1, 0.01, t_start=t_on)
 outputs_i, _ = simulator.run_trials(x, perturbation=inject)
 fit = psychometric_from_batch(outputs, mask, trial_params, ci=None)
 fit_s = psychometric_from_batch(outputs_s, mask, trial_params, ci=None)

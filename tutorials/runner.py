@@ -13,10 +13,13 @@ changes training: it wraps :func:`minirnn.train.trainer.train` (the function eve
 minirnn itself knows nothing of this. Usage::
 
     python tutorials/runner.py tutorials/01_hello_world.py                      # full length
-    python tutorials/runner.py --max-updates 150 --cutoff 0.95 tutorials/*.py   # the CI setting
+    python tutorials/runner.py --max-updates 150 --cutoff 0.95 tutorials/*.py   # capped, as in CI
     python tutorials/runner.py --workdir /tmp/nb --figures /tmp/nb/figs tutorials/psychrnn_notebooks/Minimal_Example.py
 
-Each run prints its wall time, the updates of every ``train`` call and the accuracy reached.
+Files run cell by cell in one namespace, like a notebook (figures are closed after each cell, as
+Jupyter's inline backend does). ``MINIRNN_TUTORIAL_FAST=1`` in the environment selects ``--max-updates 150 --cutoff 0.95 --seed 0``
+(the ported notebooks' CI setting; ``tests/test_tutorials.py`` lists the per-file settings). Each run prints its wall time, the updates of every ``train`` call
+and the accuracy reached.
 """
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ import argparse
 import contextlib
 import os
 import pathlib
-import runpy
 import sys
 import time
 
@@ -99,9 +101,22 @@ def _patched_train(recorder):
         trainer.train = original
 
 
+def _cells(text: str) -> list[str]:
+    """The cells of a jupytext percent script, each padded with blank lines to its place in the
+    file (so tracebacks name the right line). Text before the first ``# %%`` is a cell too."""
+    lines = text.splitlines(keepends=True)
+    starts = [0] + [i for i, line in enumerate(lines) if line.startswith("# %%") and i > 0]
+    ends = starts[1:] + [len(lines)]
+    return ["\n" * a + "".join(lines[a:b]) for a, b in zip(starts, ends)]
+
+
 def run_tutorial(path, *, max_updates=None, cutoff=None, check_every=5, workdir=None, figures=None,
                  output_dir=None, seed=None) -> dict:
-    """Run one tutorial file with ``runpy`` (as ``__main__``) and return what happened.
+    """Run one tutorial file top to bottom, cell by cell, as ``__main__``, and return what happened.
+
+    Cells run in one namespace, like a notebook kernel; after each cell the open figures are saved
+    (when ``figures`` is given) and closed, as Jupyter's inline backend does, so a notebook that
+    plots in several cells without ``plt.figure()`` draws several figures, not one on top of another.
 
     Parameters
     ----------
@@ -109,7 +124,7 @@ def run_tutorial(path, *, max_updates=None, cutoff=None, check_every=5, workdir=
     max_updates, cutoff, check_every : the training cap (see the module docstring); None = full length.
     workdir : folder to run in (created; a ``weights/`` folder is made there, as PsychRNN's
         documentation folder has one). Default: the current folder.
-    figures : folder to save every figure left open into (``<stem>_<k>.png``), or None.
+    figures : folder to save the figures into (``<stem>_<cell>_<k>.png``), or None.
     output_dir : sets ``MINIRNN_TUTORIAL_OUTPUT`` (where the workflow tutorials write figures).
     seed : calls ``np.random.seed(seed)`` first. PsychRNN's notebooks set no seeds; minirnn then
         takes its seeds from NumPy's global state, so this makes their runs reproducible.
@@ -132,28 +147,37 @@ def run_tutorial(path, *, max_updates=None, cutoff=None, check_every=5, workdir=
     if workdir is not None:
         pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
         os.chdir(workdir)
-    pathlib.Path("weights").mkdir(exist_ok=True)
+    made_weights = not pathlib.Path("weights").exists()
+    pathlib.Path("weights").mkdir(exist_ok=True)  # PsychRNN's notebooks save into ./weights/
     if output_dir is not None:
         os.environ["MINIRNN_TUTORIAL_OUTPUT"] = str(output_dir)
     plt.close("all")
+    random_state = np.random.get_state()
     if seed is not None:
         np.random.seed(seed)
     show, plt.show = plt.show, lambda *a, **k: None  # harmless under Agg; silences its warning
     t0 = time.perf_counter()
     saved = []
+    namespace = {"__name__": "__main__", "__file__": str(path), "__builtins__": __builtins__}
     try:
         with _patched_train(recorder):
-            namespace = runpy.run_path(str(path), run_name="__main__")
+            for c, cell in enumerate(_cells(path.read_text(encoding="utf-8"))):
+                exec(compile(cell, str(path), "exec"), namespace)
+                if figures is not None:
+                    pathlib.Path(figures).mkdir(parents=True, exist_ok=True)
+                    for k, num in enumerate(plt.get_fignums()):
+                        target = pathlib.Path(figures) / f"{path.stem}_{c:02d}_{k}.png"
+                        plt.figure(num).savefig(target, dpi=80)
+                        saved.append(str(target))
+                plt.close("all")
         seconds = time.perf_counter() - t0
-        if figures is not None:
-            pathlib.Path(figures).mkdir(parents=True, exist_ok=True)
-            for k, num in enumerate(plt.get_fignums()):
-                target = pathlib.Path(figures) / f"{path.stem}_{k}.png"
-                plt.figure(num).savefig(target, dpi=80)
-                saved.append(str(target))
     finally:
         plt.show = show
         plt.close("all")
+        if seed is not None:
+            np.random.set_state(random_state)  # the caller's global stream, as it was
+        if made_weights and not any(pathlib.Path("weights").iterdir()):
+            pathlib.Path("weights").rmdir()  # leave no empty folder behind
         os.chdir(old_cwd)
         if output_dir is not None:
             if old_env is None:
@@ -177,6 +201,10 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", default=None, help="MINIRNN_TUTORIAL_OUTPUT for the workflow tutorials")
     parser.add_argument("--seed", type=int, default=None, help="np.random.seed(SEED) before each file")
     args = parser.parse_args(argv)
+    if os.environ.get("MINIRNN_TUTORIAL_FAST") == "1":  # the CI setting, unless given explicitly
+        args.max_updates = 150 if args.max_updates is None else args.max_updates
+        args.cutoff = 0.95 if args.cutoff is None else args.cutoff
+        args.seed = 0 if args.seed is None else args.seed
     for p in args.paths:
         result = run_tutorial(p, max_updates=args.max_updates, cutoff=args.cutoff, workdir=args.workdir,
                               figures=args.figures, output_dir=args.output_dir, seed=args.seed)

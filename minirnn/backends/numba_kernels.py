@@ -327,6 +327,196 @@ def rate_backward(W_rec_eff, X, x0, dX, alpha, act):
     return d_drive.reshape(*lead, T, B, N), d_x0.reshape(*lead, B, N)
 
 
+# ------------------------------------------------------------------ one fused training update
+# ``rate_loss_and_grads``: what ``Basic._loss_and_grads`` computes for the built-in MSE loss (and
+# the L2 firing-rate penalty), forward, readout, loss and BPTT in one kernel, so that no (T, B, N)
+# array is passed over by whole-array code: the forward keeps the rates R (and f'(x) for softplus,
+# the one activation whose f' is not a function of f), the readout, loss and dL/dz are formed per
+# step while r_{k+1} is in cache, and the backward forms dX_k = (dz_k W_out + fr r_{k+1}) f'(x_{k+1})
+# on the fly and accumulates every weight gradient per step (float64 accumulators). The recurrent
+# matmuls are np.dot per step as in the whole-loop kernels above.
+
+
+@njit(cache=True)
+def _df_of_rates(r, d, code, out):
+    """``out = f'(x)`` from ``r = f(x)``, by the reference's formulas (``d``: f'(x) stored for softplus)."""
+    one = out.dtype.type(1)
+    zero = one - one
+    B, N = r.shape
+    if code == RELU:  # r > 0 exactly where x > 0
+        for b in range(B):
+            for i in range(N):
+                out[b, i] = one if r[b, i] > zero else zero
+    elif code == TANH:  # 1 - tanh(x)^2
+        for b in range(B):
+            for i in range(N):
+                out[b, i] = one - r[b, i] * r[b, i]
+    elif code == SIGMOID:  # s (1 - s)
+        for b in range(B):
+            for i in range(N):
+                out[b, i] = r[b, i] * (one - r[b, i])
+    elif code == SOFTPLUS:
+        out[:, :] = d
+    else:
+        out[:, :] = one
+
+
+@njit(cache=True)
+def _loss_and_grads_loop(W_alpha_T, W_alpha, W_in_T, b_rec, W_out_T, W_out, b_out, x0, alpha, decay, ns, noise,
+                         has_noise, u, y, mask, fr, has_fr, c2n, code,
+                         loss, r2, gW_out, gb_out, gW_rec, gW_in, gb_rec, d_x0):
+    """All K networks: forward, MSE, backward. ``u (Ku, B, T, I)``, ``y, mask (K?, B, T, O)`` batch-major
+    (leading axis 1 when shared by the networks). Gradients are of the effective weights (float64)."""
+    K, B, N = x0.shape
+    T, I, O = u.shape[2], u.shape[3], y.shape[3]
+    dt = x0.dtype
+    R = np.empty((T, B, N), dt)  # r_{k+1} = f(x_{k+1})
+    D = np.empty((T if code == SOFTPLUS else 0, B, N), dt)  # f'(x_{k+1}), softplus only
+    dZ = np.empty((T, B, O), dt)
+    x = np.empty((B, N), dt)
+    r0 = np.empty((B, N), dt)
+    d0 = np.empty((B, N), dt)
+    acc = np.empty((B, N), dt)
+    drv = np.empty(N, dt)
+    z = np.empty((B, O), dt)
+    dR = np.empty((B, N), dt)
+    a = np.empty((B, N), dt)
+    dd = np.empty((B, N), dt)
+    F = np.empty((B, N), dt)
+    tNN = np.empty((N, N), dt)
+    tON = np.empty((O, N), dt)
+    for n in range(K):
+        nu, ny, nm = min(n, u.shape[0] - 1), min(n, y.shape[0] - 1), min(n, mask.shape[0] - 1)
+        _apply_f(x0[n], code, r0)
+        _apply_df(x0[n], code, d0)
+        x[:, :] = x0[n]
+        # ---- forward, readout, loss
+        loss_n, r2_n = 0.0, 0.0
+        for k in range(T):
+            np.dot(r0 if k == 0 else R[k - 1], W_alpha_T[n], acc)
+            for b in range(B):
+                # drive_k = u_k W_in^T + b_rec
+                drv[:] = 0
+                for j in range(I):
+                    c = u[nu, b, k, j]
+                    for i in range(N):
+                        drv[i] += c * W_in_T[n, j, i]
+                if has_noise:
+                    for i in range(N):
+                        inp = alpha[n, i] * (drv[i] + b_rec[n, i]) + ns[n, i] * noise[n, k, b, i]
+                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + inp
+                else:
+                    for i in range(N):
+                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + alpha[n, i] * (drv[i] + b_rec[n, i])
+            _apply_f(x, code, R[k])
+            if code == SOFTPLUS:
+                _apply_df(x, code, D[k])
+            # z_k = r_{k+1} W_out^T + b_out; e = mask (z - y); dL/dz = (2/n) mask e
+            np.dot(R[k], W_out_T[n], z)
+            for b in range(B):
+                for o in range(O):
+                    m = mask[nm, b, k, o]
+                    e = m * ((z[b, o] + b_out[n, o]) - y[ny, b, k, o])
+                    loss_n += e * e
+                    g = (c2n * m) * e
+                    dZ[k, b, o] = g
+                    gb_out[n, o] += g
+            np.dot(dZ[k].T, R[k], tON)
+            gW_out[n] += tON
+            if has_fr:
+                for b in range(B):
+                    for i in range(N):
+                        r2_n += R[k, b, i] * R[k, b, i]
+        loss[n], r2[n] = loss_n, r2_n
+        # ---- backward through time; F holds f'(x_{k+1})
+        carry = d_x0[n]
+        carry[:, :] = 0
+        if T > 0:
+            _df_of_rates(R[T - 1], D[T - 1] if code == SOFTPLUS else R[T - 1], code, F)
+        for k in range(T - 1, -1, -1):
+            # dX_k = (dz_k W_out + fr r_{k+1}) f'(x_{k+1});  a_{k+1} = dX_k + carry;  d_drive_k = alpha a_{k+1}
+            np.dot(dZ[k], W_out[n], dR)
+            for b in range(B):
+                for i in range(N):
+                    d = dR[b, i] + fr[n] * R[k, b, i] if has_fr else dR[b, i]
+                    av = d * F[b, i] + carry[b, i]
+                    a[b, i] = av
+                    dd[b, i] = alpha[n, i] * av
+            np.dot(a, W_alpha[n], acc)
+            r_prev = r0 if k == 0 else R[k - 1]
+            if k == 0:
+                F[:, :] = d0
+            else:
+                _df_of_rates(R[k - 1], D[k - 1] if code == SOFTPLUS else R[k - 1], code, F)
+            for b in range(B):
+                for i in range(N):
+                    carry[b, i] = decay[n, i] * a[b, i] + F[b, i] * acc[b, i]
+            # dW_rec += d_drive_k^T f(x_k);  dW_in += d_drive_k^T u_k;  db_rec += sum_b d_drive_k
+            np.dot(dd.T, r_prev, tNN)
+            gW_rec[n] += tNN
+            for b in range(B):
+                for i in range(N):
+                    gb_rec[n, i] += dd[b, i]
+                for j in range(I):
+                    c = u[nu, b, k, j]
+                    for i in range(N):
+                        gW_in[n, j, i] += dd[b, i] * c
+    return loss
+
+
+def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None):
+    """``Basic``'s objective (mean squared error, plus ``fr_coef * mean(f(X)^2)`` when given) and its
+    gradients w.r.t. the effective weights, in one kernel.
+
+    ``W_eff``: effective ``W_in, W_rec, W_out, b_rec, b_out, init_state`` (with leading axes);
+    ``x (*lead?, B, T, N_in)``, ``y, mask (*lead?, B, T, N_out)`` batch-major as the user gives them;
+    ``alpha``, ``noise_scale``, ``noise``, ``act``: as :func:`rate_forward`; ``fr_coef``: shape lead.
+    Returns ``(value (lead), {name: dL/d(effective name)})``; weight penalties are the caller's.
+    """
+    W_rec = W_eff["W_rec"]
+    dtype = np.dtype(W_rec.dtype)
+    lead = tuple(W_rec.shape[:-2])
+    B, T, I = x.shape[-3:]
+    N, O = W_rec.shape[-1], W_eff["W_out"].shape[-2]
+    K = int(np.prod(lead, dtype=np.int64))
+    W_alpha, x0_f, alpha_f, decay = _common(W_rec, W_eff["init_state"], alpha, lead, B, N, dtype)
+    W_alpha_T = np.ascontiguousarray(rate.mT(W_alpha)).reshape(K, N, N)
+    W_alpha = np.ascontiguousarray(W_alpha).reshape(K, N, N)
+    W_in_T = _flat(rate.mT(W_eff["W_in"]), lead, (I, N), dtype)
+    W_out = _flat(W_eff["W_out"], lead, (O, N), dtype)
+    W_out_T = _flat(rate.mT(W_eff["W_out"]), lead, (N, O), dtype)
+    b_rec = _flat(W_eff["b_rec"], lead, (N,), dtype)
+    b_out = _flat(W_eff["b_out"], lead, (O,), dtype)
+    has_noise = noise is not None
+    if has_noise:
+        ns = _flat(noise_scale, lead, (1, N), dtype)[:, 0]
+        noise_f = _flat(noise, lead, (T, B, N), dtype)
+    else:
+        ns, noise_f = alpha_f, np.empty((1, 1, 1, 1), dtype)  # not read
+    batch = lambda a, tail: np.ascontiguousarray(a, dtype=dtype).reshape(-1, B, T, tail)  # noqa: E731
+    u_f, y_f, m_f = batch(x, I), batch(y, O), batch(mask, O)
+    has_fr = fr_coef is not None
+    n_rates = T * B * N
+    # the reference's dL/dr = (2 c / n) r, in the model's dtype
+    fr = _flat(2 * fr_coef / n_rates, lead, (), dtype) if has_fr else np.zeros(K, dtype)
+    c2n = dtype.type(2 / (T * B * O))
+    loss, r2 = np.zeros(K), np.zeros(K)
+    gW_out, gb_out = np.zeros((K, O, N)), np.zeros((K, O))
+    gW_rec, gW_in, gb_rec = np.zeros((K, N, N)), np.zeros((K, I, N)), np.zeros((K, N))
+    d_x0 = np.zeros((K, B, N), dtype)
+    _loss_and_grads_loop(W_alpha_T, W_alpha, W_in_T, b_rec, W_out_T, W_out, b_out, x0_f, alpha_f, decay, ns,
+                         noise_f, has_noise, u_f, y_f, m_f, fr, has_fr, c2n, act.code,
+                         loss, r2, gW_out, gb_out, gW_rec, gW_in, gb_rec, d_x0)
+    value = (loss / (T * B * O)).astype(dtype).reshape(lead)
+    if has_fr:
+        value = value + fr_coef * (r2 / n_rates).astype(dtype).reshape(lead)
+    as_dtype = lambda a, *tail: a.astype(dtype).reshape(*lead, *tail)  # noqa: E731
+    grads = {"W_out": as_dtype(gW_out, O, N), "b_out": as_dtype(gb_out, O),
+             "W_rec": as_dtype(gW_rec, N, N), "W_in": as_dtype(np.ascontiguousarray(rate.mT(gW_in)), N, I),
+             "b_rec": as_dtype(gb_rec, N), "init_state": d_x0.sum(axis=-2, keepdims=True).reshape(*lead, 1, N)}
+    return value, grads
+
+
 # ------------------------------------------------------------------ noise
 # float64: Numba's Generator support reproduces NumPy's ziggurat bit for bit (checked on 10^8 draws)
 # and draws ~15-25 % faster (CPU time, shared 2-core AMD EPYC). float32: Numba's ziggurat does the
@@ -349,4 +539,5 @@ def standard_normal(rng, shape, dtype=np.float64):
     return _standard_normal_f64(rng, int(np.prod(shape, dtype=np.int64))).reshape(shape)
 
 
-KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "standard_normal": standard_normal}
+KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "rate_loss_and_grads": rate_loss_and_grads,
+           "standard_normal": standard_normal}

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dynamics import rate
 from ..errors import ParameterError, ShapeError
-from ..nn import regularizers
+from ..nn import losses, regularizers
 from ..nn.constraints import dale_signs, effective_weight_backward
 from ..nn.initializers import GaussianSpectralRadius, WeightInitializer
 from .rnn import RNN
@@ -160,6 +160,14 @@ class Basic(RNN):
             return self.xp.asarray(rng.standard_normal(shape, dtype=self.dtype))
         return draw(rng, shape, self.dtype)
 
+    def _noise(self, noise_rng, T, B):
+        """The noise ``xi`` of one forward: None, or (*lead, T, B, N_rec) standard normals."""
+        if hasattr(noise_rng, "shape"):  # explicit standard normals (*lead, T, B, N_rec): equivalence tests
+            return self.xp.asarray(noise_rng, dtype=self.dtype)
+        if noise_rng is not None and self.has_noise:
+            return self._draw_noise(noise_rng, T, B)
+        return None
+
     def _forward(self, x, noise_rng=None, perturb=None):
         """x: (*lead?, B, T, N_in) -> z: (*lead, T, B, N_out) time-major, and the cache for backward."""
         xp, act = self.xp, self.activation
@@ -171,11 +179,7 @@ class Basic(RNN):
         drive = drive.reshape(drive.shape[:-2] + (T, B, self.N_rec))
         if perturb is not None and getattr(perturb, "inject", None) is not None:
             drive = drive + perturb.inject
-        noise = None
-        if hasattr(noise_rng, "shape"):  # explicit standard normals (*lead, T, B, N_rec): equivalence tests
-            noise = self.xp.asarray(noise_rng, dtype=self.dtype)
-        elif noise_rng is not None and self.has_noise:
-            noise = self._draw_noise(noise_rng, T, B)
+        noise = self._noise(noise_rng, T, B)
         forward = self.backend.kernels.get("rate_forward", rate.recur_forward)
         X = forward(W["W_rec"], drive, W["init_state"], self.alpha, self.noise_scale, noise, act, perturb)
         R = act.f(X)  # rates r_{k+1} = f(x_{k+1})
@@ -190,6 +194,10 @@ class Basic(RNN):
     # ---- backward -----------------------------------------------------------------------------
     def _loss_and_grads(self, x, y, mask, noise_rng=None):
         """Objective per network (shape lead) and its gradient for each trainable raw parameter."""
+        # A backend may fuse this whole method into one kernel (numba: "rate_loss_and_grads"); it
+        # must give the numbers of the reference code below, which runs wherever it does not apply.
+        if self._fused_applies():
+            return self._fused_loss_and_grads(x, y, mask, noise_rng)
         xp, act = self.xp, self.activation
         Z, cache = self._forward(x, noise_rng)
         W, u, X, R = cache["W"], cache["u"], cache["X"], cache["R"]
@@ -233,6 +241,25 @@ class Basic(RNN):
             dW = g[name] + dW_eff[name] if name in dW_eff else g[name]
             g[name] = effective_weight_backward(dW, self.raw[name], self.masks[name], self.signs.get(name))
         return value, {name: g[name] for name in self.trainable_names()}
+
+    def _fused_applies(self):
+        """The backend has the fused kernel and it covers this model: a built-in activation, the
+        MSE loss, no custom regularizer (weight penalties and L2_firing_rate are covered)."""
+        return ("rate_loss_and_grads" in self.backend.kernels and self.activation.code is not None
+                and self.loss_function is losses.mean_squared_error and self.params["custom_regularization"] is None)
+
+    def _fused_loss_and_grads(self, x, y, mask, noise_rng=None):
+        """``_loss_and_grads`` by the backend's fused kernel: effective-weight gradients from the kernel,
+        weight penalties and the constraint adjoints as below."""
+        W = self.effective_weights()
+        noise = self._noise(noise_rng, x.shape[-2], x.shape[-3])
+        value, g = self.backend.kernels["rate_loss_and_grads"](W, x, y, mask, self.alpha, self.noise_scale, noise,
+                                                               self.activation, self.reg_coefs.get("L2_firing_rate"))
+        reg_value, dW_eff = regularizers.weight_penalties(W, self.reg_coefs)
+        for name in self.constrained:
+            dW = g[name] + dW_eff[name] if name in dW_eff else g[name]
+            g[name] = effective_weight_backward(dW, self.raw[name], self.masks[name], self.signs.get(name))
+        return value + reg_value, {name: g[name] for name in self.trainable_names()}
 
     # ---- weights out --------------------------------------------------------------------------
     def get_weights(self) -> dict:
