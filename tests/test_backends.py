@@ -6,6 +6,10 @@ per-unit alpha, a leading network axis, odd sizes, and both loop structures (who
 NumPy matmul + fused step); the fallbacks (perturbation, user activation); ``standard_normal``
 bit for bit. BLAS is pinned to one thread so that summation order does not vary between runs.
 
+``rate_loss_and_grads`` (one fused training update) against ``Basic._loss_and_grads`` on the numpy
+backend: value and every gradient, each activation, masks and Dale, per-unit tau, noise, weight and
+firing-rate penalties, an ensemble, batch 1, y and mask shared by or per network; and the fallbacks.
+
 Compile time counts: every test here uses the same few signatures (float32 and float64, C arrays).
 """
 from __future__ import annotations
@@ -171,7 +175,7 @@ def test_custom_activation_with_code_runs_kernel():
 def test_backend_table():
     backend = get_backend("numba")
     assert backend.kernels is nk.KERNELS
-    assert set(nk.KERNELS) == {"rate_forward", "rate_backward", "standard_normal"}
+    assert set(nk.KERNELS) == {"rate_forward", "rate_backward", "rate_loss_and_grads", "standard_normal"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -210,3 +214,105 @@ def test_standard_normal_other_bit_generator():
     np.testing.assert_array_equal(nk.standard_normal(rng_nb, (50, 40), np.float64), want)
     assert repr(rng_nb.bit_generator.state) == repr(rng_np.bit_generator.state)
     np.testing.assert_array_equal(rng_nb.random(3), rng_np.random(3))
+
+
+# ------------------------------------------------------------------ the fused update (Basic)
+
+
+def _basic(backend, dtype, act, n_networks=None, **extra):
+    from minirnn import Basic
+
+    N_rec = 6
+    params = dict(N_in=2, N_rec=N_rec, N_out=3, dt=10, tau=np.linspace(30, 100, N_rec), T=70, N_batch=3,
+                  seed=0, backend=backend, dtype=np.dtype(dtype).name, transfer_function=act, rec_noise=0.1)
+    params.update(extra)
+    kwargs = {} if n_networks is None else dict(n_networks=n_networks, seeds=list(range(n_networks)))
+    model = Basic(params, **kwargs)
+    rng = np.random.default_rng(3)  # nonzero biases, so that their paths count
+    for name in ("b_rec", "b_out", "init_state"):
+        model.raw[name] = model.xp.asarray(rng.uniform(-0.3, 0.5, model.raw[name].shape), dtype=model.dtype)
+    return model
+
+
+def check_fused_update(dtype, act, B=3, noise=True, n_networks=None, per_network_data=False, **extra):
+    lead = () if n_networks is None else (n_networks,)
+    T = 7
+    rng = np.random.default_rng(11)
+    data = (*lead, B, T) if per_network_data else (B, T)
+    x, y = rng.standard_normal((*data, 2)), rng.standard_normal((*data, 3))
+    mask = rng.uniform(0, 1, (*data, 3)) * (rng.random((*data, 3)) < 0.8)
+    xi = rng.standard_normal((*lead, T, B, 6)) if noise else None
+    ref, fast = (_basic(b, dtype, act, n_networks, **extra) for b in ("numpy", "numba"))
+    assert "rate_loss_and_grads" not in ref.backend.kernels and fast._fused_applies()
+    x, y, mask = ref._check_batch(x, y, mask)
+    value_ref, grads_ref = ref._loss_and_grads(x, y, mask, xi)
+    value, grads = fast._loss_and_grads(x, y, mask, xi)
+    close(np.asarray(value), np.asarray(value_ref))
+    assert set(grads) == set(grads_ref)
+    for name in grads_ref:
+        close(grads[name], grads_ref[name])
+
+
+@pytest.mark.parametrize("noise", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_fused_update_matches_reference(act, dtype, noise):
+    check_fused_update(dtype, act, noise=noise)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "softplus"])
+def test_fused_update_dale_masks_penalties(act, dtype):
+    rng = np.random.default_rng(5)
+    check_fused_update(dtype, act, dale_ratio=0.5, autapses=False,
+                       input_connectivity=(rng.random((6, 2)) < 0.7).astype(float),
+                       rec_connectivity=(rng.random((6, 6)) < 0.7).astype(float),
+                       output_connectivity=(rng.random((3, 6)) < 0.8).astype(float),
+                       L1_in=0.1, L2_rec=0.2, L1_out=0.05, L2_firing_rate=0.3)
+
+
+@pytest.mark.parametrize("per_network_data", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_update_ensemble(dtype, per_network_data):
+    check_fused_update(dtype, "tanh", n_networks=2, per_network_data=per_network_data, L2_firing_rate=0.2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_update_batch_one_and_frozen_parameters(dtype):
+    check_fused_update(dtype, "sigmoid", B=1, W_in_train=False, init_state_train=False)
+
+
+def test_fused_update_draws_the_same_noise():
+    """With a Generator, the fused path draws what the reference draws (and leaves the stream as it does)."""
+    ref, fast = (_basic(b, np.float64, "relu") for b in ("numpy", "numba"))
+    rng = np.random.default_rng(2)
+    x, y, mask = ref._check_batch(rng.standard_normal((3, 7, 2)), rng.standard_normal((3, 7, 3)), np.ones((3, 7, 3)))
+    value_ref, grads_ref = ref._loss_and_grads(x, y, mask, np.random.default_rng(9))
+    g = np.random.default_rng(9)
+    value, grads = fast._loss_and_grads(x, y, mask, g)
+    close(np.asarray(value), np.asarray(value_ref))
+    for name in grads_ref:
+        close(grads[name], grads_ref[name])
+    g_ref = np.random.default_rng(9)
+    g_ref.standard_normal((7, 3, 6))
+    assert g.bit_generator.state == g_ref.bit_generator.state
+
+
+def _no_fused(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("the fused kernel ran where the reference was expected")
+
+    monkeypatch.setitem(nk.KERNELS, "rate_loss_and_grads", boom)
+
+
+def test_fused_update_not_used_for_custom_loss_activation_or_regularizer(monkeypatch):
+    _no_fused(monkeypatch)
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal((3, 7, 2)), rng.uniform(0, 1, (3, 7, 3)), np.ones((3, 7, 3))
+    custom = [dict(loss_function="binary_cross_entropy"), dict(transfer_function=(np.sin, np.cos)),
+              dict(custom_regularization=lambda W, R: (0.0 * R.sum(), {}))]
+    for extra in custom:
+        params = {k: v for k, v in extra.items() if k != "transfer_function"}
+        model = _basic("numba", np.float64, extra.get("transfer_function", "relu"), **params)
+        assert not model._fused_applies()
+        model.loss_and_grads(*batch)  # the reference path: no AssertionError

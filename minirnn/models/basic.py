@@ -244,9 +244,11 @@ class Basic(RNN):
 
     def _fused_applies(self):
         """The backend has the fused kernel and it covers this model: a built-in activation, the
-        MSE loss, no custom regularizer (weight penalties and L2_firing_rate are covered)."""
+        MSE loss, no custom regularizer (weight penalties and L2_firing_rate are covered), and
+        Basic's own forward (a subclass that changes ``_forward`` gets the code below)."""
         return ("rate_loss_and_grads" in self.backend.kernels and self.activation.code is not None
-                and self.loss_function is losses.mean_squared_error and self.params["custom_regularization"] is None)
+                and self.loss_function is losses.mean_squared_error and self.params["custom_regularization"] is None
+                and type(self)._forward is Basic._forward)
 
     def _fused_loss_and_grads(self, x, y, mask, noise_rng=None):
         """``_loss_and_grads`` by the backend's fused kernel: effective-weight gradients from the kernel,
