@@ -223,10 +223,11 @@ def _basic(backend, dtype, act, n_networks=None, **extra):
     from minirnn import Basic
 
     N_rec = 6
-    params = dict(N_in=2, N_rec=N_rec, N_out=3, dt=10, tau=np.linspace(30, 100, N_rec), T=70, N_batch=3,
-                  seed=0, backend=backend, dtype=np.dtype(dtype).name, transfer_function=act, rec_noise=0.1)
+    params = {"N_in": 2, "N_rec": N_rec, "N_out": 3, "dt": 10, "tau": np.linspace(30, 100, N_rec), "T": 70,
+              "N_batch": 3, "seed": 0, "backend": backend, "dtype": np.dtype(dtype).name, "transfer_function": act,
+              "rec_noise": 0.1}
     params.update(extra)
-    kwargs = {} if n_networks is None else dict(n_networks=n_networks, seeds=list(range(n_networks)))
+    kwargs = {} if n_networks is None else {"n_networks": n_networks, "seeds": list(range(n_networks))}
     model = Basic(params, **kwargs)
     rng = np.random.default_rng(3)  # nonzero biases, so that their paths count
     for name in ("b_rec", "b_out", "init_state"):
@@ -309,8 +310,8 @@ def test_fused_update_not_used_for_custom_loss_activation_or_regularizer(monkeyp
     _no_fused(monkeypatch)
     rng = np.random.default_rng(0)
     batch = rng.standard_normal((3, 7, 2)), rng.uniform(0, 1, (3, 7, 3)), np.ones((3, 7, 3))
-    custom = [dict(loss_function="binary_cross_entropy"), dict(transfer_function=(np.sin, np.cos)),
-              dict(custom_regularization=lambda W, R: (0.0 * R.sum(), {}))]
+    custom = [{"loss_function": "binary_cross_entropy"}, {"transfer_function": (np.sin, np.cos)},
+              {"custom_regularization": lambda W, R: (0.0 * R.sum(), {})}]
     for extra in custom:
         params = {k: v for k, v in extra.items() if k != "transfer_function"}
         model = _basic("numba", np.float64, extra.get("transfer_function", "relu"), **params)

@@ -330,12 +330,15 @@ def rate_backward(W_rec_eff, X, x0, dX, alpha, act):
 # ------------------------------------------------------------------ one fused training update
 # ``rate_loss_and_grads``: what ``Basic._loss_and_grads`` computes for the built-in MSE loss (and
 # the L2 firing-rate penalty), in one kernel, so that no whole-array code passes over (T, B, N)
-# arrays. Each step's input goes into the recurrent matmul: ``A[k] = [f(x_k) | u_k | 1]`` (B, N + I + 1)
+# arrays (measured at N_rec 50, B 128, T 200, float32: 0.5-0.7x the time of the unfused update).
+# Each step's input goes into the recurrent matmul: ``A[k] = [f(x_k) | u_k | 1]`` (B, N + I + 1)
 # times ``[W_alpha^T; (alpha W_in)^T; alpha b_rec]`` gives ``f(x_k) W_alpha^T + alpha drive_k`` in one
-# np.dot, and in the backward ``d_drive_k^T A[k]`` gives ``[dW_rec | dW_in | db_rec]`` in one np.dot per
-# step. The readout uses ``[W_out^T; 0; b_out]`` the same way; ``dW_out, db_out`` are one matmul at the
-# end. f'(x) is recomputed from the rates (the reference's formulas; stored for softplus, whose f'
-# is not a function of f). Only summation order inside matmuls differs from the reference.
+# np.dot, and in the backward ``d_drive^T A`` gives ``[dW_rec | dW_in | db_rec]``, one np.dot per chunk
+# of 8 steps (the rows of A are contiguous over steps). The readout uses ``[W_out | 0 | b_out]`` the
+# same way, and ``[dW_out | . | db_out]`` is accumulated per step while r_{k+1} is in cache. f'(x) is
+# recomputed from the rates by the reference's formulas (stored for softplus, whose f' is not a
+# function of f). Gradient sums over steps are float64. Only summation order differs from the
+# reference (inside matmuls, the readout dot, and where alpha is applied to the drive).
 
 
 @njit(cache=True, inline="always")
@@ -428,19 +431,21 @@ def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, n
             if has_noise:
                 for b in range(B):
                     for i in range(N):
-                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * noise[n, k, b, i]
+                        xv = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * noise[n, k, b, i]
+                        x[b, i] = xv
+                        A[k + 1, b, i] = _f1(xv, code, one, zero)
             else:
                 for b in range(B):
                     for i in range(N):
-                        x[b, i] = decay[n, i] * x[b, i] + acc[b, i]
-            for b in range(B):
-                for i in range(N):
-                    A[k + 1, b, i] = _f1(x[b, i], code, one, zero)
+                        xv = decay[n, i] * x[b, i] + acc[b, i]
+                        x[b, i] = xv
+                        A[k + 1, b, i] = _f1(xv, code, one, zero)
             if sp:
                 for b in range(B):
                     for i in range(N):
                         D[k + 1, b, i] = one / (one + np.exp(-x[b, i]))
-            # z_k = r_{k+1} W_out^T + b_out; e = mask (z - y); dL/dz = (2/n) mask e;  [dW_out | db_out] += dz_k^T [r | 1]
+            # z_k = r_{k+1} W_out^T + b_out; e = mask (z - y); dL/dz = (2/n) mask e
+            # [dW_out | . | db_out] += dz_k^T [r_{k+1} | u | 1]
             tOM[:, :] = 0
             for b in range(B):
                 for o in range(O):
