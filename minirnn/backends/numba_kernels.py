@@ -431,15 +431,14 @@ def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, n
             if has_noise:
                 for b in range(B):
                     for i in range(N):
-                        xv = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * noise[n, k, b, i]
-                        x[b, i] = xv
-                        A[k + 1, b, i] = _f1(xv, code, one, zero)
+                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * noise[n, k, b, i]
             else:
                 for b in range(B):
                     for i in range(N):
-                        xv = decay[n, i] * x[b, i] + acc[b, i]
-                        x[b, i] = xv
-                        A[k + 1, b, i] = _f1(xv, code, one, zero)
+                        x[b, i] = decay[n, i] * x[b, i] + acc[b, i]
+            for b in range(B):
+                for i in range(N):
+                    A[k + 1, b, i] = _f1(x[b, i], code, one, zero)
             if sp:
                 for b in range(B):
                     for i in range(N):
