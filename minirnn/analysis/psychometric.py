@@ -346,7 +346,7 @@ def _unpack(theta, lapses):
         g = l_ = float(theta[2])
     else:
         g = l_ = 0.0
-    return {"mu": mu, "sigma": float(np.exp(log_sigma)), "gamma": g, "lambda": l_}
+    return {"mu": mu, "sigma": float(np.exp(min(log_sigma, 700.0))), "gamma": g, "lambda": l_}
 
 
 def _nll(theta, x, k, n, kind, lapses):
