@@ -281,7 +281,15 @@ def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_r
     mask_key = {"W_in": "input_connectivity", "W_rec": "rec_connectivity", "W_out": "output_connectivity"}
     s = _signs(w, signs)
     names = [nm for nm in names if nm in w]
-    if ax is None:
+    if ax is None and names == ["W_in", "W_rec", "W_out"]:
+        # W_in | W_rec side by side (rows = the same postsynaptic units), W_out under W_rec (same columns)
+        N_in, N_rec, N_out = np.shape(w["W_in"])[1], np.shape(w["W_rec"])[0], np.shape(w["W_out"])[0]
+        width = float(np.clip(3 + 0.13 * (N_in + N_rec + 8), 6, 14))
+        height = float(np.clip(width * (N_rec + N_out + 6) / (N_in + N_rec + 8), 4, 12))
+        fig = plt.figure(figsize=(width, height), layout="constrained")
+        grid = fig.add_gridspec(2, 2, width_ratios=[N_in + 4, N_rec + 4], height_ratios=[N_rec + 2, N_out + 4])
+        axs = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1])]
+    elif ax is None:
         widths = [np.asarray(w[nm]).shape[1] + 3 for nm in names]  # + room for a colour bar
         fig, axs = _axes(None, nrows=1, ncols=len(names), figsize=(3 + 0.25 * sum(widths), 4), squeeze=False,
                          gridspec_kw={"width_ratios": widths}, layout="constrained")

@@ -119,7 +119,7 @@ def run_pypi(out_meta):
     from psychrnn.backend.models.basic import Basic
     from psychrnn.backend.models.lstm import LSTM
     from psychrnn.tasks.perceptual_discrimination import PerceptualDiscrimination
-    import psychrnn
+    import psychrnn  # noqa: F401  (fail early if this interpreter has no PsychRNN)
     from psychrnn._version import __version__ as psychrnn_version
 
     out_meta["_pypi"] = {"psychrnn": psychrnn_version, "tensorflow": tf.__version__,
