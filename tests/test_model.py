@@ -120,8 +120,12 @@ def test_test_accepts_any_batch_size():
 
 
 # ---- dtype is applied once ------------------------------------------------------------------
-def test_float32_everywhere():
-    model = Basic(small_params(dtype="float32", rec_noise=0.1, L2_firing_rate=0.1, L1_rec=0.01))
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("numba", marks=pytest.mark.numba)])
+def test_float32_everywhere(backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    model = Basic(small_params(dtype="float32", rec_noise=0.1, L2_firing_rate=0.1, L1_rec=0.01, backend=backend))
+    assert model.backend.name == backend
     x, y, mask, _ = small_task().generate_batch()
     model.train(small_task(), {"training_iters": 32, "verbosity": False})
     z, states = model.test(x)
