@@ -18,6 +18,7 @@ these in the model code; PsychRNN import/export lives here and nowhere else.
 """
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import json
 import os
@@ -33,7 +34,9 @@ from minirnn.errors import WeightsFileError
 
 __all__ = [
     "ACTIVATION_NAMES",
+    "atomic_open",
     "atomic_savez",
+    "atomic_write_text",
     "read_npz",
     "classify_weights",
     "restricted_loads",
@@ -79,6 +82,43 @@ def _with_npz_suffix(path: "os.PathLike[str] | str") -> str:
     return path if path.endswith(".npz") else path + ".npz"
 
 
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "wb"):
+    """Open a temporary file beside ``path``; on a clean exit, fsync it and move it over ``path``.
+
+    The one place where minirnn writes files (weights, checkpoints, run records, summaries): a kill
+    or an exception at any moment leaves either the old file or the new one, never a torn one, and
+    no temporary file behind. The directory must exist.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain open() would have given it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_write_text(path, text: str) -> str:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`); returns the path."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return os.fspath(path)
+
+
 def atomic_savez(path: "os.PathLike[str] | str", arrays: Mapping[str, Any], *,
                  compress: bool = False) -> str:
     """Write ``arrays`` to ``path`` as a ``.npz`` atomically.
@@ -118,25 +158,9 @@ def atomic_savez(path: "os.PathLike[str] | str", arrays: Mapping[str, Any], *,
         if not isinstance(key, str) or not key:
             raise WeightsFileError(f"cannot save {final!r}: array names must be non-empty "
                                    f"strings, got {key!r}")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # Passing a file object stops numpy from appending a second ".npz".
-            (np.savez_compressed if compress else np.savez)(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp makes the file 0600; give it the mode a plain open() would have given it.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_open(final) as fh:
+        # Passing a file object stops numpy from appending a second ".npz".
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
     _fsync_dir(directory)
     return final
 

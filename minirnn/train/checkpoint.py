@@ -55,28 +55,9 @@ def _jsonable(value):
 
 def write_json_atomic(path, obj) -> str:
     """Write ``obj`` as JSON to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
-    import tempfile
+    from ..io import atomic_write_text
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    text = json.dumps(obj, indent=1, allow_nan=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=1, allow_nan=True))
 
 
 def read_json(path, what="JSON file") -> dict:

@@ -39,7 +39,6 @@ import json
 import logging
 import numbers
 import os
-import tempfile
 
 import numpy as np
 
@@ -231,7 +230,7 @@ class Curriculum:
             payload = json.dumps({"metric_values": self.metric_values, "history": self.history,
                                   "stage": self.stage, "stop_training": self.stop_training,
                                   "thresholds": self.thresholds, "metric_epoch": self.metric_epoch}, indent=1)
-            data, suffix = payload.encode(), ".json"
+            data = payload.encode()
         else:
             if not path.endswith(".npy"):
                 path += ".npy"
@@ -241,21 +240,14 @@ class Curriculum:
             epochs = [np.nan] * (len(self.metric_values) - len(epochs)) + epochs
             table = np.array([[v, s, e] for (v, s), e in zip(self.metric_values, epochs)],
                              dtype=np.float64).reshape(-1, 3)
-            data, suffix = None, ".npy"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-curriculum-", suffix=suffix)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if data is not None:
-                    fh.write(data)
-                else:
-                    np.save(fh, table, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            data = None
+        from ..io import atomic_open
+
+        with atomic_open(path) as fh:
+            if data is not None:
+                fh.write(data)
+            else:
+                np.save(fh, table, allow_pickle=False)
         return path
 
     # ---- checkpoints ------------------------------------------------------------------------------
