@@ -37,6 +37,7 @@ __all__ = [
     "atomic_open",
     "atomic_savez",
     "atomic_write_text",
+    "jsonable",
     "read_npz",
     "classify_weights",
     "restricted_loads",
@@ -110,6 +111,22 @@ def atomic_open(path, mode: str = "wb"):
             pass
         raise
     _fsync_dir(directory)
+
+
+def jsonable(value, fallback=repr):
+    """Plain Python for JSON: dicts and sequences recursively, arrays -> lists, NumPy scalars ->
+    numbers; anything else becomes ``fallback(value)``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, fallback) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, fallback) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return fallback(value)
 
 
 def atomic_write_text(path, text: str) -> str:

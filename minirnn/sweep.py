@@ -142,23 +142,20 @@ def config_id(config: dict) -> str:
     return f"{slug[:80]}_{digest}" if slug else digest
 
 
-def _describe(value):
-    """JSON-able stand-in for a value: arrays as lists, callables and objects by qualified name
-    (a repr with a memory address would change the fingerprint from one session to the next)."""
-    if isinstance(value, dict):
-        return {str(k): _describe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_describe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+def _stable_name(value):
+    """Callables and objects by qualified name: a repr with a memory address would change the
+    fingerprint from one session to the next."""
     if callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
     text = repr(value)
     return f"{type(value).__module__}.{type(value).__qualname__}" if " at 0x" in text else text
+
+
+def _describe(value):
+    """JSON-able stand-in for a value (arrays as lists, callables and objects by qualified name)."""
+    from .io import jsonable
+
+    return jsonable(value, fallback=_stable_name)
 
 
 def _canonical(obj) -> str:

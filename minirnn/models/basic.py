@@ -208,18 +208,9 @@ class Basic(RNN):
         reg_value, dW_eff = regularizers.weight_penalties(W, self.reg_coefs)
         value = value + reg_value
         dR = (rows(dZ) @ W["W_out"]).reshape(R.shape)  # z = R W_out^T  =>  dR = dZ W_out
-        if "L2_firing_rate" in self.reg_coefs:
-            v, d = regularizers.firing_rate_penalty(R, self.reg_coefs["L2_firing_rate"])
-            value, dR = value + v, dR + d
-        custom = self.params["custom_regularization"]
-        if custom is not None:
-            v, d = custom(W, R)
-            value = value + v
-            for name, g in d.items():
-                if name == "rates":
-                    dR = dR + g
-                else:
-                    dW_eff[name] = dW_eff[name] + g if name in dW_eff else g
+        v, d_rates, dW_eff = regularizers.activity_penalties(R, W, self.reg_coefs,
+                                                             self.params["custom_regularization"], dW_eff)
+        value, dR = value + v, dR + d_rates
 
         g = {}
         # z_k = r_{k+1} @ W_out^T + b_out

@@ -261,19 +261,9 @@ class LSTM(RNN):
                                                           self.reg_coefs)
         value = value + reg_value
         dH = (rows(dZ) @ W["W_out"]).reshape(H.shape)  # z = H W_out^T  =>  dH = dZ W_out
-        if "L2_firing_rate" in self.reg_coefs:
-            v, d = regularizers.firing_rate_penalty(H, self.reg_coefs["L2_firing_rate"])
-            value, dH = value + v, dH + d
-        dW_eff = {}
-        custom = self.params["custom_regularization"]
-        if custom is not None:
-            v, d = custom(W, H)
-            value = value + v
-            for name, g in d.items():
-                if name == "rates":
-                    dH = dH + g
-                else:
-                    dW_eff[name] = dW_eff[name] + g if name in dW_eff else g
+        v, d_rates, dW_eff = regularizers.activity_penalties(H, W, self.reg_coefs,
+                                                             self.params["custom_regularization"])
+        value, dH = value + v, dH + d_rates
 
         g = {}
         # z_k = h_{k+1} @ W_out^T + b_out

@@ -63,3 +63,24 @@ def firing_rate_penalty(rates, c):
     value = c * (rates * rates).sum(axis=(-3, -2, -1)) / n
     d_rates = (2 * _per_network(c, rates, 3) / n) * rates
     return value, d_rates
+
+
+def activity_penalties(rates, weights_eff, coefs, custom=None, dW_eff=None):
+    """``L2_firing_rate`` and a custom regularizer, the penalties every model adds the same way.
+
+    Returns ``(value, d_rates, dW_eff)``: the penalty per network, ``dL/d rates`` (0 when neither
+    applies) and ``dW_eff`` (the dict passed in, or a new one) with the custom gradients added.
+    """
+    value, d_rates = 0, 0
+    dW_eff = {} if dW_eff is None else dW_eff
+    if "L2_firing_rate" in coefs:
+        value, d_rates = firing_rate_penalty(rates, coefs["L2_firing_rate"])
+    if custom is not None:
+        v, d = custom(weights_eff, rates)
+        value = value + v
+        for name, g in d.items():
+            if name == "rates":
+                d_rates = d_rates + g
+            else:
+                dW_eff[name] = dW_eff[name] + g if name in dW_eff else g
+    return value, d_rates, dW_eff

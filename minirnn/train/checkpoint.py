@@ -40,17 +40,9 @@ VERSION = 1
 
 def _jsonable(value):
     """Plain Python for JSON: arrays -> lists, NumPy scalars -> numbers; others as their repr."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
+    from ..io import jsonable
+
+    return jsonable(value)
 
 
 def write_json_atomic(path, obj) -> str:
