@@ -140,12 +140,7 @@ class NeurogymTask(Task):
         x : (N_batch, N_steps, N_in).  y, mask : (N_batch, N_steps, N_out).
         trial_params : object array of the trials' dicts (``env.trial``), length N_batch.
         """
-        own_stream = rng is None or rng is self.rng
-        if rng is None:
-            rng = self.rng
-        elif not isinstance(rng, np.random.Generator):
-            raise ParameterTypeError(f"generate_batch(rng) of {type(self).__name__} needs a "
-                                     f"numpy.random.Generator or None. Got {type(rng).__name__}.")
+        rng, own_stream = self._batch_rng(rng)
         self._env.seed(int(rng.integers(2**32)))  # the batch is a function of the task's stream
         trials = [self._trial() for _ in range(self.N_batch)]
         L = max(len(gt) for _, gt, _ in trials)

@@ -391,6 +391,15 @@ class Task:
 
     # ---------------------------------------------------------------- batches
 
+    def _batch_rng(self, rng):
+        """``(rng, own_stream)`` for a batch: the task's own stream when ``rng`` is None or it."""
+        if rng is None or rng is self.rng:
+            return self.rng, True
+        if not isinstance(rng, np.random.Generator):
+            raise ParameterTypeError(f"generate_batch(rng) of {type(self).__name__} needs a "
+                                     f"numpy.random.Generator or None. Got {type(rng).__name__}.")
+        return rng, False
+
     def generate_batch(self, rng: np.random.Generator | None = None):
         """Make one batch of ``N_batch`` trials.
 
@@ -418,12 +427,7 @@ class Task:
         NonFiniteError
             When ``x``, ``y`` or ``mask`` holds NaN or inf.
         """
-        own_stream = rng is None or rng is self.rng
-        if rng is None:
-            rng = self.rng
-        elif not isinstance(rng, np.random.Generator):
-            raise ParameterTypeError(f"generate_batch(rng) of {type(self).__name__} needs a "
-                                     f"numpy.random.Generator or None. Got {type(rng).__name__}.")
+        rng, own_stream = self._batch_rng(rng)
         if self._uses_vectorised_path():
             arrays = self.sample_trial_params(rng, self.N_batch)
             x, y, mask = self.build_trials(arrays, rng)
