@@ -82,11 +82,10 @@ def _reseeded_copy(task, seed):
     """A copy of ``task`` whose trial stream is that of the same task built with ``seed``."""
     import copy
 
-    from ..nn.initializers import make_rng
+    from ..tasks.task import make_rng  # what Task(..., seed=seed) does with its seed
 
     twin = copy.deepcopy(task)
-    twin.rng = make_rng(seed if not isinstance(seed, np.random.SeedSequence) else None,
-                        np.random.Generator(np.random.PCG64(seed)) if isinstance(seed, np.random.SeedSequence) else None)
+    twin.rng = make_rng(seed)
     if hasattr(twin, "batch_index"):
         twin.batch_index = 0
     return twin
