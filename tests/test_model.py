@@ -369,3 +369,81 @@ def test_ensemble_default_seeds_reproduce_single_models():
     for k in range(3):
         assert np.array_equal(Basic(dict(p, seed=ens.seeds[k])).raw["W_rec"], ens.network(k).raw["W_rec"])
         assert np.array_equal(Basic(dict(p, seed=ens.seeds[k])).raw["W_rec"], ens.network(k).raw["W_rec"])
+
+
+# ---- training options: each one's effect ------------------------------------------------------
+def _blas_threads_now():
+    from threadpoolctl import threadpool_info
+
+    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("N_rec, setting, expected", [(8, "auto", 1), (8, 2, 2), (200, "auto", None), (8, 0, None)])
+def test_blas_threads_during_training_and_restored_after(N_rec, setting, expected):
+    from threadpoolctl import threadpool_limits
+
+    model = Basic(small_params(N_rec=N_rec))
+    seen = []
+
+    def measure(x, y, mask, output, epoch, losses, verbosity):
+        seen.append(_blas_threads_now())
+        return 0.0
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads_now()
+        model.train(small_task(), {"training_iters": 32, "verbosity": False, "blas_threads": setting,
+                                   "performance_measure": measure})
+        assert _blas_threads_now() == before  # restored
+    for threads in seen:
+        assert set(threads.values()) == ({expected} if expected is not None else set(before.values()))
+
+
+def test_blas_threads_must_be_auto_or_a_count():
+    with pytest.raises(ParameterError, match="blas_threads"):
+        Basic(small_params()).train(small_task(), {"training_iters": 16, "verbosity": False, "blas_threads": -1})
+
+
+def test_clip_options_change_the_update():
+    """clip_norm bounds each parameter's step; clip_global_norm bounds all parameters together."""
+    def first_step(**tp):
+        model = Basic(small_params(seed=3))
+        start = {k: v.copy() for k, v in model.raw.items()}
+        model.train(small_task(), dict({"training_iters": 16, "verbosity": False, "optimizer": "sgd",
+                                        "learning_rate": 1.0}, **tp))
+        return {k: start[k] - model.raw[k] for k in start}
+
+    x, y, mask, _ = small_task().generate_batch()
+    _, g = Basic(small_params(seed=3)).loss_and_grads(x, y, mask)
+    unclipped = first_step(clip_grads=False)
+    for k in g:
+        np.testing.assert_allclose(unclipped[k], g[k], rtol=1e-10, atol=1e-14)  # sgd, lr 1: step = gradient
+    small = 1e-3
+    per_param = first_step(clip_norm=small)
+    for k in g:
+        assert np.linalg.norm(per_param[k]) == pytest.approx(min(small, np.linalg.norm(g[k])), rel=1e-9)
+    global_ = first_step(clip_global_norm=small)
+    total = np.sqrt(sum(np.linalg.norm(global_[k]) ** 2 for k in g))
+    assert total == pytest.approx(small, rel=1e-9)
+
+
+def test_training_weights_saved_every_epoch_and_final_weights_saved(tmp_path):
+    model = Basic(small_params(dtype="float32"))
+    model.train(small_task(), {"training_iters": 16 * 6, "verbosity": False, "save_training_weights_epoch": 2,
+                               "training_weights_path": str(tmp_path / "w_"),
+                               "save_weights_path": str(tmp_path / "final")})
+    assert sorted(p.name for p in tmp_path.glob("w_*.npz")) == ["w_2.npz", "w_4.npz", "w_6.npz"]
+    final = Basic(small_params(dtype="float32", load_weights_path=str(tmp_path / "final.npz")))
+    for name in model.raw:
+        assert np.array_equal(final.get_weights()[name], model.get_weights()[name])
+
+
+def test_performance_epoch_sets_how_often_performance_is_measured():
+    calls = []
+
+    def measure(x, y, mask, output, epoch, losses, verbosity):
+        calls.append(epoch)
+        return 0.0
+
+    Basic(small_params()).train(small_task(), {"training_iters": 16 * 9, "verbosity": False,
+                                               "performance_measure": measure, "performance_epoch": 3})
+    assert calls == [3, 6, 9]
