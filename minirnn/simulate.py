@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ParameterError, ShapeError
+from .nn import noise
 from .nn.activations import get_activation
 
 __all__ = ["Perturbation", "PerturbationArrays", "BasicSimulator", "LSTMSimulator", "silent_state"]
@@ -240,10 +241,10 @@ class Perturbation:
                     window = steps[:, None] & sel[None, :]
                     sigma[:, 0, :] = np.where(window, v, sigma[:, 0, :])
             alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64).reshape(-1), (N,))
-            xi = rng.standard_normal((T, N_batch, N), dtype=dtype)  # time-major, as the model draws
+            xi = noise.gaussian_noise(noise.draw_key(rng), (T, N_batch, N), dtype)  # time-major, as the model draws
             # sqrt(2 alpha) sigma xi, written as alpha * (sqrt(2 / alpha) sigma xi) to enter via the drive
-            noise = (np.sqrt(2 / alpha) * sigma * xi).astype(dtype)
-            out.inject = noise if out.inject is None else (out.inject + noise).astype(dtype)
+            scaled = (np.sqrt(2 / alpha) * sigma * xi).astype(dtype)
+            out.inject = scaled if out.inject is None else (out.inject + scaled).astype(dtype)
             out.replaces_noise = True
         return out
 
@@ -450,17 +451,17 @@ class BasicSimulator(_Simulator):
         """
         from .dynamics import rate
 
-        model, xp = self.model, self.model.xp
+        model = self.model
         W = model.effective_weights()
         x0 = model._as_array(np.atleast_2d(state), "state")  # (B, N_rec)
         u = model._check_batch(np.atleast_2d(rnn_in)[:, None, :])  # (B, 1, N_in)
         drive = (u[:, 0, :] @ rate.mT(W["W_in"]) + W["b_rec"])[None]  # (1, B, N_rec)
-        noise = None
-        if self.rec_noise > 0:
-            noise = xp.asarray((self.rng if rng is None else rng).standard_normal(drive.shape, dtype=model.dtype))
+        xi = None
+        if self.rec_noise > 0:  # the counter-based noise of training (minirnn.nn.noise), one key per step
+            xi = model._noise_from_keys(noise.draw_key(self.rng if rng is None else rng), *drive.shape[:2])
         perturb = None if t_connectivity is None else PerturbationArrays(
             W_mask=model._as_array(t_connectivity, "t_connectivity", (self.N_rec, self.N_rec))[None])
-        X = rate.recur_forward(W["W_rec"], drive, x0, model.alpha, model.noise_scale, noise, model.activation, perturb)
+        X = rate.recur_forward(W["W_rec"], drive, x0, model.alpha, model.noise_scale, xi, model.activation, perturb)
         z = model.activation.f(X[0]) @ rate.mT(W["W_out"]) + W["b_out"]  # z = f(x_{k+1}) W_out^T + b_out
         return model.backend.to_host(z), model.backend.to_host(X[0])
 

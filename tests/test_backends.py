@@ -3,8 +3,8 @@
 Numba: the kernels of ``minirnn/backends/numba_kernels.py`` against ``minirnn.dynamics.rate``, for
 each built-in activation, float64 and float32, with and without noise, ``x0`` of batch 1 and B,
 per-unit alpha, a leading network axis, odd sizes, and both loop structures (whole-loop @njit and
-NumPy matmul + fused step); the fallbacks (perturbation, user activation); ``standard_normal``
-bit for bit. BLAS is pinned to one thread so that summation order does not vary between runs.
+NumPy matmul + fused step); the fallbacks (perturbation, user activation); the counter-based
+noise (``gaussian_noise``) bit for bit. BLAS is pinned to one thread so that summation order does not vary between runs.
 
 ``rate_loss_and_grads`` (one fused training update) against ``Basic._loss_and_grads`` on the numpy
 backend: value and every gradient, each activation, masks and Dale, per-unit tau, noise, weight and
@@ -173,47 +173,44 @@ def test_custom_activation_with_code_runs_kernel():
 
 
 def test_backend_table():
+    from minirnn.backends import numba_lstm
+
     backend = get_backend("numba")
-    assert backend.kernels is nk.KERNELS
-    assert set(nk.KERNELS) == {"rate_forward", "rate_backward", "rate_loss_and_grads", "standard_normal"}
+    assert backend.kernels == {**nk.KERNELS, **numba_lstm.KERNELS}  # the LSTM's: tests/test_backends_lstm.py
+    assert set(nk.KERNELS) == {"rate_forward", "rate_backward", "rate_loss_and_grads", "gaussian_noise"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(13, 7, 5), 1001, (0, 3), ()])
-def test_standard_normal_bitwise(dtype, shape):
-    rng_np, rng_nb = np.random.default_rng(1234), np.random.default_rng(1234)
-    for _ in range(2):  # twice: the state after the first draw must match too
-        want = rng_np.standard_normal(shape, dtype=dtype)
-        got = nk.KERNELS["standard_normal"](rng_nb, shape, dtype)
-        assert got.dtype == want.dtype and got.shape == np.shape(want)
+def test_gaussian_noise_equals_reference(dtype, shape):
+    """The compiled counter-based noise is the reference's, bit for bit."""
+    from minirnn.nn import noise
+
+    for key in (np.uint64(0), np.uint64(2**64 - 1), noise.draw_key(np.random.default_rng(4))):
+        want = noise.gaussian_noise(key, shape, dtype)
+        got = nk.KERNELS["gaussian_noise"](key, shape, dtype)
+        assert got.dtype == want.dtype and got.shape == want.shape
         np.testing.assert_array_equal(got, want)
-        assert got.tobytes() == np.asarray(want).tobytes()
-    assert rng_nb.bit_generator.state == rng_np.bit_generator.state
-    assert rng_nb.standard_normal() == rng_np.standard_normal()
 
 
-def test_standard_normal_float64_many_draws():
-    """Enough draws to take the ziggurat's rare paths (wedge, tail) many times."""
-    rng_np, rng_nb = np.random.default_rng(5), np.random.default_rng(5)
-    want = rng_np.standard_normal((400, 1000))
-    np.testing.assert_array_equal(nk.standard_normal(rng_nb, (400, 1000), np.float64), want)
-    assert rng_nb.bit_generator.state == rng_np.bit_generator.state
+def test_gaussian_noise_many_elements_threads_do_not_matter():
+    """2 million elements (about 24,000 rejected first tries and 500 tail draws, where exp and log1p
+    run) equal the reference's bit for bit, on any number of threads."""
+    from minirnn.nn import noise
+
+    key = np.uint64(123456789)
+    want = noise.gaussian_noise(key, 2_000_003)
+    try:
+        for threads in (1, 2, 3):
+            nk.set_num_threads(threads)
+            np.testing.assert_array_equal(nk.gaussian_noise(key, 2_000_003), want)
+    finally:
+        nk.set_num_threads(None)
 
 
-def test_standard_normal_float32_crosses_the_divergence_point():
-    """Numba's own float32 ziggurat leaves NumPy's stream at draw 1,321,334 for seed 5 (see the module)."""
-    rng_np, rng_nb = np.random.default_rng(5), np.random.default_rng(5)
-    want = rng_np.standard_normal(1_400_000, dtype=np.float32)
-    np.testing.assert_array_equal(nk.standard_normal(rng_nb, 1_400_000, np.float32), want)
-    assert rng_nb.bit_generator.state == rng_np.bit_generator.state
-
-
-def test_standard_normal_other_bit_generator():
-    rng_np, rng_nb = np.random.Generator(np.random.Philox(7)), np.random.Generator(np.random.Philox(7))
-    want = rng_np.standard_normal((50, 40))
-    np.testing.assert_array_equal(nk.standard_normal(rng_nb, (50, 40), np.float64), want)
-    assert repr(rng_nb.bit_generator.state) == repr(rng_np.bit_generator.state)
-    np.testing.assert_array_equal(rng_nb.random(3), rng_np.random(3))
+def test_set_num_threads_validates():
+    with pytest.raises(ValueError, match="positive integer"):
+        nk.set_num_threads(0)
 
 
 # ------------------------------------------------------------------ the fused update (Basic)
@@ -295,8 +292,34 @@ def test_fused_update_draws_the_same_noise():
     for name in grads_ref:
         close(grads[name], grads_ref[name])
     g_ref = np.random.default_rng(9)
-    g_ref.standard_normal((7, 3, 6))
+    g_ref.integers(0, 2 ** 64, dtype=np.uint64)  # one noise key per forward pass
     assert g.bit_generator.state == g_ref.bit_generator.state
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", [96, 130])
+def test_fused_update_in_chunks_of_trials(dtype, B):
+    """Batches split into chunks (here 2) give the reference's numbers, noise made in the kernel from its
+    key included, and the same numbers bit for bit on 1 or 2 threads (the split depends on B only)."""
+    assert len(nk.batch_chunks(B)) - 1 == 2
+    ref, fast = (_basic(b, dtype, "tanh", L2_firing_rate=0.1) for b in ("numpy", "numba"))
+    rng = np.random.default_rng(4)
+    x, y, mask = ref._check_batch(rng.standard_normal((B, 7, 2)), rng.standard_normal((B, 7, 3)),
+                                  (rng.random((B, 7, 3)) < 0.9).astype(float))
+    value_ref, grads_ref = ref._loss_and_grads(x, y, mask, np.random.default_rng(9))
+    results = []
+    try:
+        for threads in (1, 2):
+            nk.set_num_threads(threads)
+            results.append(fast._loss_and_grads(x, y, mask, np.random.default_rng(9)))
+    finally:
+        nk.set_num_threads(None)
+    (value, grads), (value2, grads2) = results
+    close(np.asarray(value), np.asarray(value_ref))
+    assert np.asarray(value).tobytes() == np.asarray(value2).tobytes()
+    for name in grads_ref:
+        close(grads[name], grads_ref[name])
+        np.testing.assert_array_equal(grads[name], grads2[name])
 
 
 def _no_fused(monkeypatch):

@@ -53,3 +53,21 @@ def test_cupy_trains_in_float32(cupy):
     model.train(task, {"training_iters": 32 * 20, "verbosity": False})
     assert all(a.dtype == np.float32 for a in model.raw.values())
     assert np.isfinite(model.history["loss"][-1])
+
+
+def test_cupy_noise_equals_the_cpu_reference(cupy):
+    """The counter-based noise made on the device is the NumPy reference's (minirnn.nn.noise)."""
+    from minirnn.nn import noise
+
+    key = np.uint64(2026)
+    for dtype in (np.float32, np.float64):
+        got = noise.gaussian_noise(key, (50, 64, 40), dtype, xp=cupy)
+        np.testing.assert_allclose(cupy.asnumpy(got), noise.gaussian_noise(key, (50, 64, 40), dtype), rtol=1e-6, atol=0)
+
+
+def test_cupy_noisy_forward_equals_numpy_from_the_same_seed(cupy):
+    ref, gpu = Basic(params("numpy")), Basic(params("cupy"))
+    x = np.random.default_rng(1).standard_normal((4, 20, 3))
+    Zr, _ = ref._forward(ref._check_batch(x), np.random.default_rng(7))
+    Zg, _ = gpu._forward(gpu._check_batch(x), np.random.default_rng(7))
+    np.testing.assert_allclose(cupy.asnumpy(Zg), Zr, rtol=1e-9, atol=1e-12)

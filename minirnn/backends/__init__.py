@@ -2,9 +2,9 @@
 
 A :class:`Backend` is a small frozen record: its name, its array module ``xp``, how to move an
 array onto it and back, and ``kernels``: the functions that replace the sequential part of the
-dynamics (``rate_forward``, ``rate_backward``, ...). A name missing from ``kernels`` means "use the
-array-code reference in :mod:`minirnn.dynamics`", which runs on any array module. Optional
-libraries (numba, cupy) are imported only when their backend is chosen.
+dynamics (``rate_forward``, ``rate_backward``, ``lstm_forward``, ...). A name missing from
+``kernels`` means "use the array-code reference in :mod:`minirnn.dynamics`", which runs on any
+array module. Optional libraries (numba, cupy) are imported only when their backend is chosen.
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ NUMPY = Backend("numpy")
 
 
 def _numba_backend() -> Backend:
-    from . import numba_kernels  # imported here so that numba is loaded only when chosen
+    from . import numba_kernels, numba_lstm  # imported here so that numba is loaded only when chosen
 
-    return Backend("numba", kernels=numba_kernels.KERNELS)
+    return Backend("numba", kernels={**numba_kernels.KERNELS, **numba_lstm.KERNELS})
 
 
 def _cupy_backend() -> Backend:

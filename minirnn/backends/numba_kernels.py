@@ -27,11 +27,15 @@ work is done in the reference's order and in the input's dtype.
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit as _numba_njit
 
 from ..dynamics import rate
+from ..nn import noise as nn_noise
 
 
 def njit(**options):
@@ -303,6 +307,7 @@ def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=
     X = np.empty(drive_f.shape, dtype)
     if T > 0 and B > 0 and N > 0:
         loop = _forward_loop if N <= WHOLE_LOOP_MAX_N else _forward_matmul
+        _single_threaded_scipy_blas()
         loop(W_alpha_T, drive_f, x0_f, alpha_f, decay, ns, noise_f, has_noise, act.code, X)
     return X.reshape(*lead, T, B, N)
 
@@ -323,22 +328,203 @@ def rate_backward(W_rec_eff, X, x0, dX, alpha, act):
     d_x0 = np.zeros(x0_f.shape, dtype)
     if T > 0 and B > 0 and N > 0:
         loop = _backward_loop if N <= WHOLE_LOOP_MAX_N else _backward_matmul
+        _single_threaded_scipy_blas()
         loop(W_alpha, X_f, x0_f, dX_f, alpha_f, decay, act.code, d_drive, d_x0)
     return d_drive.reshape(*lead, T, B, N), d_x0.reshape(*lead, B, N)
 
 
+# ------------------------------------------------------------------ recurrent noise
+# minirnn.nn.noise's counter-based normals, one element at a time, so that a kernel makes each step's
+# noise where it uses it: element j = ziggurat(mix64(key + (j + 1) GAMMA)). The first try (98.8 %) is
+# integer work and one float64 product, equal to the NumPy reference bit for bit; the retries below
+# follow the reference's rounds exactly (only exp/log1p may differ in the last bit between libraries).
+
+_GAMMA, _MIX1, _MIX2 = nn_noise.GAMMA, nn_noise.MIX1, nn_noise.MIX2
+_SIGNED_WI, _SIGNED_KI, _ZIG_FI, _ZIG_R = nn_noise.SIGNED_WI, nn_noise.SIGNED_KI, nn_noise.ZIG_FI, nn_noise.ZIG_R
+_STRIDE = np.uint64(2 * nn_noise.MAX_RETRIES + 2)  # words per element in the retry and tail streams
+_MAX_RETRIES = nn_noise.MAX_RETRIES
+_TWO_M53 = 2.0 ** -53
+
+
+@njit(cache=True, inline="always")
+def _word(key, counter):
+    """Word ``counter`` of the stream ``key``: SplitMix64's ``mix64(key + (counter + 1) GAMMA)``."""
+    z = key + (counter + np.uint64(1)) * _GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _uniform(word):
+    return np.float64(word >> np.uint64(11)) * _TWO_M53
+
+
+@njit(cache=True)
+def _normal_tail(key3, j, x):
+    """Marsaglia's tail ``|xi| > r`` (pairs of the tail stream), with the sign of ``x``."""
+    base = j * _STRIDE
+    t = _ZIG_R
+    for m in range(_MAX_RETRIES):
+        xx = -np.log1p(-_uniform(_word(key3, base + np.uint64(2 * m)))) / _ZIG_R
+        yy = -np.log1p(-_uniform(_word(key3, base + np.uint64(2 * m + 1))))
+        t = _ZIG_R + xx
+        if yy + yy > xx * xx:
+            break
+    return math.copysign(t, x)
+
+
+@njit(cache=True)
+def _normal_retry(key2, key3, j, layer, x):
+    """The rejected first try of element ``j`` (``layer``, signed candidate ``x``): the reference's rounds."""
+    base = j * _STRIDE
+    for a in range(_MAX_RETRIES):
+        if a > 0:  # a new candidate from word 2a of the retry stream
+            w = _word(key2, base + np.uint64(2 * a))
+            i9 = np.intp(w & np.uint64(0x1FF))
+            rabs = w >> np.uint64(12)
+            x = np.float64(rabs) * _SIGNED_WI[i9]
+            if rabs < _SIGNED_KI[i9]:
+                return x
+            layer = i9 & 255
+        if layer == 0:
+            return _normal_tail(key3, j, x)
+        u = _uniform(_word(key2, base + np.uint64(2 * a + 1)))
+        y = (_ZIG_FI[layer - 1] - _ZIG_FI[layer]) * u + _ZIG_FI[layer]
+        if y < np.exp(-0.5 * x * x):
+            return x
+    return x
+
+
+@njit(cache=True, inline="always")
+def _normal(key, key2, key3, j):
+    """Element ``j`` (uint64) of ``nn_noise.gaussian_noise(key)``, as float64."""
+    w = _word(key, j)
+    i9 = np.intp(w & np.uint64(0x1FF))
+    rabs = w >> np.uint64(12)
+    x = np.float64(rabs) * _SIGNED_WI[i9]
+    if rabs < _SIGNED_KI[i9]:
+        return x
+    return _normal_retry(key2, key3, j, i9 & 255, x)
+
+
+@njit(cache=True, nogil=True)
+def _fill_noise(keys, start, out):
+    """``out[i] = element start + i`` of the noise of ``keys = (key, key2, key3)``, rounded to out's dtype."""
+    key, key2, key3 = keys[0], keys[1], keys[2]
+    for i in range(out.shape[0]):
+        out[i] = _normal(key, key2, key3, np.uint64(start + i))
+
+
+def gaussian_noise(key, shape, dtype=np.float64):
+    """:func:`minirnn.nn.noise.gaussian_noise` (NumPy arrays), compiled and split over the kernel threads."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    if dtype not in _KERNEL_DTYPES:
+        return nn_noise.gaussian_noise(key, shape, dtype)
+    out = np.empty(n, dtype)
+    keys = np.array(nn_noise.stream_keys(key), np.uint64)
+    bounds = _even_split(n, max(1, min(n // 65536, num_threads())))
+    parallel_map(lambda c: _fill_noise(keys, bounds[c], out[bounds[c]:bounds[c + 1]]), len(bounds) - 1)
+    return out.reshape(shape)
+
+
+# ------------------------------------------------------------------ threads
+# The fused update splits the batch into fixed chunks of about CHUNK_TRIALS trials (a function of B
+# only, so results do not depend on the machine) and runs them on Python threads (the kernels release
+# the GIL), each calling single-threaded BLAS: at these sizes two one-thread products side by side
+# beat one two-thread product, and a busy core slows the update down instead of stalling OpenBLAS.
+
+CHUNK_TRIALS = 64
+_threads = None
+_pool = None
+
+
+def num_threads() -> int:
+    """Threads the kernels use: ``set_num_threads``, else ``MINIRNN_NUM_THREADS``, else the usable cores."""
+    if _threads is not None:
+        return _threads
+    env = os.environ.get("MINIRNN_NUM_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in the kernels (``None``: back to the default). Results do not depend on it."""
+    global _threads
+    if n is not None and (int(n) != n or n < 1):
+        raise ValueError(f"set_num_threads needs a positive integer or None, got {n!r}")
+    _threads = None if n is None else int(n)
+
+
+def _even_split(n, parts):
+    """``parts + 1`` boundaries splitting ``range(n)`` into nearly equal pieces."""
+    return [round(c * n / parts) for c in range(parts + 1)]
+
+
+def batch_chunks(B):
+    """Boundaries of the fused update's trial chunks: ``round(B / CHUNK_TRIALS)`` (at least 1) pieces."""
+    return _even_split(B, max(1, round(B / CHUNK_TRIALS)))
+
+
+def _scipy_blas():
+    """SciPy's OpenBLAS (the BLAS Numba's ``np.dot`` calls) as a threadpoolctl handle, or None."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    libs = [lib for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers
+            if "scipy.libs" in lib.filepath or "scipy/" in lib.filepath]
+    return libs[0] if libs else None
+
+
+_SCIPY_BLAS = []  # found on first use (threadpoolctl's library scan takes ~10 ms)
+
+
+def _single_threaded_scipy_blas():
+    """Keep SciPy's OpenBLAS at one thread (a process-wide setting; NumPy's own BLAS is untouched).
+
+    Two-thread OpenBLAS inside these kernels was measured 2-50x slower on 2 cores: its threads spin
+    against ours (and against any other process) and stay spinning for a while after each call, so
+    switching it to one thread per call and back was as bad. Numba's ``np.dot`` is the only heavy user
+    of this library in minirnn; ``scipy.linalg`` elsewhere in the process runs single-threaded too."""
+    if not _SCIPY_BLAS:
+        _SCIPY_BLAS.append(_scipy_blas())
+    lib = _SCIPY_BLAS[0]
+    if lib is not None and lib.get_num_threads() != 1:
+        lib.set_num_threads(1)
+
+
+def parallel_map(fn, n):
+    """``fn(0) ... fn(n - 1)`` on up to ``num_threads()`` threads (one BLAS thread each); waits."""
+    global _pool
+    _single_threaded_scipy_blas()
+    threads = min(n, num_threads())
+    if threads <= 1:
+        for c in range(n):
+            fn(c)
+        return
+    if _pool is None or _pool._max_workers < threads:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minirnn")
+    for f in [_pool.submit(fn, c) for c in range(n)]:
+        f.result()
+
+
 # ------------------------------------------------------------------ one fused training update
 # ``rate_loss_and_grads``: what ``Basic._loss_and_grads`` computes for the built-in MSE loss (and
-# the L2 firing-rate penalty), in one kernel, so that no whole-array code passes over (T, B, N)
-# arrays (measured at N_rec 50, B 128, T 200, float32: 0.5-0.7x the time of the unfused update).
-# Each step's input goes into the recurrent matmul: ``A[k] = [f(x_k) | u_k | 1]`` (B, N + I + 1)
-# times ``[W_alpha^T; (alpha W_in)^T; alpha b_rec]`` gives ``f(x_k) W_alpha^T + alpha drive_k`` in one
-# np.dot, and in the backward ``d_drive^T A`` gives ``[dW_rec | dW_in | db_rec]``, one np.dot per chunk
-# of 8 steps (the rows of A are contiguous over steps). The readout uses ``[W_out | 0 | b_out]`` the
-# same way, and ``[dW_out | . | db_out]`` is accumulated per step while r_{k+1} is in cache. f'(x) is
-# recomputed from the rates by the reference's formulas (stored for softplus, whose f' is not a
-# function of f). Gradient sums over steps are float64. Only summation order differs from the
-# reference (inside matmuls, the readout dot, and where alpha is applied to the drive).
+# the L2 firing-rate penalty), in one kernel per chunk of trials, so that no whole-array code passes
+# over (T, B, N) arrays. Each step's input goes into the recurrent matmul: ``A[k] = [f(x_k) | u_k | 1]``
+# (B, N + I + 1) times ``[W_alpha^T; (alpha W_in)^T; alpha b_rec]`` gives ``f(x_k) W_alpha^T + alpha
+# drive_k`` in one np.dot, and after the backward ``d_drive^T A`` over all steps gives ``[dW_rec | dW_in
+# | db_rec]`` in one np.dot. The readout uses ``[W_out | 0 | b_out]`` the same way, and ``[dW_out | . |
+# db_out]`` is accumulated per step while r_{k+1} is in cache. The noise is made where it is used
+# (``noise_mode`` 2) or read from an array (1). f'(x) is recomputed from the rates by the reference's
+# formulas (stored for softplus, whose f' is not a function of f). Sums over steps and chunks are
+# float64. Only summation order differs from the reference (inside matmuls, the readout dot, and where
+# alpha is applied to the drive).
 
 
 @njit(cache=True, inline="always")
@@ -386,13 +572,15 @@ def _add_into(acc, t):
             acc[i, j] += t[i, j]
 
 
-@njit(cache=True)
-def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, ns, noise, has_noise, u, y, mask,
-                         fr, has_fr, c2n, code, loss, r2, g_aug, g_out, d_x0):
-    """All K networks: forward, MSE, backward. ``u (Ku, B, T, I)``, ``y, mask (K?, B, T, O)`` batch-major
-    (leading axis 1 when shared). ``g_aug (K, N, N+I+1)``: ``[dW_rec | dW_in | db_rec]`` (float64);
-    ``g_out (K, O, N+I+1)``: ``[dW_out | . | db_out]``; both of the effective weights."""
-    K, B, N = x0.shape
+@njit(cache=True, nogil=True)
+def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, ns, noise_arr, noise_mode, keys,
+                          u, y, mask, fr, has_fr, c2n, code, b0, b1, loss, r2, g_aug, g_out, d_x0):
+    """Trials ``b0:b1`` of all K networks: forward, MSE, backward. ``u (Ku, B, T, I)``, ``y, mask (K?, B, T, O)``
+    batch-major (leading axis 1 when shared); ``noise_arr (K, T, B, N)`` (mode 1) or ``keys (K, 3)`` (mode 2).
+    Writes this chunk's ``loss, r2 (K,)``, ``g_aug (K, N, N+I+1)``: ``[dW_rec | dW_in | db_rec]`` and ``g_out
+    (K, O, N+I+1)``: ``[dW_out | . | db_out]`` (float64, of the effective weights), and ``d_x0[:, b0:b1]``."""
+    K, B_all, N = x0.shape
+    B = b1 - b0
     T, I, O = u.shape[2], u.shape[3], y.shape[3]
     M = N + I + 1
     dt = x0.dtype
@@ -402,36 +590,43 @@ def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, n
     A = np.empty((T + 1, B, M), dt)  # A[k] = [f(x_k) | u_k | 1]
     D = np.ones((T + 1 if sp else 1, B, N), dt)  # softplus: D[k] = f'(x_k)
     dZ = np.empty((T + 1, B, O), dt)  # dZ[k + 1] = dL/dz_k
+    DD = np.empty((T, B, N), dt)  # d_drive_k = alpha a_{k+1}
     x = np.empty((B, N), dt)
     acc = np.empty((B, N), dt)
-    CH = 8  # steps per matmul forming [dW_rec | dW_in | db_rec] (measured: 2.2 ms vs 3.7 per step at N 50)
-    DD = np.empty((CH, B, N), dt)  # d_drive_k of the steps of a chunk
-    DD2 = DD.reshape(CH * B, N)
+    carry = np.empty((B, N), dt)
     A2 = A.reshape((T + 1) * B, M)
+    DD2 = DD.reshape(T * B, N)
     tNM = np.empty((N, M), dt)
     tOM = np.empty((O, M), dt)
     for n in range(K):
         nu, ny, nm = min(n, u.shape[0] - 1), min(n, y.shape[0] - 1), min(n, mask.shape[0] - 1)
+        key, key2, key3 = keys[n, 0], keys[n, 1], keys[n, 2]
         for k in range(T + 1):
             for b in range(B):
                 for j in range(I):
-                    A[k, b, N + j] = u[nu, b, k, j] if k < T else zero
+                    A[k, b, N + j] = u[nu, b0 + b, k, j] if k < T else zero
                 A[k, b, N + I] = one
-        x[:, :] = x0[n]
         for b in range(B):
             for i in range(N):
+                x[b, i] = x0[n, b0 + b, i]
                 A[0, b, i] = _f1(x[b, i], code, one, zero)
                 if sp:
                     D[0, b, i] = one / (one + np.exp(-x[b, i]))
         # ---- forward, readout, loss
         loss_n, r2_n = 0.0, 0.0
         for k in range(T):
-            # f(x_k) W_alpha^T + alpha (u_k W_in^T + b_rec)
+            # x_{k+1} = decay x_k + f(x_k) W_alpha^T + alpha (u_k W_in^T + b_rec) + ns xi_k
             np.dot(A[k], W_aug_T[n], acc)
-            if has_noise:
+            if noise_mode == 2:
+                for b in range(B):
+                    j0 = (k * B_all + b0 + b) * N  # xi_k[b, i] is element (k, b, i) of the (T, B, N) block
+                    for i in range(N):
+                        xi = dt.type(_normal(key, key2, key3, np.uint64(j0 + i)))
+                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * xi
+            elif noise_mode == 1:
                 for b in range(B):
                     for i in range(N):
-                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * noise[n, k, b, i]
+                        x[b, i] = (decay[n, i] * x[b, i] + acc[b, i]) + ns[n, i] * noise_arr[n, k, b0 + b, i]
             else:
                 for b in range(B):
                     for i in range(N):
@@ -448,8 +643,8 @@ def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, n
             tOM[:, :] = 0
             for b in range(B):
                 for o in range(O):
-                    m = mask[nm, b, k, o]
-                    e = m * (_dot_row(A[k + 1, b], W_out_aug[n, o]) - y[ny, b, k, o])
+                    m = mask[nm, b0 + b, k, o]
+                    e = m * (_dot_row(A[k + 1, b], W_out_aug[n, o]) - y[ny, b0 + b, k, o])
                     loss_n += e * e
                     g = (c2n * m) * e
                     dZ[k + 1, b, o] = g
@@ -462,12 +657,10 @@ def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, n
                         r2_n += A[k + 1, b, i] * A[k + 1, b, i]
         loss[n], r2[n] = loss_n, r2_n
         # ---- backward through time: carry = dL/dx_{k+1} through later steps, then a_{k+1}, then dL/dx_k
-        carry = d_x0[n]
         carry[:, :] = 0
         for k in range(T - 1, -1, -1):
-            k0 = k - k % CH  # first step of this chunk
-            dd = DD[k - k0]
             kd = k if sp else 0  # D[kd]: f'(x_k) for softplus (not read otherwise)
+            dd = DD[k]
             # dX_k = (dz_k W_out + fr r_{k+1}) f'(x_{k+1});  a_{k+1} = dX_k + carry;  d_drive_k = alpha a_{k+1}
             for b in range(B):
                 acc[b, :] = 0
@@ -488,21 +681,23 @@ def _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, n
                 for i in range(N):
                     fp = _df1(A[k, b, i], D[kd, b, i], code, one, zero)
                     carry[b, i] = decay[n, i] * carry[b, i] + fp * acc[b, i]
-            # [dW_rec | dW_in | db_rec] += d_drive_k^T [f(x_k) | u_k | 1], one matmul per chunk of steps
-            if k == k0:
-                rows = (min(k0 + CH, T) - k0) * B
-                np.dot(DD2[:rows].T, A2[k0 * B:k0 * B + rows], tNM)
-                _add_into(g_aug[n], tNM)
-    return loss
+        # [dW_rec | dW_in | db_rec] = sum_k d_drive_k^T [f(x_k) | u_k | 1]: one matmul over all steps
+        np.dot(DD2.T, A2[:T * B], tNM)
+        _add_into(g_aug[n], tNM)
+        for b in range(B):
+            for i in range(N):
+                d_x0[n, b0 + b, i] = carry[b, i]
 
 
-def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None):
+def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None, noise_keys=None):
     """``Basic``'s objective (mean squared error, plus ``fr_coef * mean(f(X)^2)`` when given) and its
     gradients w.r.t. the effective weights, in one kernel.
 
     ``W_eff``: effective ``W_in, W_rec, W_out, b_rec, b_out, init_state`` (with leading axes);
     ``x (*lead?, B, T, N_in)``, ``y, mask (*lead?, B, T, N_out)`` batch-major as the user gives them;
-    ``alpha``, ``noise_scale``, ``noise``, ``act``: as :func:`rate_forward`; ``fr_coef``: shape lead.
+    ``alpha``, ``noise_scale``, ``noise``, ``act``: as :func:`rate_forward`; ``fr_coef``: shape lead;
+    ``noise_keys``: instead of ``noise``, one uint64 key per network (shape lead) whose
+    :func:`minirnn.nn.noise.gaussian_noise` the kernel makes step by step.
     Returns ``(value (lead), {name: dL/d(effective name)})``; weight penalties are the caller's.
     """
     W_rec = W_eff["W_rec"]
@@ -523,12 +718,16 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     W_out_aug = W_out_aug.reshape(K, O, N + I + 1)
     W_alpha = np.ascontiguousarray(W_alpha).reshape(K, N, N)
     W_out = _flat(W_eff["W_out"], lead, (O, N), dtype)
-    has_noise = noise is not None
-    if has_noise:
+    noise_mode = 2 if noise_keys is not None else int(noise is not None)
+    keys = np.zeros((K, 3), np.uint64)
+    noise_f = np.empty((1, 1, 1, 1), dtype)  # not read unless noise_mode 1
+    ns = alpha_f  # not read without noise
+    if noise_mode:
         ns = _flat(noise_scale, lead, (1, N), dtype)[:, 0]
+    if noise_mode == 2:
+        keys[:] = [nn_noise.stream_keys(k) for k in np.broadcast_to(np.asarray(noise_keys, np.uint64), lead).ravel()]
+    elif noise_mode == 1:
         noise_f = _flat(noise, lead, (T, B, N), dtype)
-    else:
-        ns, noise_f = alpha_f, np.empty((1, 1, 1, 1), dtype)  # not read
     batch = lambda a, tail: np.ascontiguousarray(a, dtype=dtype).reshape(-1, B, T, tail)  # noqa: E731
     u_f, y_f, m_f = batch(x, I), batch(y, O), batch(mask, O)
     has_fr = fr_coef is not None
@@ -536,11 +735,20 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     # the reference's dL/dr = (2 c / n) r, in the model's dtype
     fr = _flat(2 * fr_coef / n_rates, lead, (), dtype) if has_fr else np.zeros(K, dtype)
     c2n = dtype.type(2 / (T * B * O))
-    loss, r2 = np.zeros(K), np.zeros(K)
-    g_aug, g_out = np.zeros((K, N, N + I + 1)), np.zeros((K, O, N + I + 1))
+    bounds = batch_chunks(B)
+    C = len(bounds) - 1
+    loss, r2 = np.zeros((C, K)), np.zeros((C, K))
+    g_aug, g_out = np.zeros((C, K, N, N + I + 1)), np.zeros((C, K, O, N + I + 1))
     d_x0 = np.zeros((K, B, N), dtype)
-    _loss_and_grads_loop(W_aug_T, W_alpha, W_out_aug, W_out, x0_f, alpha_f, decay, ns, noise_f, has_noise,
-                         u_f, y_f, m_f, fr, has_fr, c2n, act.code, loss, r2, g_aug, g_out, d_x0)
+
+    def run(c):
+        _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0_f, alpha_f, decay, ns, noise_f, noise_mode,
+                              keys, u_f, y_f, m_f, fr, has_fr, c2n, act.code, bounds[c], bounds[c + 1],
+                              loss[c], r2[c], g_aug[c], g_out[c], d_x0)
+
+    if T > 0 and B > 0:
+        parallel_map(run, C)
+    loss, r2, g_aug, g_out = loss.sum(0), r2.sum(0), g_aug.sum(0), g_out.sum(0)
     value = (loss / (T * B * O)).astype(dtype).reshape(lead)
     if has_fr:
         value = value + fr_coef * (r2 / n_rates).astype(dtype).reshape(lead)
@@ -552,27 +760,5 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     return value, {name: np.ascontiguousarray(g) for name, g in grads.items()}
 
 
-# ------------------------------------------------------------------ noise
-# float64: Numba's Generator support reproduces NumPy's ziggurat bit for bit (checked on 10^8 draws)
-# and draws ~15-25 % faster (CPU time, shared 2-core AMD EPYC). float32: Numba's ziggurat does the
-# wedge test in float32 where NumPy's C does it with a double ``exp``, so the streams part after
-# about a million draws (seed 5: draw 1,321,334), and it was no faster here, so float32 (and any
-# other dtype) is NumPy's own draw.
-
-
-@njit(cache=True)
-def _standard_normal_f64(rng, n):
-    return rng.standard_normal(n)
-
-
-def standard_normal(rng, shape, dtype=np.float64):
-    """``rng.standard_normal(shape, dtype=dtype)``: the same numbers, and the same state after."""
-    dtype = np.dtype(dtype)
-    if dtype != np.float64:
-        return rng.standard_normal(shape, dtype=dtype)
-    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
-    return _standard_normal_f64(rng, int(np.prod(shape, dtype=np.int64))).reshape(shape)
-
-
 KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "rate_loss_and_grads": rate_loss_and_grads,
-           "standard_normal": standard_normal}
+           "gaussian_noise": gaussian_noise}

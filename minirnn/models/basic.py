@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dynamics import rate
 from ..errors import ParameterError, ShapeError
-from ..nn import losses, regularizers
+from ..nn import losses, noise, regularizers
 from ..nn.constraints import dale_signs, effective_weight_backward
 from ..nn.initializers import GaussianSpectralRadius, WeightInitializer
 from .rnn import RNN
@@ -150,22 +150,26 @@ class Basic(RNN):
         self.reg_coefs = {k: self.xp.asarray(c, dtype=self.dtype) for k, c in coefs.items() if np.any(c != 0)}
 
     # ---- forward ------------------------------------------------------------------------------
-    def _draw_noise(self, rng, T, B):
+    def _noise_keys(self, rng):
+        """One noise key per forward pass from the noise Generator ``rng`` (a list of them for an ensemble:
+        a flat list of keys, one per network); see :mod:`minirnn.nn.noise`."""
+        return [noise.draw_key(r) for r in rng] if isinstance(rng, list) else noise.draw_key(rng)
+
+    def _noise_from_keys(self, keys, T, B):
         """Standard normals ``xi`` of shape (*lead, T, B, N_rec), time-major (DESIGN.md §5)."""
-        draw = self.backend.kernels.get("standard_normal")
-        shape = (T, B, self.N_rec)
-        if isinstance(rng, list):  # an ensemble: each network draws from its own stream
-            return self.xp.stack([self._draw_noise(r, T, B) for r in rng])
+        if isinstance(keys, list):  # an ensemble: each network its own key
+            return self.xp.stack([self._noise_from_keys(k, T, B) for k in keys])
+        draw = self.backend.kernels.get("gaussian_noise")
         if draw is None:
-            return self.xp.asarray(rng.standard_normal(shape, dtype=self.dtype))
-        return draw(rng, shape, self.dtype)
+            return noise.gaussian_noise(keys, (T, B, self.N_rec), self.dtype, self.xp)
+        return draw(keys, (T, B, self.N_rec), self.dtype)
 
     def _noise(self, noise_rng, T, B):
         """The noise ``xi`` of one forward: None, or (*lead, T, B, N_rec) standard normals."""
         if hasattr(noise_rng, "shape"):  # explicit standard normals (*lead, T, B, N_rec): equivalence tests
             return self.xp.asarray(noise_rng, dtype=self.dtype)
         if noise_rng is not None and self.has_noise:
-            return self._draw_noise(noise_rng, T, B)
+            return self._noise_from_keys(self._noise_keys(noise_rng), T, B)
         return None
 
     def _forward(self, x, noise_rng=None, perturb=None):
@@ -179,9 +183,9 @@ class Basic(RNN):
         drive = drive.reshape(drive.shape[:-2] + (T, B, self.N_rec))
         if perturb is not None and getattr(perturb, "inject", None) is not None:
             drive = drive + perturb.inject
-        noise = self._noise(noise_rng, T, B)
+        xi = self._noise(noise_rng, T, B)
         forward = self.backend.kernels.get("rate_forward", rate.recur_forward)
-        X = forward(W["W_rec"], drive, W["init_state"], self.alpha, self.noise_scale, noise, act, perturb)
+        X = forward(W["W_rec"], drive, W["init_state"], self.alpha, self.noise_scale, xi, act, perturb)
         R = act.f(X)  # rates r_{k+1} = f(x_{k+1})
         # z_k = f(x_{k+1}) @ W_out_eff^T + b_out
         Z = (rows(R) @ mT(W["W_out"]) + W["b_out"][..., None, :]).reshape(X.shape[:-1] + (self.N_out,))
@@ -245,9 +249,14 @@ class Basic(RNN):
         """``_loss_and_grads`` by the backend's fused kernel: effective-weight gradients from the kernel,
         weight penalties and the constraint adjoints as below."""
         W = self.effective_weights()
-        noise = self._noise(noise_rng, x.shape[-2], x.shape[-3])
-        value, g = self.backend.kernels["rate_loss_and_grads"](W, x, y, mask, self.alpha, self.noise_scale, noise,
-                                                               self.activation, self.reg_coefs.get("L2_firing_rate"))
+        xi, keys = None, None  # explicit noise (equivalence tests), or keys the kernel makes its noise from
+        if hasattr(noise_rng, "shape"):
+            xi = self._noise(noise_rng, x.shape[-2], x.shape[-3])
+        elif noise_rng is not None and self.has_noise:
+            keys = self._noise_keys(noise_rng)
+        value, g = self.backend.kernels["rate_loss_and_grads"](W, x, y, mask, self.alpha, self.noise_scale, xi,
+                                                               self.activation, self.reg_coefs.get("L2_firing_rate"),
+                                                               noise_keys=keys)
         reg_value, dW_eff = regularizers.weight_penalties(W, self.reg_coefs)
         for name in self.constrained:
             dW = g[name] + dW_eff[name] if name in dW_eff else g[name]

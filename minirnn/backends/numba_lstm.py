@@ -1,0 +1,263 @@
+"""Numba mirrors of :mod:`minirnn.dynamics.lstm`: the LSTM's time loop, forward and backward.
+
+``KERNELS`` replaces ``lstm_forward`` / ``lstm_backward`` with the same signatures and return
+values (DESIGN.md §6, STYLE.md P6); :class:`~minirnn.models.lstm.LSTM` looks them up by name. One
+step, as in the reference (gates stacked ``f, i, c, o``)::
+
+    a_k = h_k @ W_h^T + drive_k;  f, i, o = sigmoid(a_f, a_i, a_o);  g = tanh(a_c)
+    c_{k+1} = f c_k + i g;        h_{k+1} = o phi(c_{k+1})
+
+Each public function is a thin Python wrapper. It sends to the vectorised reference what the
+kernels cannot take: a perturbation (``W_mask``, clamps), a cell activation without an integer
+``code`` (a user ``(f, df)`` pair), arrays that are not all NumPy float32 or all float64, an empty
+time, batch or unit axis, and everything when SciPy (the BLAS behind Numba's ``np.dot``) is
+missing. Otherwise it flattens the leading network axes ``*lead`` to one axis ``K``, broadcasts
+``h0``/``c0`` to ``(K, B, N)``, makes every array C-contiguous and calls one ``@njit`` kernel
+that runs all ``K`` networks and all ``T`` steps: one ``np.dot`` per step into a preallocated
+``(B, 4N)`` or ``(B, N)`` buffer, then fused loops over each batch row for the four gates and the
+cell (forward) or their adjoints (backward). No allocation per step, no Python per step.
+
+The elementwise work is the reference's formulas in the reference's order and in the input's
+dtype (``phi`` by code: relu 0, tanh 1, sigmoid 2, softplus 3, linear 4), with one exception:
+``sigmoid`` and ``tanh`` go through a branch-free ``exp`` of our own (below; within 3 ulp, as
+NumPy's), because Numba's libm calls do not vectorise. So the numbers differ from the reference
+by a few ulp per gate and by the summation order inside the matmul (another BLAS). One
+structure at every ``N`` (measured: ``benchmarks/bench_lstm.py``, one BLAS thread).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from ..dynamics import lstm as reference
+from .numba_kernels import _single_threaded_scipy_blas, njit
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Numba's np.dot calls SciPy's BLAS; without SciPy the kernels cannot compile.
+HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+
+RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
+
+
+# ------------------------------------------------------------------ exp, sigmoid, tanh that vectorise
+# Numba's np.exp / np.tanh call libm one number at a time (tanhf ~20 ns, expf ~7 ns here), which made
+# the fused gate loop 2.5x slower than the reference's SIMD ufuncs. These are branch-free, so LLVM
+# vectorises the loops that call them (~1.2-1.5 ns per float32 sigmoid or tanh): x = n ln2 + r with
+# |r| <= ln2 / 2 (Cody-Waite), e^r - 1 by its Taylor polynomial (to r^7 in float32, r^13 in float64),
+# 2^n from its exponent bits, x clamped so that 2^n stays a normal number (e^x then saturates at
+# about 1e-38 / 1e38 in float32, 1e-308 / 1e308 in float64: sigmoid and tanh saturate long before).
+# Within 3 ulp of the exact values, as NumPy's own (tests/test_backends_lstm.py).
+
+LN2_HI, LN2_LO = 0.693145751953125, 1.42860682030941723212e-6  # ln 2 = LN2_HI + LN2_LO; n LN2_HI is exact
+_EXP_FORMATS = {  # int type, mantissa bits, exponent bias, Taylor degree, clamp of x
+    "float32": (np.int32, 23, 127, 7, (-87.0, 88.0)),
+    "float64": (np.int64, 52, 1023, 13, (-708.0, 709.0)),
+}
+
+
+def _exp_parts(x):
+    """``(2^n, e^r - 1)`` with ``x = n ln2 + r``, so that ``e^x = 2^n (1 + q)`` (the NumPy meaning;
+    inside kernels, the branch-free implementation below for x's dtype)."""
+    n = np.floor(x / np.log(2) + 0.5)
+    return 2.0 ** n, np.expm1(x - n * np.log(2))
+
+
+@overload(_exp_parts, jit_options={"error_model": "numpy"})
+def _exp_parts_kernel(x):
+    f = np.float32 if x == types.float32 else np.float64
+    i, bits, bias, degree, (lo, hi) = _EXP_FORMATS[np.dtype(f).name]
+    coefs = tuple(f(1 / math.factorial(k)) for k in range(degree, 0, -1))  # 1/degree!, ..., 1/1!
+    lo, hi, log2e, ln2_hi, ln2_lo, half, zero = (f(v) for v in (lo, hi, 1 / np.log(2), LN2_HI, LN2_LO, 0.5, 0))
+    bias = i(bias)
+
+    def impl(x):
+        x = min(max(x, lo), hi)
+        n = np.floor(x * log2e + half)
+        r = (x - n * ln2_hi) - n * ln2_lo
+        q = zero
+        for c in coefs:  # Horner: q = r (1 + r (1/2 + r (1/6 + ...))) = e^r - 1
+            q = (q + c) * r
+        return i((i(n) + bias) << bits).view(f), q  # 2^n: exponent field n + bias, mantissa 0
+
+    return impl
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _sigmoid(x, one):  # 1 / (1 + e^-x)
+    s, q = _exp_parts(-x)
+    return one / (one + (s + s * q))
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _tanh(x, one):  # tanh|x| = -t / (2 + t) with t = e^(-2|x|) - 1, accurate near 0 too
+    s, q = _exp_parts(-(abs(x) + abs(x)))
+    t = s * q + (s - one)
+    return np.copysign(-t / (one + one + t), x)
+
+
+# ------------------------------------------------------------------ phi and phi' over one row
+# One loop per cell activation (the branch outside the loop, so that each loop vectorises).
+# ``one`` and ``zero`` carry the array's dtype: an int literal would promote float32 to float64.
+
+
+@njit(cache=True, error_model="numpy")
+def _phi_row(c, code, one, zero, p, dp):
+    """``p = phi(c)``, ``dp = phi'(c)`` on (N,) rows, by the formulas of :mod:`minirnn.nn.activations`."""
+    N = c.shape[0]
+    if code == TANH:  # phi' = 1 - tanh(c)^2
+        for j in range(N):
+            t = _tanh(c[j], one)
+            p[j], dp[j] = t, one - t * t
+    elif code == SIGMOID:  # phi' = s (1 - s)
+        for j in range(N):
+            s = _sigmoid(c[j], one)
+            p[j], dp[j] = s, s * (one - s)
+    elif code == RELU:  # phi' = 1[c > 0]
+        for j in range(N):
+            p[j], dp[j] = (c[j] if c[j] > zero else zero), (one if c[j] > zero else zero)
+    elif code == SOFTPLUS:  # log(1 + e^c) = max(c, 0) + log1p(e^-|c|);  phi' = sigmoid(c)
+        for j in range(N):
+            v = c[j]
+            p[j], dp[j] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v))), _sigmoid(v, one)
+    else:  # linear
+        for j in range(N):
+            p[j], dp[j] = c[j], one
+
+
+# ------------------------------------------------------------------ forward and backward, side by side
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_loop(W_h, drive, h0, c0, code, H, C, G):
+    """All K networks, all T steps. ``W_h (K, 4N, N)``, ``drive, G (K, T, B, 4N)``, ``H, C (K, T, B, N)``."""
+    K, T, B, N4 = drive.shape
+    N = N4 // 4
+    one = drive.dtype.type(1)
+    zero = one - one
+    a = np.empty((B, N4), drive.dtype)  # h_k @ W_h^T, all four gates
+    p, dp = np.empty(N, drive.dtype), np.empty(N, drive.dtype)  # phi(c_{k+1}) of one row (dp unused)
+    for n in range(K):
+        W_hT = W_h[n].T  # (N, 4N), F-contiguous: BLAS reads it transposed, no copy
+        for k in range(T):
+            h_prev = h0[n] if k == 0 else H[n, k - 1]
+            c_prev = c0[n] if k == 0 else C[n, k - 1]
+            np.dot(h_prev, W_hT, a)  # (B, 4N)
+            for b in range(B):
+                ab, db, gb = a[b], drive[n, k, b], G[n, k, b]
+                f, i, g, o = gb[:N], gb[N:2 * N], gb[2 * N:3 * N], gb[3 * N:]
+                # a_k = h_k W_h^T + drive_k;  f, i = sigmoid(a_f, a_i);  g = tanh(a_c);  o = sigmoid(a_o)
+                for j in range(2 * N):
+                    gb[j] = _sigmoid(ab[j] + db[j], one)
+                for j in range(2 * N, 3 * N):
+                    gb[j] = _tanh(ab[j] + db[j], one)
+                for j in range(3 * N, N4):
+                    gb[j] = _sigmoid(ab[j] + db[j], one)
+                c, h, cp = C[n, k, b], H[n, k, b], c_prev[b]
+                for j in range(N):
+                    c[j] = f[j] * cp[j] + i[j] * g[j]  # c_{k+1} = f c_k + i g
+                _phi_row(c, code, one, zero, p, dp)
+                for j in range(N):
+                    h[j] = o[j] * p[j]  # h_{k+1} = o phi(c_{k+1})
+    return H, C, G
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_loop(W_h, C, G, c0, dH, code, dA, dh0, dc0):
+    """All K networks, all T steps backwards. ``dh0``, ``dc0 (K, B, N)`` hold the carries
+    ``dL/dh_{k+1}``, ``dL/dc_{k+1}`` through later steps, and end as ``dL/dh_0``, ``dL/dc_0``."""
+    K, T, B, N4 = G.shape
+    N = N4 // 4
+    one = G.dtype.type(1)
+    zero = one - one
+    p, dp = np.empty(N, G.dtype), np.empty(N, G.dtype)  # phi(c_{k+1}), phi'(c_{k+1}) of one row
+    for n in range(K):
+        dh_carry, dc_carry = dh0[n], dc0[n]
+        dh_carry[:, :] = 0  # nothing arrives after the last step
+        dc_carry[:, :] = 0
+        for k in range(T - 1, -1, -1):
+            c_prev = c0[n] if k == 0 else C[n, k - 1]
+            for b in range(B):
+                gb, da, cp, dhc, dcc = G[n, k, b], dA[n, k, b], c_prev[b], dh_carry[b], dc_carry[b]
+                f, i, g, o = gb[:N], gb[N:2 * N], gb[2 * N:3 * N], gb[3 * N:]
+                _phi_row(C[n, k, b], code, one, zero, p, dp)
+                dh_k = dH[n, k, b]
+                for j in range(N):
+                    dh = dh_k[j] + dhc[j]
+                    # h_{k+1} = o phi(c_{k+1})  =>  dc_{k+1} += dh o phi'(c_{k+1});  do = dh phi(c_{k+1})
+                    dc = dcc[j] + dh * o[j] * dp[j]
+                    # c_{k+1} = f c_k + i g  =>  df = dc c_k, di = dc g, dg = dc i; then through the
+                    # gate nonlinearities: sigmoid' = s (1 - s), tanh' = 1 - g^2
+                    da[j] = (dc * cp[j]) * (f[j] * (one - f[j]))
+                    da[N + j] = (dc * g[j]) * (i[j] * (one - i[j]))
+                    da[2 * N + j] = (dc * i[j]) * (one - g[j] * g[j])
+                    da[3 * N + j] = (dh * p[j]) * (o[j] * (one - o[j]))
+                    dcc[j] = dc * f[j]  # c_{k+1} = f c_k + ...  =>  dc_k = dc f
+            np.dot(dA[n, k], W_h[n], dh_carry)  # a_k = h_k W_h^T + ...  =>  dh_k = dA_k W_h
+    return dA, dh0, dc0
+
+
+# ------------------------------------------------------------------ dispatch
+
+
+def _kernel_dtype(*arrays):
+    """The common dtype when every array is a NumPy float32 (or every one float64), else None."""
+    if not HAVE_BLAS or not all(isinstance(a, np.ndarray) for a in arrays):
+        return None
+    dtypes = {a.dtype for a in arrays}
+    return dtypes.pop() if len(dtypes) == 1 and arrays[0].dtype in _KERNEL_DTYPES else None
+
+
+def _flat(a, lead, tail):
+    """``a`` broadcast to ``(*lead, *tail)``, as a writeable C-contiguous ``(K, *tail)`` array."""
+    shape = (*lead, *tail)
+    if a.shape != shape:
+        a = np.broadcast_to(a, shape)
+    a = np.ascontiguousarray(a)
+    if not a.flags.writeable:  # a read-only array would compile a second signature
+        a = a.copy()
+    return a.reshape(int(np.prod(lead, dtype=np.int64)), *tail)
+
+
+def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
+    """:func:`minirnn.dynamics.lstm.lstm_forward`, with the time loop compiled (same arguments)."""
+    code = getattr(cell_act, "code", None)
+    dtype = _kernel_dtype(W_h, drive, h0, c0)
+    *lead, T, B, N4 = drive.shape
+    if perturb is not None or code is None or dtype is None or 0 in (T, B, N4):
+        return reference.lstm_forward(W_h, drive, h0, c0, cell_act, perturb)
+    lead, N = tuple(lead), N4 // 4
+    H = np.empty((*lead, T, B, N), dtype)
+    C = np.empty_like(H)
+    G = np.empty(drive.shape, dtype)
+    K = int(np.prod(lead, dtype=np.int64))
+    _single_threaded_scipy_blas()  # see numba_kernels: two-thread OpenBLAS inside kernels collapses
+    _forward_loop(_flat(W_h, lead, (N4, N)), _flat(drive, lead, (T, B, N4)), _flat(h0, lead, (B, N)),
+                  _flat(c0, lead, (B, N)), code, H.reshape(K, T, B, N), C.reshape(K, T, B, N),
+                  G.reshape(K, T, B, N4))
+    return H, C, G
+
+
+def lstm_backward(W_h, H, C, G, h0, c0, dH, cell_act):
+    """:func:`minirnn.dynamics.lstm.lstm_backward`, with the time loop compiled (same arguments)."""
+    code = getattr(cell_act, "code", None)
+    dtype = _kernel_dtype(W_h, H, C, G, h0, c0, dH)
+    *lead, T, B, N = H.shape
+    if code is None or dtype is None or 0 in (T, B, N):
+        return reference.lstm_backward(W_h, H, C, G, h0, c0, dH, cell_act)
+    lead = tuple(lead)
+    dA = np.empty((*lead, T, B, 4 * N), dtype)
+    dh0 = np.empty((*lead, B, N), dtype)
+    dc0 = np.empty_like(dh0)
+    K = int(np.prod(lead, dtype=np.int64))
+    _single_threaded_scipy_blas()
+    _backward_loop(_flat(W_h, lead, (4 * N, N)), _flat(C, lead, (T, B, N)), _flat(G, lead, (T, B, 4 * N)),
+                   _flat(c0, lead, (B, N)), _flat(dH, lead, (T, B, N)), code, dA.reshape(K, T, B, 4 * N),
+                   dh0.reshape(K, B, N), dc0.reshape(K, B, N))
+    return dA, dh0, dc0
+
+
+KERNELS = {"lstm_forward": lstm_forward, "lstm_backward": lstm_backward}
