@@ -218,7 +218,7 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     model : class, optional
         The model class (default :class:`minirnn.Basic`).
     blas_threads : int
-        BLAS threads inside each task (1: one task per core).
+        BLAS threads, and threads of the numba kernels, inside each task (1: one task per core).
 
     Returns
     -------
@@ -666,10 +666,24 @@ def _log(spec, seed, event):
 
 @contextmanager
 def _blas_threads(n):
+    """BLAS threads, and the numba kernels' threads, limited to ``n`` inside one sweep task."""
+    from .backends import numba_available, set_num_threads
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        yield
-        return
-    with threadpool_limits(int(n)):
-        yield
+        threadpool_limits = None
+    if numba_available():
+        from .backends import numba_kernels
+
+        before = numba_kernels._threads
+        set_num_threads(int(n))
+    try:
+        if threadpool_limits is None:
+            yield
+        else:
+            with threadpool_limits(int(n)):
+                yield
+    finally:
+        if numba_available():
+            set_num_threads(before)

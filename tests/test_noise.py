@@ -111,3 +111,16 @@ def test_whole_array_path_for_other_array_modules():
     key = np.uint64(31337)
     np.testing.assert_array_equal(noise.gaussian_noise(key, (40, 64, 50), np.float32, xp=other),
                                   noise.gaussian_noise(key, (40, 64, 50), np.float32))
+
+
+def test_public_set_num_threads():
+    nk = pytest.importorskip("minirnn.backends.numba_kernels")
+    from minirnn.backends import set_num_threads
+
+    try:
+        set_num_threads(1)
+        assert nk.num_threads() == 1
+    finally:
+        set_num_threads(None)
+    with pytest.raises(ValueError, match="positive integer"):
+        set_num_threads(-2)

@@ -100,3 +100,15 @@ def get_backend(name: str = "auto") -> Backend:
             'pip install "minirnn[cuda12]" (cupy-cuda12x) or "minirnn[cuda13]" (cupy-cuda13x).'
         )
     return _cupy_backend()
+
+
+def set_num_threads(n) -> None:
+    """Threads the numba kernels use (``None``: ``MINIRNN_NUM_THREADS``, else every usable core).
+
+    Results do not depend on it: the fused update splits a batch into chunks by batch size only.
+    A sweep that runs one worker process per core should set 1. Without Numba this does nothing.
+    """
+    if numba_available():
+        from . import numba_kernels
+
+        numba_kernels.set_num_threads(n)

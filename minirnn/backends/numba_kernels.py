@@ -1,8 +1,9 @@
 """Numba mirrors of :mod:`minirnn.dynamics.rate`: the rate RNN's time loop, forward and backward.
 
 ``KERNELS`` replaces ``recur_forward`` / ``recur_backward`` with the same signatures and return
-values (DESIGN.md §6, STYLE.md P6), plus ``standard_normal`` (the same stream as NumPy's, §5;
-compiled for float64 only, see below).
+values (DESIGN.md §6, STYLE.md P6), adds ``rate_loss_and_grads`` (a whole training update of
+``Basic`` in one pass, below) and ``gaussian_noise`` (the counter-based noise of
+:mod:`minirnn.nn.noise`, compiled).
 
 Each public function is a thin Python wrapper. It validates nothing the reference does not; it
 sends what kernels cannot take (a perturbation, a user ``(f, df)`` pair, a dtype other than
@@ -11,18 +12,19 @@ one axis ``K``, broadcasts ``x0``, ``alpha`` and ``noise_scale`` to explicit sha
 array C-contiguous and calls a kernel. Inside kernels the transfer function is its integer
 ``Activation.code`` (relu 0, tanh 1, sigmoid 2, softplus 3, linear 4).
 
-Two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
+``rate_forward`` / ``rate_backward`` (used by ``test``, the simulator and the unfused update) have
+two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
 
 - ``N <= WHOLE_LOOP_MAX_N``: one ``@njit`` kernel runs the whole time loop: one ``np.dot`` per step
   (Numba calls SciPy's BLAS) into a scratch buffer, then fused elementwise passes that form
   ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step allocation and no Python per step,
   which is what costs at small ``N``.
-- larger ``N``: a Python loop of NumPy matmuls (NumPy's BLAS, which threads well; SciPy's
-  OpenBLAS behind Numba's ``np.dot`` collapses with two threads at N = 256) with the same fused
-  elementwise pass as a small ``@njit`` step kernel.
+- larger ``N``: a Python loop of NumPy matmuls (NumPy's BLAS) with the same fused elementwise pass
+  as a small ``@njit`` step kernel.
 
-Both give the reference's numbers up to the summation order inside the matmul: the elementwise
-work is done in the reference's order and in the input's dtype.
+The fused update splits the batch into chunks of trials run on threads (see "threads" below).
+All give the reference's numbers up to the summation order inside matmuls: the elementwise work is
+done in the reference's order and in the input's dtype.
 """
 from __future__ import annotations
 
