@@ -159,7 +159,6 @@ def gaussian_noise(key, shape, dtype=np.float64, xp=np):
     fi = xp.asarray(ZIG_FI)
     # rejected first tries: round a takes word 2a (a new candidate from round 1 on) and word 2a+1
     # (the wedge's uniform) of the element's retry stream; layer 0 leaves for the tail instead.
-    layer, x_p = None, None
     for a in range(MAX_RETRIES):
         if pending.size == 0:
             break
