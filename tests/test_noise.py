@@ -124,3 +124,17 @@ def test_public_set_num_threads():
         set_num_threads(None)
     with pytest.raises(ValueError, match="positive integer"):
         set_num_threads(-2)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_kernels_work_in_a_forked_child():
+    """The kernels' thread pool is not inherited by a forked child (it would hang there)."""
+    import multiprocessing as mp
+
+    nk = pytest.importorskip("minirnn.backends.numba_kernels")
+    key = np.uint64(5)
+    want = nk.gaussian_noise(key, 300_000)  # creates the pool in this process
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(nk.gaussian_noise, (key, 300_000)).get(timeout=120)
+    np.testing.assert_array_equal(got, want)

@@ -444,6 +444,16 @@ _threads = None
 _pool = None
 
 
+def _forget_pool_after_fork():
+    # A forked child has none of the parent's threads: a pool inherited from it would never run anything.
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def num_threads() -> int:
     """Threads the kernels use: ``set_num_threads``, else ``MINIRNN_NUM_THREADS``, else the usable cores."""
     if _threads is not None:
