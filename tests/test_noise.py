@@ -138,3 +138,13 @@ def test_kernels_work_in_a_forked_child():
     with ctx.Pool(1) as pool:
         got = pool.apply_async(nk.gaussian_noise, (key, 300_000)).get(timeout=120)
     np.testing.assert_array_equal(got, want)
+
+
+def test_bad_thread_count_in_the_environment_is_named(monkeypatch):
+    nk = pytest.importorskip("minirnn.backends.numba_kernels")
+    monkeypatch.setattr(nk, "_threads", None)
+    monkeypatch.setenv("MINIRNN_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="MINIRNN_NUM_THREADS.*'two'"):
+        nk.num_threads()
+    monkeypatch.setenv("MINIRNN_NUM_THREADS", "3")
+    assert nk.num_threads() == 3

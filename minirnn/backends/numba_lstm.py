@@ -34,7 +34,7 @@ from numba import types
 from numba.extending import overload
 
 from ..dynamics import lstm as reference
-from .numba_kernels import _single_threaded_scipy_blas, njit
+from .numba_kernels import _flat, _single_threaded_scipy_blas, njit
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Numba's np.dot calls SciPy's BLAS; without SciPy the kernels cannot compile.
@@ -211,17 +211,6 @@ def _kernel_dtype(*arrays):
     return dtypes.pop() if len(dtypes) == 1 and arrays[0].dtype in _KERNEL_DTYPES else None
 
 
-def _flat(a, lead, tail):
-    """``a`` broadcast to ``(*lead, *tail)``, as a writeable C-contiguous ``(K, *tail)`` array."""
-    shape = (*lead, *tail)
-    if a.shape != shape:
-        a = np.broadcast_to(a, shape)
-    a = np.ascontiguousarray(a)
-    if not a.flags.writeable:  # a read-only array would compile a second signature
-        a = a.copy()
-    return a.reshape(int(np.prod(lead, dtype=np.int64)), *tail)
-
-
 def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
     """:func:`minirnn.dynamics.lstm.lstm_forward`, with the time loop compiled (same arguments)."""
     code = getattr(cell_act, "code", None)
@@ -235,9 +224,9 @@ def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
     G = np.empty(drive.shape, dtype)
     K = int(np.prod(lead, dtype=np.int64))
     _single_threaded_scipy_blas()  # see numba_kernels: two-thread OpenBLAS inside kernels collapses
-    _forward_loop(_flat(W_h, lead, (N4, N)), _flat(drive, lead, (T, B, N4)), _flat(h0, lead, (B, N)),
-                  _flat(c0, lead, (B, N)), code, H.reshape(K, T, B, N), C.reshape(K, T, B, N),
-                  G.reshape(K, T, B, N4))
+    flat = lambda a, *tail: _flat(a, lead, tail, dtype)  # noqa: E731  (K, *tail), C order
+    _forward_loop(flat(W_h, N4, N), flat(drive, T, B, N4), flat(h0, B, N), flat(c0, B, N), code,
+                  H.reshape(K, T, B, N), C.reshape(K, T, B, N), G.reshape(K, T, B, N4))
     return H, C, G
 
 
@@ -254,9 +243,9 @@ def lstm_backward(W_h, H, C, G, h0, c0, dH, cell_act):
     dc0 = np.empty_like(dh0)
     K = int(np.prod(lead, dtype=np.int64))
     _single_threaded_scipy_blas()
-    _backward_loop(_flat(W_h, lead, (4 * N, N)), _flat(C, lead, (T, B, N)), _flat(G, lead, (T, B, 4 * N)),
-                   _flat(c0, lead, (B, N)), _flat(dH, lead, (T, B, N)), code, dA.reshape(K, T, B, 4 * N),
-                   dh0.reshape(K, B, N), dc0.reshape(K, B, N))
+    flat = lambda a, *tail: _flat(a, lead, tail, dtype)  # noqa: E731
+    _backward_loop(flat(W_h, 4 * N, N), flat(C, T, B, N), flat(G, T, B, 4 * N), flat(c0, B, N), flat(dH, T, B, N),
+                   code, dA.reshape(K, T, B, 4 * N), dh0.reshape(K, B, N), dc0.reshape(K, B, N))
     return dA, dh0, dc0
 
 
