@@ -667,17 +667,13 @@ def _log(spec, seed, event):
 @contextmanager
 def _blas_threads(n):
     """BLAS threads, and the numba kernels' threads, limited to ``n`` inside one sweep task."""
-    from .backends import numba_available, set_num_threads
+    from .backends import set_num_threads
 
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         threadpool_limits = None
-    if numba_available():
-        from .backends import numba_kernels
-
-        before = numba_kernels._threads
-        set_num_threads(int(n))
+    before = set_num_threads(int(n))
     try:
         if threadpool_limits is None:
             yield
@@ -685,5 +681,4 @@ def _blas_threads(n):
             with threadpool_limits(int(n)):
                 yield
     finally:
-        if numba_available():
-            set_num_threads(before)
+        set_num_threads(before)

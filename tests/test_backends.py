@@ -23,6 +23,7 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 from minirnn.backends import get_backend, numba_kernels as nk  # noqa: E402
 from minirnn.dynamics import rate  # noqa: E402
 from minirnn.nn.activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
+from tolerances import close  # noqa: E402
 
 pytestmark = pytest.mark.numba
 
@@ -41,15 +42,6 @@ def structure(request, monkeypatch):
     """Run the kernels with the whole-loop kernel or with NumPy matmul per step, whatever N is."""
     monkeypatch.setattr(nk, "WHOLE_LOOP_MAX_N", 1 << 30 if request.param == "whole-loop" else 0)
     return request.param
-
-
-def close(actual, expected):
-    """float64: rtol 1e-10; float32: 1e-5; both also relative to the largest magnitude."""
-    assert actual.dtype == expected.dtype
-    assert actual.shape == expected.shape
-    tol = 1e-10 if expected.dtype == np.float64 else 1e-5
-    scale = max(float(np.abs(expected).max(initial=0)), 1e-30)
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
 
 
 def make_case(lead=(2,), T=7, B=3, N=5, dtype=np.float64, x0_batch=1, noise=True, seed=0):

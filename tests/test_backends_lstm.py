@@ -27,6 +27,7 @@ from minirnn.backends import get_backend, numba_kernels as nk, numba_lstm as nl 
 from minirnn.dynamics import lstm as ref  # noqa: E402
 from minirnn.nn.activations import ACTIVATIONS, get_activation  # noqa: E402
 from minirnn.simulate import LSTMSimulator, Perturbation  # noqa: E402
+from tolerances import close  # noqa: E402
 
 pytestmark = pytest.mark.numba
 
@@ -40,16 +41,6 @@ def one_blas_thread():
 
     with threadpoolctl.threadpool_limits(1):
         yield
-
-
-def close(actual, expected):
-    """float64: rtol 1e-10; float32: 1e-5; both also relative to the largest magnitude."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.dtype == expected.dtype
-    assert actual.shape == expected.shape
-    tol = 1e-10 if expected.dtype == np.float64 else 1e-5
-    scale = max(float(np.abs(expected).max(initial=0)), 1e-30)
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
 
 
 def make_case(lead=(3,), T=7, B=3, N=5, dtype=np.float64, state_batch=1, seed=0):

@@ -102,8 +102,9 @@ def get_backend(name: str = "auto") -> Backend:
     return _cupy_backend()
 
 
-def set_num_threads(n) -> None:
-    """Threads the numba kernels use (``None``: ``MINIRNN_NUM_THREADS``, else every usable core).
+def set_num_threads(n):
+    """Threads the numba kernels use (``None``: ``MINIRNN_NUM_THREADS``, else every usable core);
+    returns the previous setting, to restore later.
 
     Results do not depend on it: the fused update splits a batch into chunks by batch size only.
     A sweep that runs one worker process per core should set 1. Without Numba this does nothing.
@@ -111,4 +112,5 @@ def set_num_threads(n) -> None:
     if numba_available():
         from . import numba_kernels
 
-        numba_kernels.set_num_threads(n)
+        return numba_kernels.set_num_threads(n)
+    return None

@@ -358,6 +358,14 @@ def _word(key, counter):
 
 
 @njit(cache=True, inline="always")
+def _candidate(word):
+    """``(layer, signed x, accepted outright)`` of one word: as ``minirnn.nn.noise._candidate``."""
+    i9 = np.intp(word & np.uint64(0x1FF))
+    rabs = word >> np.uint64(12)
+    return i9 & 255, np.float64(rabs) * _SIGNED_WI[i9], rabs < _SIGNED_KI[i9]
+
+
+@njit(cache=True, inline="always")
 def _uniform(word):
     return np.float64(word >> np.uint64(11)) * _TWO_M53
 
@@ -382,13 +390,9 @@ def _normal_retry(key2, key3, j, layer, x):
     base = j * _STRIDE
     for a in range(_MAX_RETRIES):
         if a > 0:  # a new candidate from word 2a of the retry stream
-            w = _word(key2, base + np.uint64(2 * a))
-            i9 = np.intp(w & np.uint64(0x1FF))
-            rabs = w >> np.uint64(12)
-            x = np.float64(rabs) * _SIGNED_WI[i9]
-            if rabs < _SIGNED_KI[i9]:
+            layer, x, accepted = _candidate(_word(key2, base + np.uint64(2 * a)))
+            if accepted:
                 return x
-            layer = i9 & 255
         if layer == 0:
             return _normal_tail(key3, j, x)
         u = _uniform(_word(key2, base + np.uint64(2 * a + 1)))
@@ -401,13 +405,10 @@ def _normal_retry(key2, key3, j, layer, x):
 @njit(cache=True, inline="always")
 def _normal(key, key2, key3, j):
     """Element ``j`` (uint64) of ``nn_noise.gaussian_noise(key)``, as float64."""
-    w = _word(key, j)
-    i9 = np.intp(w & np.uint64(0x1FF))
-    rabs = w >> np.uint64(12)
-    x = np.float64(rabs) * _SIGNED_WI[i9]
-    if rabs < _SIGNED_KI[i9]:
+    layer, x, accepted = _candidate(_word(key, j))
+    if accepted:
         return x
-    return _normal_retry(key2, key3, j, i9 & 255, x)
+    return _normal_retry(key2, key3, j, layer, x)
 
 
 @njit(cache=True, nogil=True)
@@ -468,11 +469,13 @@ def num_threads() -> int:
 
 
 def set_num_threads(n):
-    """Use ``n`` threads in the kernels (``None``: back to the default). Results do not depend on it."""
+    """Use ``n`` threads in the kernels (``None``: back to the default); returns the previous setting.
+    Results do not depend on it."""
     global _threads
     if n is not None and (int(n) != n or n < 1):
         raise ValueError(f"set_num_threads needs a positive integer or None, got {n!r}")
-    _threads = None if n is None else int(n)
+    previous, _threads = _threads, None if n is None else int(n)
+    return previous
 
 
 def _even_split(n, parts):

@@ -152,7 +152,10 @@ class Basic(RNN):
     # ---- forward ------------------------------------------------------------------------------
     def _noise_keys(self, rng):
         """One noise key per forward pass from the noise Generator ``rng`` (a list of them for an ensemble:
-        a flat list of keys, one per network); see :mod:`minirnn.nn.noise`."""
+        a flat list of keys, one per network), or None when this pass has no noise; see
+        :mod:`minirnn.nn.noise`."""
+        if rng is None or not self.has_noise:
+            return None
         return [noise.draw_key(r) for r in rng] if isinstance(rng, list) else noise.draw_key(rng)
 
     def _noise_from_keys(self, keys, T, B):
@@ -168,9 +171,8 @@ class Basic(RNN):
         """The noise ``xi`` of one forward: None, or (*lead, T, B, N_rec) standard normals."""
         if hasattr(noise_rng, "shape"):  # explicit standard normals (*lead, T, B, N_rec): equivalence tests
             return self.xp.asarray(noise_rng, dtype=self.dtype)
-        if noise_rng is not None and self.has_noise:
-            return self._noise_from_keys(self._noise_keys(noise_rng), T, B)
-        return None
+        keys = self._noise_keys(noise_rng)
+        return None if keys is None else self._noise_from_keys(keys, T, B)
 
     def _forward(self, x, noise_rng=None, perturb=None):
         """x: (*lead?, B, T, N_in) -> z: (*lead, T, B, N_out) time-major, and the cache for backward."""
@@ -249,11 +251,10 @@ class Basic(RNN):
         """``_loss_and_grads`` by the backend's fused kernel: effective-weight gradients from the kernel,
         weight penalties and the constraint adjoints as below."""
         W = self.effective_weights()
-        xi, keys = None, None  # explicit noise (equivalence tests), or keys the kernel makes its noise from
-        if hasattr(noise_rng, "shape"):
-            xi = self._noise(noise_rng, x.shape[-2], x.shape[-3])
-        elif noise_rng is not None and self.has_noise:
-            keys = self._noise_keys(noise_rng)
+        # explicit noise (equivalence tests), or keys the kernel makes its noise from
+        explicit = hasattr(noise_rng, "shape")
+        xi = self._noise(noise_rng, x.shape[-2], x.shape[-3]) if explicit else None
+        keys = None if explicit else self._noise_keys(noise_rng)
         value, g = self.backend.kernels["rate_loss_and_grads"](W, x, y, mask, self.alpha, self.noise_scale, xi,
                                                                self.activation, self.reg_coefs.get("L2_firing_rate"),
                                                                noise_keys=keys)
