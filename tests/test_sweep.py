@@ -273,3 +273,18 @@ def test_an_existing_cluster_is_used_and_left_running(tmp_path):
         assert client.submit(sum, [1, 2]).result() == 3  # the caller's client still works
     for a, b in zip(by_address, by_client):
         assert a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-10)
+
+
+def test_a_sweep_task_pins_the_kernel_threads_and_restores_them():
+    """Inside one sweep task the numba kernels use ``blas_threads`` threads (one task per core must not
+    start two kernel threads each); the caller's setting comes back afterwards."""
+    nk = pytest.importorskip("minirnn.backends.numba_kernels")
+    from minirnn.sweep import _blas_threads
+
+    before = nk.set_num_threads(3)
+    try:
+        with _blas_threads(1):
+            assert nk.num_threads() == 1
+        assert nk.num_threads() == 3
+    finally:
+        nk.set_num_threads(before)
