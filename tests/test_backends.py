@@ -332,3 +332,22 @@ def test_fused_update_not_used_for_custom_loss_activation_or_regularizer(monkeyp
         model = _basic("numba", np.float64, extra.get("transfer_function", "relu"), **params)
         assert not model._fused_applies()
         model.loss_and_grads(*batch)  # the reference path: no AssertionError
+
+
+def test_cupy_time_loop_strategy_choice(monkeypatch):
+    """The CuPy backend's choice between its time-loop kernels is plain Python: checked here, without a GPU."""
+    from minirnn.backends import cupy_kernels as ck
+
+    monkeypatch.setattr(ck, "_multiprocessors", lambda: 132)  # an H100/H200
+    assert ck.choose_strategy(50, 128, 1, np.float32) == "loop"
+    assert ck.choose_strategy(50, 4096, 1, np.float32) == "loop"  # N_rec <= 64: loop at any batch
+    assert ck.choose_strategy(256, 128, 1, np.float32) == "loop"
+    assert ck.choose_strategy(256, 1024, 1, np.float32) == "step"
+    assert ck.choose_strategy(256, 128, 4, np.float32) == "step"  # 512 trials in all
+    assert ck.choose_strategy(1024, 128, 1, np.float32) == "step"
+    assert ck.loop_tiling(2048, 128, 1, 4) is None  # more than 4 units per thread
+    threads, upt, tpb = ck.loop_tiling(1000, 3, 1, 8)
+    assert (threads, upt, tpb) == (256, 4, 1)
+    assert ck.loop_tiling(8, 4300, 1, 8) == (32, 1, 8)  # many trials: 8 per block, still 2 blocks per SM
+    monkeypatch.setattr(ck, "STRATEGY", "step-cupy")
+    assert ck.choose_strategy(50, 128, 1, np.float32) == "step-cupy"

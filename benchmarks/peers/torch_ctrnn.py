@@ -1,4 +1,4 @@
-"""PyTorch contenders for the benchmark model (common.py), CPU, autograd for the backward pass.
+"""PyTorch contenders for the benchmark model (common.py), CPU (or CUDA: ``cfg["device"]``), autograd backward.
 
 - ``torch_eager``: the idiomatic CTRNN a PyTorch user writes: ``nn.Linear`` layers, a Python
   Euler loop over steps, ``randn_like`` noise per step, readout per step, ``torch.optim.Adam``.
@@ -99,7 +99,12 @@ class TorchContender(StepLoop):
         self.params = list(model.parameters())
         assert len(self.params) == len(PARAM_NAMES)
         self.opt = torch.optim.Adam(self.params, lr=LEARNING_RATE, eps=float(cfg["eps"]))
-        self.x, self.y, self.mask = (torch.from_numpy(a) for a in (x, y, mask))
+        self.device = torch.device(cfg.get("device", "cpu"))  # "cuda" from bench_gpu.py
+        if self.device.type != "cpu":
+            model.to(self.device)
+            self.params = list(model.parameters())
+            self.opt = torch.optim.Adam(self.params, lr=LEARNING_RATE, eps=float(cfg["eps"]))
+        self.x, self.y, self.mask = (torch.from_numpy(a).to(self.device) for a in (x, y, mask))
 
     def step(self, record=False):
         self.opt.zero_grad(set_to_none=False)
@@ -110,6 +115,10 @@ class TorchContender(StepLoop):
             _clip_(self.params)
         self.opt.step()
         return float(loss.detach()) if record else None
+
+    def sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
 
 
 def make(contender: str, cfg: dict, data_path: str):

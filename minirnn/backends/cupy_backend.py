@@ -1,10 +1,10 @@
 """The CuPy backend: the NumPy reference code run on ``cupy`` arrays (DESIGN.md §6).
 
 Weights, batches and optimizer state live on the device; ``to_host`` brings results back at the
-edges (``test``, ``save``). The recurrent noise is made on the device by the reference code of
-:mod:`minirnn.nn.noise` (counter-based: the same numbers as on the CPU, and no ~800 MB host block
-crossing the bus per update at N_rec 1024, batch 1024). The recurrence itself is the array-code
-reference of :mod:`minirnn.dynamics.rate`.
+edges (``test``, ``save``). The recurrent noise is made on the device (counter-based, see
+:mod:`minirnn.nn.noise`: the same numbers as on the CPU, and no ~800 MB host block crossing the bus
+per update at N_rec 1024, batch 1024). :mod:`.cupy_kernels` runs the two time loops and the noise
+in a few launches; everything else is the array-code reference on ``cupy`` arrays.
 """
 from __future__ import annotations
 
@@ -19,4 +19,6 @@ def make_backend() -> Backend:
     def to_host(a):
         return cupy.asnumpy(a) if isinstance(a, cupy.ndarray) else np.asarray(a)
 
-    return Backend("cupy", xp=cupy, to_device=cupy.asarray, to_host=to_host, kernels={})
+    from . import cupy_kernels
+
+    return Backend("cupy", xp=cupy, to_device=cupy.asarray, to_host=to_host, kernels=dict(cupy_kernels.KERNELS))

@@ -303,6 +303,10 @@ class Adam(Optimizer):
         b1, b2, eps = (self._h(h, g, own) for h in ("beta1", "beta2", "epsilon"))
         m, v, xp = slots["m"], slots["v"], get_array_module(g)
         lr_t = xp.asarray(lr_t, dtype=g.dtype).reshape(lr_t.shape + (1,) * own)
+        if xp is not np:  # CuPy: the lines below in one fused kernel (same operations, same order)
+            from ..backends.cupy_kernels import adam_update
+
+            return adam_update(g, m, v, 1 - b1, 1 - b2, eps, lr_t)
         tmp = g - m
         tmp *= 1 - b1
         m += tmp                                       # m = b1 m + (1 - b1) g  (TF: m += (g - m)(1 - b1))

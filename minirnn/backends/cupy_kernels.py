@@ -1,0 +1,650 @@
+"""CUDA kernels for the CuPy backend: the rate RNN's time loops and the recurrent noise on the device.
+
+The array code of :mod:`minirnn.dynamics.rate` runs on CuPy as it is, but one step of it is five
+or six kernel launches (``decay * x``, ``f(x)``, the product, two sums, the store), so 200 steps
+forward and back cost ~2400 launches: at the sizes of a lab's networks the GPU waits on Python.
+This module replaces the two sequential loops, and nothing else, with the same math in fewer
+launches, picked by :func:`choose_strategy` from the sizes (or forced by ``STRATEGY``):
+
+``"loop"``: one kernel runs the whole time loop. Trials are independent, so a thread block owns a
+    few trials (``TPB``) for all ``T`` steps; a thread owns a unit ``i`` and keeps ``x_i`` of its
+    trials in registers, the block shares the rates ``f(x)`` in shared memory, and each step is
+    ``N`` multiply-adds per thread and two barriers. Two launches per update in all. Best while
+    ``W_rec`` is small enough to be read from cache once per step and block (N_rec up to a few hundred).
+``"step"``: one cuBLAS product per step and one fused element-wise RawKernel (``x_{k+1}``, its
+    store and ``f(x_{k+1})`` in one pass), called through thin bindings so that Python spends a
+    few microseconds per step, not the ~20 of ``cupy.matmul`` and ``ElementwiseKernel``. Best when
+    the per-step product is large (N_rec ~1000, or big batches). ``"step-cupy"`` is the same loop
+    written with those CuPy calls, kept as the plain version (and for comparison).
+
+All give the reference's numbers up to the order of the sums in the products (tested against
+the NumPy backend in ``tests/test_gpu.py``). The weight gradients stay whole-array products in
+:mod:`minirnn.models.basic`, where cuBLAS is already at its best. The Adam update on CuPy arrays
+is one fused kernel too (:func:`adam_update`, called by :class:`minirnn.nn.optimizers.Adam`).
+
+``gaussian_noise`` computes :func:`minirnn.nn.noise.gaussian_noise` with one thread per element
+(the same SplitMix64 words, ziggurat tables, retry and tail streams), in one launch.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from ..dynamics import rate
+from ..nn import noise as nn_noise
+
+STRATEGY = None  # None: choose_strategy decides; "loop", "step" or "step-cupy" forces one (benchmarks, tests)
+LOOP_MAX_N = 256  # "loop" up to this N_rec ... (choose_strategy; measured on an H200 with benchmarks/bench_gpu.py)
+LOOP_MAX_TRIALS = 256  # ... and this many trials (batch x networks), or any size for N_rec <= 64
+MAX_SHARED = 48 * 1024  # bytes of shared memory a block may use without opting in
+MAX_TRIALS_PER_BLOCK = 8
+
+
+def _real(dtype) -> str:
+    return {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[np.dtype(dtype)]
+
+
+# f(x) and f'(x) of each built-in activation (Activation.code), as in minirnn.nn.activations.
+_ACTIVATIONS = r"""
+template <typename Real> __device__ __forceinline__ Real act_f(Real x) {
+#if ACT == 0
+    return x > Real(0) ? x : Real(0);                           // relu
+#elif ACT == 1
+    return tanh(x);                                             // tanh
+#elif ACT == 2
+    return Real(1) / (Real(1) + exp(-x));                       // sigmoid
+#elif ACT == 3
+    return (x > Real(0) ? x : Real(0)) + log1p(exp(-fabs(x)));  // softplus = logaddexp(x, 0)
+#else
+    return x;                                                   // linear
+#endif
+}
+template <typename Real> __device__ __forceinline__ Real act_df(Real x) {
+#if ACT == 0
+    return x > Real(0) ? Real(1) : Real(0);                     // relu' = 1[x > 0]
+#elif ACT == 1
+    const Real t = tanh(x); return Real(1) - t * t;             // tanh' = 1 - tanh^2
+#elif ACT == 2
+    const Real s = Real(1) / (Real(1) + exp(-x)); return s * (Real(1) - s);  // sigmoid' = s (1 - s)
+#elif ACT == 3
+    return Real(1) / (Real(1) + exp(-x));                       // softplus' = sigmoid
+#else
+    return Real(1);                                             // linear' = 1
+#endif
+}
+"""
+
+_LOOP_KERNELS = r"""
+// Indices: network n (blockIdx.y), trial b = b0 + t with t < TPB, unit i = threadIdx.x + u * blockDim.x with u < UPT.
+// Arrays (*lead flattened to K): inp, X, dX, D: (K, T, B, N); x0: (K, B0, N), B0 = 1 or B; W: (K, N, N); alpha, decay: (K, N).
+#define IDX(k, b, i) ((((size_t)n * T + (k)) * B + (b)) * N + (i))
+
+extern "C" __global__ void rate_forward_loop(
+        const real* __restrict__ WaT, const real* __restrict__ inp, const real* __restrict__ x0,
+        const real* __restrict__ decay, real* __restrict__ X, const int N, const int T, const int B, const int B0) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    real* r = reinterpret_cast<real*>(smem);  // (TPB, N): f(x_k) of this block's trials
+    const int n = blockIdx.y, b0 = blockIdx.x * TPB;
+    const real* W = WaT + (size_t)n * N * N;  // W[j * N + i] = alpha_i W_rec[i, j]
+    real x[UPT][TPB], dec[UPT];
+#pragma unroll
+    for (int u = 0; u < UPT; ++u) {
+        const int i = threadIdx.x + u * blockDim.x;
+        dec[u] = i < N ? decay[(size_t)n * N + i] : real(0);
+#pragma unroll
+        for (int t = 0; t < TPB; ++t) {
+            const int b = b0 + t;
+            x[u][t] = (i < N && b < B) ? x0[((size_t)n * B0 + (B0 == 1 ? 0 : b)) * N + i] : real(0);
+            if (i < N) r[t * N + i] = b < B ? act_f(x[u][t]) : real(0);
+        }
+    }
+    __syncthreads();
+    for (int k = 0; k < T; ++k) {
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+            const int i = threadIdx.x + u * blockDim.x;
+            if (i < N) {
+                real acc[TPB];
+#pragma unroll
+                for (int t = 0; t < TPB; ++t) acc[t] = real(0);
+                for (int j = 0; j < N; ++j) {  // (f(x_k) @ W_alpha^T)_i
+                    const real w = W[(size_t)j * N + i];
+#pragma unroll
+                    for (int t = 0; t < TPB; ++t) acc[t] += w * r[t * N + j];
+                }
+#pragma unroll
+                for (int t = 0; t < TPB; ++t) {
+                    const int b = b0 + t;
+                    if (b < B) {
+                        // x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + (alpha drive_k + noise_scale xi_k)
+                        const real xn = dec[u] * x[u][t] + acc[t] + inp[IDX(k, b, i)];
+                        x[u][t] = xn;
+                        X[IDX(k, b, i)] = xn;
+                    }
+                }
+            }
+        }
+        __syncthreads();  // every thread has read f(x_k) before anyone overwrites it
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+            const int i = threadIdx.x + u * blockDim.x;
+#pragma unroll
+            for (int t = 0; t < TPB; ++t)
+                if (i < N && b0 + t < B) r[t * N + i] = act_f(x[u][t]);
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" __global__ void rate_backward_loop(
+        const real* __restrict__ Wa, const real* __restrict__ X, const real* __restrict__ x0,
+        const real* __restrict__ dX, const real* __restrict__ alpha, const real* __restrict__ decay,
+        real* __restrict__ D, real* __restrict__ dx0, const int N, const int T, const int B, const int B0) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    real* as = reinterpret_cast<real*>(smem);  // (TPB, N): the adjoints a_{k+1} of this block's trials
+    const int n = blockIdx.y, b0 = blockIdx.x * TPB;
+    const real* W = Wa + (size_t)n * N * N;  // W[m * N + i] = alpha_m W_rec[m, i]
+    real carry[UPT][TPB], a[UPT][TPB], al[UPT], dec[UPT];
+#pragma unroll
+    for (int u = 0; u < UPT; ++u) {
+        const int i = threadIdx.x + u * blockDim.x;
+        al[u] = i < N ? alpha[(size_t)n * N + i] : real(0);
+        dec[u] = i < N ? decay[(size_t)n * N + i] : real(0);
+#pragma unroll
+        for (int t = 0; t < TPB; ++t) {
+            carry[u][t] = real(0);
+            a[u][t] = real(0);
+            if (i < N) as[t * N + i] = real(0);  // trials past B keep 0
+        }
+    }
+    for (int k = T - 1; k >= 0; --k) {
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+            const int i = threadIdx.x + u * blockDim.x;
+#pragma unroll
+            for (int t = 0; t < TPB; ++t) {
+                const int b = b0 + t;
+                if (i < N && b < B) {
+                    const real av = dX[IDX(k, b, i)] + carry[u][t];  // a_{k+1} = dL/dx_{k+1}
+                    a[u][t] = av;
+                    as[t * N + i] = av;
+                    D[IDX(k, b, i)] = al[u] * av;  // dL/d drive_k = alpha a_{k+1}
+                }
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int u = 0; u < UPT; ++u) {
+            const int i = threadIdx.x + u * blockDim.x;
+            if (i < N) {
+                real acc[TPB];
+#pragma unroll
+                for (int t = 0; t < TPB; ++t) acc[t] = real(0);
+                for (int m = 0; m < N; ++m) {  // (a_{k+1} @ W_alpha)_i
+                    const real w = W[(size_t)m * N + i];
+#pragma unroll
+                    for (int t = 0; t < TPB; ++t) acc[t] += w * as[t * N + m];
+                }
+#pragma unroll
+                for (int t = 0; t < TPB; ++t) {
+                    const int b = b0 + t;
+                    if (b < B) {
+                        const real xk = k > 0 ? X[IDX(k - 1, b, i)] : x0[((size_t)n * B0 + (B0 == 1 ? 0 : b)) * N + i];
+                        // dL/dx_k = (1 - alpha) a_{k+1} + f'(x_k) (a_{k+1} @ W_alpha)
+                        carry[u][t] = dec[u] * a[u][t] + act_df(xk) * acc[t];
+                    }
+                }
+            }
+        }
+        __syncthreads();  // every thread has read a_{k+1} before the next step overwrites it
+    }
+#pragma unroll
+    for (int u = 0; u < UPT; ++u) {
+        const int i = threadIdx.x + u * blockDim.x;
+#pragma unroll
+        for (int t = 0; t < TPB; ++t)
+            if (i < N && b0 + t < B) dx0[((size_t)n * B + b0 + t) * N + i] = carry[u][t];
+    }
+}
+"""
+
+_STEP_KERNELS = r"""
+// One step of the "step" strategy, element e = (n * B + b) * N + i of the (K, B, N) per-step arrays;
+// the time-major (K, T, B, N) arrays are read and written at step k. x0: (K, B0, N); decay, alpha: (K, N).
+#define TM(k) (((size_t)n * T + (k)) * BN + rem)
+#define X0 x0[((size_t)n * B0 + (B0 == 1 ? 0 : rem / N)) * N + i]
+#define ELEMENTS for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x)
+#define INDICES const size_t n = e / BN, rem = e % BN; const int i = (int)(rem % N);
+
+extern "C" __global__ void rates0(const real* __restrict__ x0, const int B0, real* __restrict__ r,
+                                  const int N, const size_t BN, const size_t total) {
+    ELEMENTS { INDICES r[e] = act_f(X0); }  // f(x_0)
+}
+
+extern "C" __global__ void step_forward(const real* __restrict__ decay, const real* __restrict__ x0, const int B0,
+        const real* __restrict__ pre, const real* __restrict__ inp, real* __restrict__ X, real* __restrict__ r,
+        const int k, const int T, const int N, const size_t BN, const size_t total) {
+    ELEMENTS {
+        INDICES
+        const real x = k == 0 ? X0 : X[TM(k - 1)];
+        // x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + (alpha drive_k + noise_scale xi_k);  r = f(x_{k+1})
+        const real xn = decay[n * N + i] * x + pre[e] + inp[TM(k)];
+        X[TM(k)] = xn;
+        r[e] = act_f(xn);
+    }
+}
+
+extern "C" __global__ void step_first(const real* __restrict__ alpha, const real* __restrict__ dX,
+        real* __restrict__ a, real* __restrict__ D, const int T, const int N, const size_t BN, const size_t total) {
+    ELEMENTS { INDICES const real av = dX[TM(T - 1)]; a[e] = av; D[TM(T - 1)] = alpha[n * N + i] * av; }  // a_T = dL/dx_T
+}
+
+extern "C" __global__ void step_backward(const real* __restrict__ decay, const real* __restrict__ alpha,
+        const real* __restrict__ a, const real* __restrict__ g, const real* __restrict__ X, const real* __restrict__ x0,
+        const int B0, const real* __restrict__ dX, real* __restrict__ a_prev, real* __restrict__ D,
+        const int k, const int T, const int N, const size_t BN, const size_t total) {
+    ELEMENTS {
+        INDICES
+        const real xk = k > 0 ? X[TM(k - 1)] : X0;
+        // dL/dx_k = (1 - alpha) a_{k+1} + f'(x_k) (a_{k+1} @ W_alpha)
+        const real carry = decay[n * N + i] * a[e] + act_df(xk) * g[e];
+        if (k > 0) {  // a_k = dX_{k-1} + dL/dx_k;  dL/d drive_{k-1} = alpha a_k
+            const real ap = dX[TM(k - 1)] + carry;
+            a_prev[e] = ap;
+            D[TM(k - 1)] = alpha[n * N + i] * ap;
+        } else {
+            a_prev[e] = carry;  // dL/dx_0
+        }
+    }
+}
+"""
+
+_NOISE_KERNEL = r"""
+// minirnn.nn.noise.gaussian_noise, element j per thread (grid-stride): see that module for the method.
+#define GAMMA 0x9E3779B97F4A7C15ULL
+#define STRIDE (2ULL * MAX_RETRIES + 2ULL)
+
+__device__ __forceinline__ unsigned long long word(unsigned long long key, unsigned long long counter) {
+    unsigned long long z = key + (counter + 1ULL) * GAMMA;  // SplitMix64, wrapping
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ double uniform(unsigned long long w) { return (double)(w >> 11) * TWO_M53; }
+
+extern "C" __global__ void gaussian_noise(const unsigned long long key, const unsigned long long key2,
+        const unsigned long long key3, const double* __restrict__ signed_wi,
+        const unsigned long long* __restrict__ signed_ki, const double* __restrict__ fi,
+        real* __restrict__ out, const unsigned long long n) {
+    for (unsigned long long j = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; j < n;
+         j += (unsigned long long)gridDim.x * blockDim.x) {
+        // first try: layer (bits 0-7), sign (bit 8), 52-bit magnitude (bits 12-63)
+        unsigned long long w = word(key, j);
+        int i9 = (int)(w & 0x1FFULL);
+        unsigned long long rabs = w >> 12;
+        double x = (double)rabs * signed_wi[i9];
+        if (rabs >= signed_ki[i9]) {  // rejected: the retry stream's rounds
+            int layer = i9 & 255;
+            const unsigned long long base = j * STRIDE;
+            for (int a = 0; a < MAX_RETRIES; ++a) {
+                if (a > 0) {
+                    w = word(key2, base + 2ULL * a);
+                    i9 = (int)(w & 0x1FFULL);
+                    rabs = w >> 12;
+                    layer = i9 & 255;
+                    x = (double)rabs * signed_wi[i9];
+                    if (rabs < signed_ki[i9]) break;
+                }
+                if (layer == 0) {  // Marsaglia's tail |x| > r from the tail stream, sign of x
+                    double t = ZIG_R;
+                    for (int m = 0; m < MAX_RETRIES; ++m) {
+                        const double xx = -log1p(-uniform(word(key3, base + 2ULL * m))) / ZIG_R;
+                        const double yy = -log1p(-uniform(word(key3, base + 2ULL * m + 1ULL)));
+                        t = ZIG_R + xx;
+                        if (yy + yy > xx * xx) break;
+                    }
+                    x = copysign(t, x);
+                    break;
+                }
+                const double y = (fi[layer - 1] - fi[layer]) * uniform(word(key2, base + 2ULL * a + 1ULL)) + fi[layer];
+                if (y < exp(-0.5 * x * x)) break;  // the wedge
+            }
+        }
+        out[j] = (real)x;
+    }
+}
+"""
+
+
+def source(kind, dtype, act_code=0, tpb=1, upt=1) -> str:
+    """The CUDA source of the ``kind`` ("loop", "step" or "noise") kernels for one dtype/activation/tiling."""
+    head = f"typedef {_real(dtype)} real;\n"
+    if kind == "noise":
+        return (head + f"#define MAX_RETRIES {nn_noise.MAX_RETRIES}\n#define ZIG_R {nn_noise.ZIG_R!r}\n"
+                f"#define TWO_M53 {2.0 ** -53!r}\n" + _NOISE_KERNEL)
+    if kind == "step":
+        return head + f"#define ACT {act_code}\n" + _ACTIVATIONS + _STEP_KERNELS
+    return head + f"#define ACT {act_code}\n#define TPB {tpb}\n#define UPT {upt}\n" + _ACTIVATIONS + _LOOP_KERNELS
+
+
+@lru_cache(maxsize=None)
+def _module(kind, dtype_name, act_code=0, tpb=1, upt=1):
+    import cupy
+
+    return cupy.RawModule(code=source(kind, np.dtype(dtype_name), act_code, tpb, upt), options=("-std=c++17",))
+
+
+@lru_cache(maxsize=None)
+def _step_kernels(act_code):
+    """The "step" strategy's fused element-wise kernels for one activation (any float dtype)."""
+    import cupy
+
+    pre = f"#define ACT {act_code}\n" + _ACTIVATIONS
+    forward = cupy.ElementwiseKernel(
+        "T decay, T x, T pre, T inp", "T xn, T r",
+        # x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + inp_k;  r = f(x_{k+1}) for the next product
+        "xn = decay * x + pre + inp; r = act_f(xn);",
+        f"minirnn_rate_step_forward_{act_code}", preamble=pre)
+    backward = cupy.ElementwiseKernel(
+        "T decay, T alpha, T a, T g, T xk, T dx_prev", "T a_prev, T d_prev",
+        # dL/dx_k = (1 - alpha) a_{k+1} + f'(x_k) (a_{k+1} @ W_alpha);  a_k = dX_{k-1} + dL/dx_k;  d = alpha a_k
+        "T carry = decay * a + act_df(xk) * g; a_prev = dx_prev + carry; d_prev = alpha * a_prev;",
+        f"minirnn_rate_step_backward_{act_code}", preamble=pre)
+    last = cupy.ElementwiseKernel(
+        "T decay, T a, T g, T x0", "T carry",
+        "carry = decay * a + act_df(x0) * g;",  # dL/dx_0
+        f"minirnn_rate_step_last_{act_code}", preamble=pre)
+    rates = cupy.ElementwiseKernel("T x", "T r", "r = act_f(x);", f"minirnn_rate_f_{act_code}", preamble=pre)
+    return forward, backward, last, rates
+
+
+@lru_cache(maxsize=None)
+def _multiprocessors() -> int:
+    import cupy
+
+    return int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+
+
+def loop_tiling(N, B, K, itemsize):
+    """``(threads, UPT, TPB)`` of the "loop" kernels, or None when they do not apply.
+
+    ``threads``: a multiple of 32, at most 256, and ``UPT <= 4`` units per thread cover N (so N <= 1024);
+    ``TPB``: trials per block, the most (up to 8, and ``UPT * TPB <= 16`` to stay in registers) that
+    still leave two blocks per multiprocessor and fit the block's rates in 48 KB of shared memory.
+    """
+    threads = min(256, 32 * math.ceil(N / 32))
+    upt = math.ceil(N / threads)
+    if upt > 4 or N * itemsize > MAX_SHARED:
+        return None
+    tpb = 1
+    while (tpb * 2 <= MAX_TRIALS_PER_BLOCK and upt * tpb * 2 <= 16 and 2 * tpb * N * itemsize <= MAX_SHARED
+           and math.ceil(B / (2 * tpb)) * K >= 2 * _multiprocessors()):
+        tpb *= 2
+    return threads, upt, tpb
+
+
+def choose_strategy(N, B, K, dtype) -> str:
+    """``"loop"`` for small networks, ``"step"`` otherwise; ``STRATEGY`` overrides.
+
+    Measured on an H200 (benchmarks/RESULTS.md, float32, 200 steps, ms per update loop / step):
+    N_rec 50, batch 128: 4.5 / 16.0; 256 x 128: 7.0 / 14.7; 256 x 1024: 21.5 / 18.7; 1024 x 128:
+    89 / 15.7. So "loop" while ``N <= 64``, or ``N <= LOOP_MAX_N`` with at most ``LOOP_MAX_TRIALS``
+    trials in all (``B * K``): beyond that every block re-reads ``W_rec`` too often.
+    """
+    if STRATEGY is not None:
+        return STRATEGY
+    fits = loop_tiling(N, B, K, np.dtype(dtype).itemsize) is not None
+    return "loop" if fits and (N <= 64 or (N <= LOOP_MAX_N and B * K <= LOOP_MAX_TRIALS)) else "step"
+
+
+def _flat(a, shape):
+    """``a`` broadcast to ``shape``, C-contiguous (a view when it already is)."""
+    import cupy
+
+    return cupy.ascontiguousarray(cupy.broadcast_to(a, shape))
+
+
+# ---- the "step" strategy --------------------------------------------------------------------------
+# Per step, one cuBLAS product per network and one fused element-wise kernel. cuBLAS is called
+# through CuPy's thin binding and the kernels are RawKernels: cupy.matmul and ElementwiseKernel
+# spend ~20 us of Python on each call, more than the GPU needs for the step at N_rec ~1000.
+# (A CUDA graph would remove the launches altogether, but CuPy refuses cuBLAS calls during stream
+# capture: "calling cuBLAS API during stream capture is currently unsupported".)
+# "step-cupy" is the same loop written with cupy.matmul and ElementwiseKernel: the fallback.
+
+class _Gemm:
+    """``C = op(A) B`` on row-major (rows, N) arrays, through cuBLAS's column-major gemm."""
+
+    def __init__(self, dtype):
+        import os
+
+        from cupy.cuda import cublas, device
+
+        self.cublas, self.handle = cublas, device.get_cublas_handle()
+        self.call = cublas.sgemm if dtype == np.float32 else cublas.dgemm
+        self.one, self.zero = np.ones(1, dtype), np.zeros(1, dtype)  # host scalars (pointer mode host)
+        self.op_n, self.op_t = getattr(cublas, "CUBLAS_OP_N", 0), getattr(cublas, "CUBLAS_OP_T", 1)
+        self.tf32 = dtype == np.float32 and os.environ.get("CUPY_TF32", "0") == "1"  # as cupy.matmul does
+
+    def __enter__(self):
+        import cupy
+
+        cublas = self.cublas
+        cublas.setStream(self.handle, cupy.cuda.get_current_stream().ptr)
+        cublas.setPointerMode(self.handle, getattr(cublas, "CUBLAS_POINTER_MODE_HOST", 0))
+        self.tf32 = self.tf32 and hasattr(cublas, "setMathMode") and hasattr(cublas, "getMathMode")
+        if self.tf32:
+            self.math_mode = cublas.getMathMode(self.handle)
+            cublas.setMathMode(self.handle, getattr(cublas, "CUBLAS_TF32_TENSOR_OP_MATH", 3))
+        return self
+
+    def __exit__(self, *exc):
+        if self.tf32:
+            self.cublas.setMathMode(self.handle, self.math_mode)
+
+    def rows_times(self, W, rows, out, transpose, K, B, N):
+        """``out[n] = rows[n] @ W[n]^T`` (transpose) or ``rows[n] @ W[n]``, for each network n < K."""
+        # row-major out (B, N) is column-major out^T (N, B) = op(W)^T-view times rows^T-view
+        op = self.op_t if transpose else self.op_n
+        s = W.dtype.itemsize
+        for n in range(K):
+            self.call(self.handle, op, self.op_n, N, B, N, self.one.ctypes.data, W.data.ptr + n * N * N * s, N,
+                      rows.data.ptr + n * B * N * s, N, self.zero.ctypes.data, out.data.ptr + n * B * N * s, N)
+
+
+def _launch(kernel, total, args):
+    kernel((max(1, min(math.ceil(total / 256), 16 * _multiprocessors())),), (256,), args)
+
+
+def _step_forward(act_code, Wa, inp, x0, decay, X):
+    """X[k] = x_{k+1} for k < T from ``inp = alpha drive + noise_scale xi`` and ``Wa = alpha W_rec``;
+    every array C-contiguous with the network axis flattened: Wa (K, N, N), inp/X (K, T, B, N)."""
+    import cupy
+
+    K, T, B, N = X.shape
+    B0, dtype = x0.shape[-2], X.dtype
+    module = _module("step", dtype.name, act_code)
+    BN, total = np.uint64(B * N), np.uint64(K * B * N)
+    r, pre = cupy.empty((K, B, N), dtype), cupy.empty((K, B, N), dtype)
+    _launch(module.get_function("rates0"), int(total), (x0, np.int32(B0), r, np.int32(N), BN, total))
+    step = module.get_function("step_forward")
+    with _Gemm(dtype) as gemm:
+        for k in range(T):
+            gemm.rows_times(Wa, r, pre, True, K, B, N)  # f(x_k) @ W_alpha^T
+            _launch(step, int(total), (decay, x0, np.int32(B0), pre, inp, X, r, np.int32(k), np.int32(T),
+                                       np.int32(N), BN, total))
+
+
+def _step_backward(act_code, Wa, X, x0, dX, alpha, decay):
+    """``(D, d_x0)`` of recur_backward, arrays as in :func:`_step_forward` (alpha, decay: (K, 1, N))."""
+    import cupy
+
+    K, T, B, N = X.shape
+    B0, dtype = x0.shape[-2], X.dtype
+    module = _module("step", dtype.name, act_code)
+    BN, total = np.uint64(B * N), np.uint64(K * B * N)
+    D = cupy.empty(X.shape, dtype)
+    a, a_prev, g = (cupy.empty((K, B, N), dtype) for _ in range(3))
+    _launch(module.get_function("step_first"), int(total), (alpha, dX, a, D, np.int32(T), np.int32(N), BN, total))
+    step = module.get_function("step_backward")
+    with _Gemm(dtype) as gemm:
+        for k in range(T - 1, -1, -1):
+            gemm.rows_times(Wa, a, g, False, K, B, N)  # a_{k+1} @ W_alpha
+            _launch(step, int(total), (decay, alpha, a, g, X, x0, np.int32(B0), dX, a_prev, D, np.int32(k),
+                                       np.int32(T), np.int32(N), BN, total))
+            a, a_prev = a_prev, a
+    return D, a  # after step 0, a holds dL/dx_0
+
+
+def _step_forward_cupy(act_code, Wa, inp, x0, decay, X):
+    """:func:`_step_forward` with cupy.matmul and ElementwiseKernels (any leading axes)."""
+    import cupy
+
+    step, _, _, rates = _step_kernels(act_code)
+    lead_BN = X.shape[:-3] + X.shape[-2:]
+    WaT = rate.mT(Wa)
+    x = cupy.broadcast_to(x0, lead_BN)
+    r = rates(x)  # f(x_0), then f(x_{k+1}) written by each step
+    for k in range(X.shape[-3]):
+        step(decay, x, r @ WaT, inp[..., k, :, :], X[..., k, :, :], r)
+        x = X[..., k, :, :]
+
+
+def _step_backward_cupy(act_code, Wa, X, x0, dX, alpha, decay):
+    """:func:`_step_backward` with cupy.matmul and ElementwiseKernels (any leading axes)."""
+    import cupy
+
+    _, step, last, _ = _step_kernels(act_code)
+    T = X.shape[-3]
+    D = cupy.empty(X.shape, X.dtype)
+    a = dX[..., T - 1, :, :].copy()  # a_T = dL/dx_T: nothing arrives from later steps
+    D[..., T - 1, :, :] = alpha * a
+    a_prev = cupy.empty_like(a)
+    for k in range(T - 1, 0, -1):
+        step(decay, alpha, a, a @ Wa, X[..., k - 1, :, :], dX[..., k - 1, :, :], a_prev, D[..., k - 1, :, :])
+        a, a_prev = a_prev, a
+    return D, cupy.ascontiguousarray(cupy.broadcast_to(last(decay, a, a @ Wa, x0), a.shape))
+
+
+def _strategy(N, B, K, dtype, strategy):
+    strategy = strategy or choose_strategy(N, B, K, dtype)
+    if strategy not in ("loop", "step", "step-cupy"):
+        raise ValueError(f"Unknown time-loop strategy {strategy!r}: choose 'loop', 'step' or 'step-cupy'.")
+    if strategy == "loop" and loop_tiling(N, B, K, dtype.itemsize) is None:
+        return "step"
+    return strategy
+
+
+def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=None, perturb=None, strategy=None):
+    """:func:`minirnn.dynamics.rate.recur_forward` on the device (same arguments, same result).
+
+    Perturbations (the simulator's) and user-given activations run the reference.
+    """
+    if perturb is not None or act.code is None or drive.dtype not in (np.float32, np.float64):
+        return rate.recur_forward(W_rec_eff, drive, x0, alpha, noise_scale, noise, act, perturb)
+    import cupy
+
+    lead, (T, B, N), dtype = drive.shape[:-3], drive.shape[-3:], drive.dtype
+    K, B0 = math.prod(lead), x0.shape[-2]
+    strategy = _strategy(N, B, K, dtype, strategy)
+    inp = alpha[..., None, :, :] * drive  # alpha drive_k + noise_scale xi_k, as the reference
+    if noise is not None:
+        inp += noise_scale[..., None, :, :] * noise
+    W_alpha = rate.mT(alpha) * W_rec_eff  # alpha_i W_ij, (*lead, N, N)
+    X = cupy.empty(drive.shape, dtype)
+    if strategy == "step-cupy":
+        _step_forward_cupy(act.code, W_alpha, inp, x0, 1 - alpha, X)
+        return X
+    x0c, decay = _flat(x0, lead + (B0, N)), _flat(1 - alpha, lead + (1, N))
+    if strategy == "step":
+        _step_forward(act.code, W_alpha.reshape(K, N, N), inp.reshape(K, T, B, N), x0c, decay, X.reshape(K, T, B, N))
+        return X
+    threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
+    kernel = _module("loop", dtype.name, act.code, tpb, upt).get_function("rate_forward_loop")
+    kernel((math.ceil(B / tpb), K), (threads,),
+           (_flat(rate.mT(W_alpha), lead + (N, N)), inp, x0c, decay, X, np.int32(N), np.int32(T), np.int32(B),
+            np.int32(B0)), shared_mem=tpb * N * dtype.itemsize)
+    return X
+
+
+def rate_backward(W_rec_eff, X, x0, dX, alpha, act, strategy=None):
+    """:func:`minirnn.dynamics.rate.recur_backward` on the device: ``(d_drive, d_x0)``."""
+    if act.code is None or X.dtype not in (np.float32, np.float64):
+        return rate.recur_backward(W_rec_eff, X, x0, dX, alpha, act)
+    import cupy
+
+    lead, (T, B, N), dtype = X.shape[:-3], X.shape[-3:], X.dtype
+    K, B0 = math.prod(lead), x0.shape[-2]
+    strategy = _strategy(N, B, K, dtype, strategy)
+    W_alpha = rate.mT(alpha) * W_rec_eff
+    if strategy == "step-cupy":
+        return _step_backward_cupy(act.code, W_alpha, X, x0, dX, alpha, 1 - alpha)
+    X, dX = cupy.ascontiguousarray(X), cupy.ascontiguousarray(dX)
+    x0c, alphac, decay = _flat(x0, lead + (B0, N)), _flat(alpha, lead + (1, N)), _flat(1 - alpha, lead + (1, N))
+    if strategy == "step":
+        D, d_x0 = _step_backward(act.code, W_alpha.reshape(K, N, N), X.reshape(K, T, B, N), x0c,
+                                 dX.reshape(K, T, B, N), alphac, decay)
+        return D.reshape(X.shape), d_x0.reshape(lead + (B, N))
+    D, d_x0 = cupy.empty(X.shape, dtype), cupy.empty(lead + (B, N), dtype)
+    threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
+    kernel = _module("loop", dtype.name, act.code, tpb, upt).get_function("rate_backward_loop")
+    kernel((math.ceil(B / tpb), K), (threads,),
+           (_flat(W_alpha, lead + (N, N)), X, x0c, dX, alphac, decay, D, d_x0, np.int32(N), np.int32(T),
+            np.int32(B), np.int32(B0)), shared_mem=tpb * N * dtype.itemsize)
+    return D, d_x0
+
+
+def gaussian_noise(key, shape, dtype=np.float64):
+    """:func:`minirnn.nn.noise.gaussian_noise` as a CuPy array, made on the device in one launch."""
+    import cupy
+
+    dtype = np.dtype(dtype)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    if dtype not in (np.float32, np.float64):
+        return nn_noise.gaussian_noise(key, shape, dtype, xp=cupy)
+    n = math.prod(shape)
+    out = cupy.empty(shape, dtype)
+    if n == 0:
+        return out
+    tables = _noise_tables()
+    keys = [np.uint64(k) for k in nn_noise.stream_keys(key)]
+    blocks = min(math.ceil(n / 256), 32 * _multiprocessors())
+    _module("noise", dtype.name).get_function("gaussian_noise")(
+        (blocks,), (256,), (*keys, *tables, out, np.uint64(n)))
+    return out
+
+
+@lru_cache(maxsize=None)
+def _noise_tables():
+    import cupy
+
+    return (cupy.asarray(nn_noise.SIGNED_WI), cupy.asarray(nn_noise.SIGNED_KI), cupy.asarray(nn_noise.ZIG_FI))
+
+
+@lru_cache(maxsize=None)
+def _adam_kernel():
+    import cupy
+
+    return cupy.ElementwiseKernel(
+        "T g, T c1, T c2, T eps, T lr_t", "T m, T v, T delta",
+        # m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2);  delta = lr_t m / (sqrt(v) + eps)   (Adam._update)
+        "T t = g - m; t *= c1; m += t; t = g * g; t -= v; t *= c2; v += t; delta = m * lr_t; delta /= sqrt(v) + eps;",
+        "minirnn_adam_update")
+
+
+def adam_update(g, m, v, c1, c2, eps, lr_t):
+    """:meth:`minirnn.nn.optimizers.Adam._update` in one launch: updates ``m``, ``v`` in place, returns delta.
+
+    ``c1 = 1 - beta1``, ``c2 = 1 - beta2``; hyperparameters are scalars or arrays that broadcast against ``g``.
+    """
+    import cupy
+
+    delta = cupy.empty_like(g)
+    _adam_kernel()(g, c1, c2, eps, lr_t, m, v, delta)
+    return delta
+
+
+KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "gaussian_noise": gaussian_noise}
