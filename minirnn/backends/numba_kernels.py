@@ -579,15 +579,6 @@ def _df1(r, d, code, one, zero):
     return one
 
 
-@njit(cache=True, fastmath={"reassoc", "nsz"})
-def _dot_row(a, w):
-    """``sum_i a[i] w[i]``, vectorised (any summation order, as in a BLAS dot)."""
-    s = a[0] * 0
-    for i in range(a.shape[0]):
-        s += a[i] * w[i]
-    return s
-
-
 @njit(cache=True)
 def _add_into(acc, t):
     """``acc += t`` for 2-D arrays (``acc`` float64), without a temporary."""
@@ -613,7 +604,9 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
     sp = code == SOFTPLUS
     A = np.empty((T + 1, B, M), dt)  # A[k] = [f(x_k) | u_k | 1]
     D = np.ones((T + 1 if sp else 1, B, N), dt)  # softplus: D[k] = f'(x_k)
-    dZ = np.empty((T + 1, B, O), dt)  # dZ[k + 1] = dL/dz_k
+    dZ = np.zeros((T + 1, B, O), dt)  # dZ[k + 1] = dL/dz_k
+    dZ2 = dZ.reshape((T + 1) * B, O)
+    Z = np.empty((T * B, O), dt)  # z_k of every step, rows k * B + b
     CH = grad_steps  # steps per matmul forming [dW_rec | dW_in | db_rec], while their rows are still in cache
     DD = np.empty((CH, B, N), dt)  # d_drive_k = alpha a_{k+1} for the steps of a chunk
     x = np.empty((B, N), dt)
@@ -663,24 +656,24 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                 for b in range(B):
                     for i in range(N):
                         D[k + 1, b, i] = one / (one + np.exp(-x[b, i]))
-            # z_k = r_{k+1} W_out^T + b_out; e = mask (z - y); dL/dz = (2/n) mask e
-            # [dW_out | . | db_out] += dz_k^T [r_{k+1} | u | 1]
-            tOM[:, :] = 0
-            for b in range(B):
-                for o in range(O):
-                    m = mask[nm, b0 + b, k, o]
-                    e = m * (_dot_row(A[k + 1, b], W_out_aug[n, o]) - y[ny, b0 + b, k, o])
-                    loss_n += e * e
-                    g = (c2n * m) * e
-                    dZ[k + 1, b, o] = g
-                    for i in range(M):
-                        tOM[o, i] += g * A[k + 1, b, i]
-            _add_into(g_out[n], tOM)
             if has_fr:
                 for b in range(B):
                     for i in range(N):
                         r2_n += A[k + 1, b, i] * A[k + 1, b, i]
+        # readout of every step in one product: z_k = [r_{k+1} | u | 1] [W_out^T; 0; b_out]
+        np.dot(A2[B:], W_out_aug[n].T, Z)
+        # e = mask (z - y); dL/dz = (2/n) mask e
+        for k in range(T):
+            for b in range(B):
+                for o in range(O):
+                    m = mask[nm, b0 + b, k, o]
+                    e = m * (Z[k * B + b, o] - y[ny, b0 + b, k, o])
+                    loss_n += e * e
+                    dZ[k + 1, b, o] = (c2n * m) * e
         loss[n], r2[n] = loss_n, r2_n
+        # [dW_out | . | db_out] = sum_k dz_k^T [r_{k+1} | u | 1], one product
+        np.dot(dZ2[B:].T, A2[B:], tOM)
+        _add_into(g_out[n], tOM)
         # ---- backward through time: carry = dL/dx_{k+1} through later steps, then a_{k+1}, then dL/dx_k
         carry[:, :] = 0
         for k in range(T - 1, -1, -1):
@@ -688,12 +681,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
             k0 = k - k % CH  # first step of this chunk of steps
             dd = DD[k - k0]
             # dX_k = (dz_k W_out + fr r_{k+1}) f'(x_{k+1});  a_{k+1} = dX_k + carry;  d_drive_k = alpha a_{k+1}
-            for b in range(B):
-                acc[b, :] = 0
-                for o in range(O):
-                    c = dZ[k + 1, b, o]
-                    for i in range(N):
-                        acc[b, i] += c * W_out[n, o, i]
+            np.dot(dZ[k + 1], W_out[n], acc)
             for b in range(B):
                 for i in range(N):
                     r = A[k + 1, b, i]
