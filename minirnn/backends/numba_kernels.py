@@ -24,7 +24,11 @@ two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
 
 The fused update splits the batch into chunks of trials run on threads (see "threads" below).
 All give the reference's numbers up to the summation order inside matmuls: the elementwise work is
-done in the reference's order and in the input's dtype.
+done in the reference's order and in the input's dtype, with one exception: ``tanh`` and ``sigmoid``
+are :mod:`.numba_math`'s branch-free versions (within 3 ulp, like NumPy's), because Numba's libm calls
+do not vectorise (a tanh network's update took twice as long as a ReLU one's; now ~1.1x).
+Kernels use NumPy's error model (``error_model="numpy"``): a float division is a float division,
+without the per-element zero check that also stops a loop from vectorising.
 """
 from __future__ import annotations
 
@@ -34,27 +38,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit as _numba_njit
 
 from ..dynamics import rate
 from ..nn import noise as nn_noise
+from .numba_math import _sigmoid, _tanh, njit
 
-
-def njit(**options):
-    """``numba.njit(cache=True, ...)``, compiling without a cache where no cache directory is writable.
-
-    Numba caches next to this file, or (read-only install) under ``~/.cache/numba`` or
-    ``NUMBA_CACHE_DIR``; with none writable ``cache=True`` raises at import, which would make the
-    backend unusable rather than just slower to start.
-    """
-
-    def decorate(fn):
-        try:
-            return _numba_njit(**options)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return _numba_njit(**{k: v for k, v in options.items() if k != "cache"})(fn)
-
-    return decorate
 
 # Largest N_rec run by the whole-loop kernel (np.dot inside @njit); above it, NumPy matmul per step.
 # Measured (benchmarks/bench_kernels.py, B=128, T=200, float32): the whole loop wins at N = 50
@@ -73,7 +61,7 @@ RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
 # ``zero`` carry the array's dtype: an int literal would promote float32 to float64.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _apply_f(x, code, r_out):
     """``r_out = f(x)`` on (B, N) arrays."""
     one = r_out.dtype.type(1)
@@ -87,11 +75,11 @@ def _apply_f(x, code, r_out):
     elif code == TANH:
         for b in range(B):
             for i in range(N):
-                r_out[b, i] = np.tanh(x[b, i])
+                r_out[b, i] = _tanh(x[b, i], one)
     elif code == SIGMOID:
         for b in range(B):
             for i in range(N):
-                r_out[b, i] = one / (one + np.exp(-x[b, i]))
+                r_out[b, i] = _sigmoid(x[b, i], one)
     elif code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
         for b in range(B):
             for i in range(N):
@@ -101,7 +89,7 @@ def _apply_f(x, code, r_out):
         r_out[:, :] = x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _apply_df(x, code, out):
     """``out = f'(x)`` on (B, N) arrays."""
     one = out.dtype.type(1)
@@ -114,17 +102,17 @@ def _apply_df(x, code, out):
     elif code == TANH:
         for b in range(B):
             for i in range(N):
-                t = np.tanh(x[b, i])
+                t = _tanh(x[b, i], one)
                 out[b, i] = one - t * t
     elif code == SIGMOID:
         for b in range(B):
             for i in range(N):
-                s = one / (one + np.exp(-x[b, i]))
+                s = _sigmoid(x[b, i], one)
                 out[b, i] = s * (one - s)
     elif code == SOFTPLUS:
         for b in range(B):
             for i in range(N):
-                out[b, i] = one / (one + np.exp(-x[b, i]))
+                out[b, i] = _sigmoid(x[b, i], one)
     else:
         out[:, :] = one
 
@@ -133,7 +121,7 @@ def _apply_df(x, code, out):
 # Shapes: (B, N) for states, (N,) for per-unit parameters.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward_step(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out):
     """``x_{k+1} = (decay x_k + acc) + (alpha drive_k + ns xi_k)`` and ``r = f(x_{k+1})``."""
     B, N = x_out.shape
@@ -149,7 +137,7 @@ def _forward_step(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, co
     _apply_f(x_out, code, r_out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backward_step(a, g, x_prev, decay, code, carry_out):
     """``carry = decay a + f'(x_k) (a @ W_alpha)`` with ``g = a @ W_alpha``."""
     _apply_df(x_prev, code, carry_out)
@@ -159,7 +147,7 @@ def _backward_step(a, g, x_prev, decay, code, carry_out):
             carry_out[b, i] = decay[i] * a[b, i] + carry_out[b, i] * g[b, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _adjoint(dX_k, carry, alpha, a_out, d_drive_k):
     """``a_{k+1} = dX_k + carry``; ``d_drive_k = alpha a_{k+1}``."""
     B, N = a_out.shape
@@ -173,7 +161,7 @@ def _adjoint(dX_k, carry, alpha, a_out, d_drive_k):
 # ------------------------------------------------------------------ whole-loop kernels (small N)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward_loop(W_alpha_T, drive, x0, alpha, decay, ns, noise, has_noise, code, X):
     """All K networks, all T steps. ``W_alpha_T: (K, N, N)`` is ``(alpha_i W_ij)^T`` (pre, post)."""
     K, T, B, N = drive.shape
@@ -189,7 +177,7 @@ def _forward_loop(W_alpha_T, drive, x0, alpha, decay, ns, noise, has_noise, code
     return X
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backward_loop(W_alpha, X, x0, dX, alpha, decay, code, d_drive, d_x0):
     """All K networks, all T steps backwards. ``W_alpha: (K, N, N)`` is ``alpha_i W_ij``."""
     K, T, B, N = X.shape
@@ -209,17 +197,17 @@ def _backward_loop(W_alpha, X, x0, dX, alpha, decay, code, d_drive, d_x0):
 # ------------------------------------------------------------------ step kernels (large N)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward_step_kernel(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out):
     _forward_step(x_prev, acc, drive_k, noise_k, has_noise, alpha, decay, ns, code, x_out, r_out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _f_kernel(x, code, r_out):
     _apply_f(x, code, r_out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backward_step_kernel(a, g, x_prev, decay, code, carry_out, dX_prev, alpha, a_next, d_drive_prev, last):
     """One backward step fused with the next adjoint: carry, then ``a_k = dX_{k-1} + carry``."""
     _backward_step(a, g, x_prev, decay, code, carry_out)
@@ -348,7 +336,7 @@ _MAX_RETRIES = nn_noise.MAX_RETRIES
 _TWO_M53 = 2.0 ** -53
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _word(key, counter):
     """Word ``counter`` of the stream ``key``: SplitMix64's ``mix64(key + (counter + 1) GAMMA)``."""
     z = key + (counter + np.uint64(1)) * _GAMMA
@@ -357,7 +345,7 @@ def _word(key, counter):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _candidate(word):
     """``(layer, signed x, accepted outright)`` of one word: as ``minirnn.nn.noise._candidate``."""
     i9 = np.intp(word & np.uint64(0x1FF))
@@ -365,12 +353,12 @@ def _candidate(word):
     return i9 & 255, np.float64(rabs) * _SIGNED_WI[i9], rabs < _SIGNED_KI[i9]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _uniform(word):
     return np.float64(word >> np.uint64(11)) * _TWO_M53
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _normal_tail(key3, j, x):
     """Marsaglia's tail ``|xi| > r`` (pairs of the tail stream), with the sign of ``x``."""
     base = j * _STRIDE
@@ -384,7 +372,7 @@ def _normal_tail(key3, j, x):
     return math.copysign(t, x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _normal_retry(key2, key3, j, layer, x):
     """The rejected first try of element ``j`` (``layer``, signed candidate ``x``): the reference's rounds."""
     base = j * _STRIDE
@@ -402,7 +390,7 @@ def _normal_retry(key2, key3, j, layer, x):
     return x
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _normal(key, key2, key3, j):
     """Element ``j`` (uint64) of ``nn_noise.gaussian_noise(key)``, as float64."""
     layer, x, accepted = _candidate(_word(key, j))
@@ -411,7 +399,7 @@ def _normal(key, key2, key3, j):
     return _normal_retry(key2, key3, j, layer, x)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fill_noise(keys, start, out):
     """``out[i] = element start + i`` of the noise of ``keys = (key, key2, key3)``, rounded to out's dtype."""
     key, key2, key3 = keys[0], keys[1], keys[2]
@@ -551,21 +539,47 @@ def parallel_map(fn, n):
 # alpha is applied to the drive).
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
+def _rates_into(x, code, A, k):
+    """``A[k, :, :N] = f(x)`` for ``x (B, N)`` (``_apply_f`` writing into the fused kernel's 3-D buffer,
+    whose rows it knows to be contiguous: so the loops vectorise)."""
+    one = x.dtype.type(1)
+    zero = one - one
+    B, N = x.shape
+    if code == RELU:
+        for b in range(B):
+            for i in range(N):
+                v = x[b, i]
+                A[k, b, i] = v if v > zero else zero
+    elif code == TANH:
+        for b in range(B):
+            for i in range(N):
+                A[k, b, i] = _tanh(x[b, i], one)
+    elif code == SIGMOID:
+        for b in range(B):
+            for i in range(N):
+                A[k, b, i] = _sigmoid(x[b, i], one)
+    else:
+        for b in range(B):
+            for i in range(N):
+                A[k, b, i] = _f1(x[b, i], code, one, zero)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _f1(v, code, one, zero):
     """``f(v)`` of one number, by the formulas of ``_apply_f``."""
     if code == RELU:
         return v if v > zero else zero
     elif code == TANH:
-        return np.tanh(v)
+        return _tanh(v, one)
     elif code == SIGMOID:
-        return one / (one + np.exp(-v))
+        return _sigmoid(v, one)
     elif code == SOFTPLUS:
         return (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _df1(r, d, code, one, zero):
     """``f'(x)`` from ``r = f(x)`` by the reference's formulas; softplus: the stored ``d = f'(x)``."""
     if code == RELU:  # r > 0 exactly where x > 0
@@ -579,7 +593,7 @@ def _df1(r, d, code, one, zero):
     return one
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _add_into(acc, t):
     """``acc += t`` for 2-D arrays (``acc`` float64), without a temporary."""
     for i in range(acc.shape[0]):
@@ -587,7 +601,7 @@ def _add_into(acc, t):
             acc[i, j] += t[i, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, ns, noise_arr, noise_mode, keys,
                           u, y, mask, fr, has_fr, c2n, code, b0, b1, grad_steps, loss, r2, g_augT, g_out, d_x0):
     """Trials ``b0:b1`` of all K networks: forward, MSE, backward. ``u (Ku, B, T, I)``, ``y, mask (K?, B, T, O)``
@@ -629,7 +643,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                 x[b, i] = x0[n, b0 + b, i]
                 A[0, b, i] = _f1(x[b, i], code, one, zero)
                 if sp:
-                    D[0, b, i] = one / (one + np.exp(-x[b, i]))
+                    D[0, b, i] = _sigmoid(x[b, i], one)
         # ---- forward, readout, loss
         loss_n, r2_n = 0.0, 0.0
         for k in range(T):
@@ -649,13 +663,11 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                 for b in range(B):
                     for i in range(N):
                         x[b, i] = decay[n, i] * x[b, i] + acc[b, i]
-            for b in range(B):
-                for i in range(N):
-                    A[k + 1, b, i] = _f1(x[b, i], code, one, zero)
+            _rates_into(x, code, A, k + 1)  # r_{k+1} = f(x_{k+1})
             if sp:
                 for b in range(B):
                     for i in range(N):
-                        D[k + 1, b, i] = one / (one + np.exp(-x[b, i]))
+                        D[k + 1, b, i] = _sigmoid(x[b, i], one)
             if has_fr:
                 for b in range(B):
                     for i in range(N):

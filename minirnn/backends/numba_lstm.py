@@ -19,84 +19,26 @@ cell (forward) or their adjoints (backward). No allocation per step, no Python p
 
 The elementwise work is the reference's formulas in the reference's order and in the input's
 dtype (``phi`` by code: relu 0, tanh 1, sigmoid 2, softplus 3, linear 4), with one exception:
-``sigmoid`` and ``tanh`` go through a branch-free ``exp`` of our own (below; within 3 ulp, as
-NumPy's), because Numba's libm calls do not vectorise. So the numbers differ from the reference
+``sigmoid`` and ``tanh`` go through a branch-free ``exp`` of our own (:mod:`.numba_math`; within 3
+ulp, as NumPy's), because Numba's libm calls do not vectorise. So the numbers differ from the reference
 by a few ulp per gate and by the summation order inside the matmul (another BLAS). One
 structure at every ``N`` (measured: ``benchmarks/bench_lstm.py``, one BLAS thread).
 """
 from __future__ import annotations
 
 import importlib.util
-import math
 
 import numpy as np
-from numba import types
-from numba.extending import overload
 
 from ..dynamics import lstm as reference
-from .numba_kernels import _flat, _single_threaded_scipy_blas, njit
+from .numba_kernels import _flat, _single_threaded_scipy_blas
+from .numba_math import _sigmoid, _tanh, njit
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Numba's np.dot calls SciPy's BLAS; without SciPy the kernels cannot compile.
 HAVE_BLAS = importlib.util.find_spec("scipy") is not None
 
 RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
-
-
-# ------------------------------------------------------------------ exp, sigmoid, tanh that vectorise
-# Numba's np.exp / np.tanh call libm one number at a time (tanhf ~20 ns, expf ~7 ns here), which made
-# the fused gate loop 2.5x slower than the reference's SIMD ufuncs. These are branch-free, so LLVM
-# vectorises the loops that call them (~1.2-1.5 ns per float32 sigmoid or tanh): x = n ln2 + r with
-# |r| <= ln2 / 2 (Cody-Waite), e^r - 1 by its Taylor polynomial (to r^7 in float32, r^13 in float64),
-# 2^n from its exponent bits, x clamped so that 2^n stays a normal number (e^x then saturates at
-# about 1e-38 / 1e38 in float32, 1e-308 / 1e308 in float64: sigmoid and tanh saturate long before).
-# Within 3 ulp of the exact values, as NumPy's own (tests/test_backends_lstm.py).
-
-LN2_HI, LN2_LO = 0.693145751953125, 1.42860682030941723212e-6  # ln 2 = LN2_HI + LN2_LO; n LN2_HI is exact
-_EXP_FORMATS = {  # int type, mantissa bits, exponent bias, Taylor degree, clamp of x
-    "float32": (np.int32, 23, 127, 7, (-87.0, 88.0)),
-    "float64": (np.int64, 52, 1023, 13, (-708.0, 709.0)),
-}
-
-
-def _exp_parts(x):
-    """``(2^n, e^r - 1)`` with ``x = n ln2 + r``, so that ``e^x = 2^n (1 + q)`` (the NumPy meaning;
-    inside kernels, the branch-free implementation below for x's dtype)."""
-    n = np.floor(x / np.log(2) + 0.5)
-    return 2.0 ** n, np.expm1(x - n * np.log(2))
-
-
-@overload(_exp_parts, jit_options={"error_model": "numpy"})
-def _exp_parts_kernel(x):
-    f = np.float32 if x == types.float32 else np.float64
-    i, bits, bias, degree, (lo, hi) = _EXP_FORMATS[np.dtype(f).name]
-    coefs = tuple(f(1 / math.factorial(k)) for k in range(degree, 0, -1))  # 1/degree!, ..., 1/1!
-    lo, hi, log2e, ln2_hi, ln2_lo, half, zero = (f(v) for v in (lo, hi, 1 / np.log(2), LN2_HI, LN2_LO, 0.5, 0))
-    bias = i(bias)
-
-    def impl(x):
-        x = min(max(x, lo), hi)
-        n = np.floor(x * log2e + half)
-        r = (x - n * ln2_hi) - n * ln2_lo
-        q = zero
-        for c in coefs:  # Horner: q = r (1 + r (1/2 + r (1/6 + ...))) = e^r - 1
-            q = (q + c) * r
-        return i((i(n) + bias) << bits).view(f), q  # 2^n: exponent field n + bias, mantissa 0
-
-    return impl
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _sigmoid(x, one):  # 1 / (1 + e^-x)
-    s, q = _exp_parts(-x)
-    return one / (one + (s + s * q))
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _tanh(x, one):  # tanh|x| = -t / (2 + t) with t = e^(-2|x|) - 1, accurate near 0 too
-    s, q = _exp_parts(-(abs(x) + abs(x)))
-    t = s * q + (s - one)
-    return np.copysign(-t / (one + one + t), x)
 
 
 # ------------------------------------------------------------------ phi and phi' over one row
