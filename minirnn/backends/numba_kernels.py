@@ -61,32 +61,34 @@ RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
 # ``zero`` carry the array's dtype: an int literal would promote float32 to float64.
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _f_row(x, out, code, one, zero):
+    """``out = f(x)`` for one row (1-D); each activation's loop on its own, so that it vectorises."""
+    if code == RELU:
+        for i in range(x.shape[0]):
+            v = x[i]
+            out[i] = v if v > zero else zero
+    elif code == TANH:
+        for i in range(x.shape[0]):
+            out[i] = _tanh(x[i], one)
+    elif code == SIGMOID:
+        for i in range(x.shape[0]):
+            out[i] = _sigmoid(x[i], one)
+    elif code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
+        for i in range(x.shape[0]):
+            v = x[i]
+            out[i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+    else:
+        for i in range(x.shape[0]):
+            out[i] = x[i]
+
+
 @njit(cache=True, error_model="numpy")
 def _apply_f(x, code, r_out):
     """``r_out = f(x)`` on (B, N) arrays."""
     one = r_out.dtype.type(1)
-    zero = one - one
-    B, N = x.shape
-    if code == RELU:
-        for b in range(B):
-            for i in range(N):
-                v = x[b, i]
-                r_out[b, i] = v if v > zero else zero
-    elif code == TANH:
-        for b in range(B):
-            for i in range(N):
-                r_out[b, i] = _tanh(x[b, i], one)
-    elif code == SIGMOID:
-        for b in range(B):
-            for i in range(N):
-                r_out[b, i] = _sigmoid(x[b, i], one)
-    elif code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
-        for b in range(B):
-            for i in range(N):
-                v = x[b, i]
-                r_out[b, i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
-    else:
-        r_out[:, :] = x
+    for b in range(x.shape[0]):
+        _f_row(x[b], r_out[b], code, one, one - one)
 
 
 @njit(cache=True, error_model="numpy")
@@ -540,32 +542,6 @@ def parallel_map(fn, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _rates_into(x, code, A, k):
-    """``A[k, :, :N] = f(x)`` for ``x (B, N)`` (``_apply_f`` writing into the fused kernel's 3-D buffer,
-    whose rows it knows to be contiguous: so the loops vectorise)."""
-    one = x.dtype.type(1)
-    zero = one - one
-    B, N = x.shape
-    if code == RELU:
-        for b in range(B):
-            for i in range(N):
-                v = x[b, i]
-                A[k, b, i] = v if v > zero else zero
-    elif code == TANH:
-        for b in range(B):
-            for i in range(N):
-                A[k, b, i] = _tanh(x[b, i], one)
-    elif code == SIGMOID:
-        for b in range(B):
-            for i in range(N):
-                A[k, b, i] = _sigmoid(x[b, i], one)
-    else:
-        for b in range(B):
-            for i in range(N):
-                A[k, b, i] = _f1(x[b, i], code, one, zero)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def _f1(v, code, one, zero):
     """``f(v)`` of one number, by the formulas of ``_apply_f``."""
     if code == RELU:
@@ -663,7 +639,8 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                 for b in range(B):
                     for i in range(N):
                         x[b, i] = decay[n, i] * x[b, i] + acc[b, i]
-            _rates_into(x, code, A, k + 1)  # r_{k+1} = f(x_{k+1})
+            for b in range(B):  # r_{k+1} = f(x_{k+1}), into rows of A that are contiguous (so it vectorises)
+                _f_row(x[b], A[k + 1, b, :N], code, one, zero)
             if sp:
                 for b in range(B):
                     for i in range(N):
