@@ -339,7 +339,7 @@ def _module(kind, dtype_name, act_code=0, tpb=1, upt=1):
 
 @lru_cache(maxsize=None)
 def _step_kernels(act_code):
-    """The "step" strategy's fused element-wise kernels for one activation (any float dtype)."""
+    """The "step-cupy" strategy's fused element-wise kernels for one activation (any float dtype)."""
     import cupy
 
     pre = f"#define ACT {act_code}\n" + _ACTIVATIONS
@@ -413,7 +413,7 @@ def _flat(a, shape):
 # spend ~20 us of Python on each call, more than the GPU needs for the step at N_rec ~1000.
 # (A CUDA graph would remove the launches altogether, but CuPy refuses cuBLAS calls during stream
 # capture: "calling cuBLAS API during stream capture is currently unsupported".)
-# "step-cupy" is the same loop written with cupy.matmul and ElementwiseKernel: the fallback.
+# "step-cupy" is the same loop written with cupy.matmul and ElementwiseKernel (plain, for comparison).
 
 class _Gemm:
     """``C = op(A) B`` on row-major (rows, N) arrays, through cuBLAS's column-major gemm."""
