@@ -15,10 +15,10 @@ from ..errors import ParameterError
 def clip_by_norm(grads: dict, max_norm=1.0, n_lead: int = 0) -> dict:
     """Clip each parameter's gradient of each network to L2 norm ``<= max_norm`` (PsychRNN's
     ``clip_grads=True``: ``tf.clip_by_norm(g, 1.0)`` per variable). Returns a new dict."""
-    out = {}
+    m, out = _checked(max_norm), {}
     for name, g in grads.items():
         xp = get_array_module(g)
-        c = _per_network(max_norm, g, n_lead)
+        c = _per_network(m, g, n_lead)
         norm = xp.sqrt(_sum_squares(g, n_lead, keepdims=True))      # (*lead, 1, ..., 1)
         out[name] = g * c / xp.maximum(norm, c)                     # g * c / max(|g|, c): TF's order
     return out
@@ -27,10 +27,10 @@ def clip_by_norm(grads: dict, max_norm=1.0, n_lead: int = 0) -> dict:
 def clip_by_global_norm(grads: dict, max_norm, n_lead: int = 0) -> dict:
     """Scale all gradients of a network together so that their joint L2 norm is ``<= max_norm``
     (``tf.clip_by_global_norm`` semantics, one global norm per network). Returns a new dict."""
-    norm = global_norm(grads, n_lead)                                 # (*lead,)
+    m, norm = _checked(max_norm), global_norm(grads, n_lead)          # norm: (*lead,)
     out = {}
     for name, g in grads.items():
-        c = _per_network(max_norm, g, n_lead)
+        c = _per_network(m, g, n_lead)
         n = norm.reshape(norm.shape + (1,) * (g.ndim - n_lead))
         out[name] = g * (c / get_array_module(g).maximum(n, c))      # g * c / max(||all g||, c)
     return out
@@ -50,12 +50,17 @@ def _sum_squares(g, n_lead, keepdims):
     return get_array_module(g).sum(g * g, axis=own, keepdims=keepdims)
 
 
-def _per_network(max_norm, g, n_lead):
-    """``max_norm`` in ``g``'s dtype and array module, shaped to broadcast against ``g``."""
+def _checked(max_norm) -> np.ndarray:
+    """``max_norm`` as float64 (a scalar or one value per network), checked once per call."""
     m = np.asarray(max_norm, dtype=np.float64)
     if not (np.all(np.isfinite(m)) and np.all(m > 0)):
         raise ParameterError(f"max_norm must be > 0 (a float or one value per network). "
                              f"Got {max_norm!r} instead.")
+    return m
+
+
+def _per_network(m, g, n_lead):
+    """The checked ``max_norm`` ``m`` in ``g``'s dtype and array module, shaped to broadcast against ``g``."""
     if m.ndim == 0:
         return g.dtype.type(m)                                        # keeps float32 float32
     if m.shape != g.shape[:n_lead]:
