@@ -24,9 +24,9 @@ two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
 
 The fused update splits the batch into chunks of trials run on threads (see "threads" below).
 All give the reference's numbers up to the summation order inside matmuls: the elementwise work is
-done in the reference's order and in the input's dtype, with one exception: ``tanh`` and ``sigmoid``
-are :mod:`.numba_math`'s branch-free versions (within 3 ulp, like NumPy's), because Numba's libm calls
-do not vectorise (a tanh network's update took twice as long as a ReLU one's; now ~1.1x).
+done in the reference's order and in the input's dtype, with one exception: ``tanh``, ``sigmoid`` and
+``softplus`` are :mod:`.numba_math`'s branch-free versions (within 3-4 ulp, like NumPy's), because
+Numba's libm calls do not vectorise (a tanh network's update took twice as long as a ReLU one's).
 Kernels use NumPy's error model (``error_model="numpy"``): a float division is a float division,
 without the per-element zero check that also stops a loop from vectorising.
 """
@@ -41,7 +41,7 @@ import numpy as np
 
 from ..dynamics import rate
 from ..nn import noise as nn_noise
-from .numba_math import _sigmoid, _tanh, njit
+from .numba_math import _sigmoid, _softplus, _tanh, njit
 
 
 # Largest N_rec run by the whole-loop kernel (np.dot inside @njit); above it, NumPy matmul per step.
@@ -74,10 +74,9 @@ def _f_row(x, out, code, one, zero):
     elif code == SIGMOID:
         for i in range(x.shape[0]):
             out[i] = _sigmoid(x[i], one)
-    elif code == SOFTPLUS:  # log(1 + e^x) = max(x, 0) + log1p(e^-|x|), as np.logaddexp(x, 0)
+    elif code == SOFTPLUS:  # log(1 + e^x), as np.logaddexp(x, 0)
         for i in range(x.shape[0]):
-            v = x[i]
-            out[i] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+            out[i] = _softplus(x[i], one)
     else:
         for i in range(x.shape[0]):
             out[i] = x[i]
@@ -551,7 +550,7 @@ def _f1(v, code, one, zero):
     elif code == SIGMOID:
         return _sigmoid(v, one)
     elif code == SOFTPLUS:
-        return (v if v > zero else zero) + np.log1p(np.exp(-abs(v)))
+        return _softplus(v, one)
     return v
 
 

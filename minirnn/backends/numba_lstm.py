@@ -19,8 +19,8 @@ cell (forward) or their adjoints (backward). No allocation per step, no Python p
 
 The elementwise work is the reference's formulas in the reference's order and in the input's
 dtype (``phi`` by code: relu 0, tanh 1, sigmoid 2, softplus 3, linear 4), with one exception:
-``sigmoid`` and ``tanh`` go through a branch-free ``exp`` of our own (:mod:`.numba_math`; within 3
-ulp, as NumPy's), because Numba's libm calls do not vectorise. So the numbers differ from the reference
+``sigmoid``, ``tanh`` and ``softplus`` go through a branch-free ``exp`` of our own (:mod:`.numba_math`;
+within 3-4 ulp, as NumPy's), because Numba's libm calls do not vectorise. So the numbers differ from the reference
 by a few ulp per gate and by the summation order inside the matmul (another BLAS). One
 structure at every ``N`` (measured: ``benchmarks/bench_lstm.py``, one BLAS thread).
 """
@@ -32,7 +32,7 @@ import numpy as np
 
 from ..dynamics import lstm as reference
 from .numba_kernels import _flat, _single_threaded_scipy_blas
-from .numba_math import _sigmoid, _tanh, njit
+from .numba_math import _sigmoid, _softplus, _tanh, njit
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Numba's np.dot calls SciPy's BLAS; without SciPy the kernels cannot compile.
@@ -64,7 +64,7 @@ def _phi_row(c, code, one, zero, p, dp):
     elif code == SOFTPLUS:  # log(1 + e^c) = max(c, 0) + log1p(e^-|c|);  phi' = sigmoid(c)
         for j in range(N):
             v = c[j]
-            p[j], dp[j] = (v if v > zero else zero) + np.log1p(np.exp(-abs(v))), _sigmoid(v, one)
+            p[j], dp[j] = _softplus(v, one), _sigmoid(v, one)
     else:  # linear
         for j in range(N):
             p[j], dp[j] = c[j], one
