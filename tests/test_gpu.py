@@ -230,3 +230,24 @@ def test_fused_adam_on_the_device_equals_the_reference(cupy, dtype):
         got = gpu.compute_update({"W": cupy.asarray(g["W"])})["W"]
         close(cupy.asnumpy(got), want)
     close(cupy.asnumpy(gpu.state["W"]["v"]), ref.state["W"]["v"])
+
+
+@pytest.mark.parametrize("variant", ["standard", "psychrnn"])
+def test_cupy_lstm_matches_numpy(cupy, variant):
+    """The LSTM on the device runs the reference array code on cupy arrays: its loss and gradients are NumPy's.
+    (Written after the last device run of session 3: it first runs in the next session with a GPU.)"""
+    from minirnn import LSTM
+
+    p = dict(N_in=2, N_rec=6, N_out=3, dt=10, tau=100, dtype="float64", seed=3, lstm_variant=variant)
+    ref, gpu = LSTM(dict(p, backend="numpy")), LSTM(dict(p, backend="cupy"))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 9, 2)), rng.random((4, 9, 3))
+    mask = (rng.random(y.shape) > 0.2).astype(float)
+    lr, gr = ref.loss_and_grads(x, y, mask)
+    lg, gg = gpu.loss_and_grads(x, y, mask)
+    close(np.asarray(lg), np.asarray(lr))
+    for name in gr:
+        close(gg[name], gr[name])
+    out_ref, _ = ref.test(x)
+    out_gpu, _ = gpu.test(x)
+    close(out_gpu, out_ref)
