@@ -541,20 +541,6 @@ def parallel_map(fn, n):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _f1(v, code, one, zero):
-    """``f(v)`` of one number, by the formulas of ``_apply_f``."""
-    if code == RELU:
-        return v if v > zero else zero
-    elif code == TANH:
-        return _tanh(v, one)
-    elif code == SIGMOID:
-        return _sigmoid(v, one)
-    elif code == SOFTPLUS:
-        return _softplus(v, one)
-    return v
-
-
-@njit(cache=True, inline="always", error_model="numpy")
 def _df1(r, d, code, one, zero):
     """``f'(x)`` from ``r = f(x)`` by the reference's formulas; softplus: the stored ``d = f'(x)``."""
     if code == RELU:  # r > 0 exactly where x > 0
@@ -616,9 +602,9 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
         for b in range(B):
             for i in range(N):
                 x[b, i] = x0[n, b0 + b, i]
-                A[0, b, i] = _f1(x[b, i], code, one, zero)
                 if sp:
                     D[0, b, i] = _sigmoid(x[b, i], one)
+            _f_row(x[b], A[0, b, :N], code, one, zero)  # r_0 = f(x_0)
         # ---- forward, readout, loss
         loss_n, r2_n = 0.0, 0.0
         for k in range(T):
