@@ -12,3 +12,16 @@ import pytest  # noqa: E402
 def datadir() -> pathlib.Path:
     """The folder of golden files (tests/data)."""
     return pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def one_blas_thread():
+    """Every BLAS at one thread for the test (small products: identical summation order run to run, no
+    thread start-up). SciPy's BLAS, the one behind Numba's ``np.dot``, is loaded first so that it is pinned too."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    try:
+        import scipy.linalg  # noqa: F401
+    except ImportError:
+        pass
+    with threadpoolctl.threadpool_limits(1):
+        yield

@@ -18,23 +18,16 @@ import numpy as np
 import pytest
 
 numba = pytest.importorskip("numba")
-threadpoolctl = pytest.importorskip("threadpoolctl")
 
 from minirnn.backends import get_backend, numba_kernels as nk  # noqa: E402
 from minirnn.dynamics import rate  # noqa: E402
 from minirnn.nn.activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
 from tolerances import close  # noqa: E402
 
-pytestmark = pytest.mark.numba
+pytestmark = [pytest.mark.numba, pytest.mark.usefixtures("one_blas_thread")]
 
 DTYPES = [np.float64, np.float32]
 STRUCTURES = ["whole-loop", "matmul"]
-
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    with threadpoolctl.threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(params=STRUCTURES)

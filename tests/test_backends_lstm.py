@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 numba = pytest.importorskip("numba")
-threadpoolctl = pytest.importorskip("threadpoolctl")
 
 from minirnn import LSTM  # noqa: E402
 from minirnn.backends import get_backend, numba_kernels as nk, numba_lstm as nl, numba_math as nm  # noqa: E402
@@ -29,18 +28,10 @@ from minirnn.nn.activations import ACTIVATIONS, get_activation  # noqa: E402
 from minirnn.simulate import LSTMSimulator, Perturbation  # noqa: E402
 from tolerances import close  # noqa: E402
 
-pytestmark = pytest.mark.numba
+pytestmark = [pytest.mark.numba, pytest.mark.usefixtures("one_blas_thread")]
 
 DTYPES = [np.float64, np.float32]
 VARIANTS = ["standard", "psychrnn"]
-
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    import scipy.linalg  # noqa: F401  (load the BLAS behind numba's np.dot, so that it is pinned too)
-
-    with threadpoolctl.threadpool_limits(1):
-        yield
 
 
 def make_case(lead=(3,), T=7, B=3, N=5, dtype=np.float64, state_batch=1, seed=0):

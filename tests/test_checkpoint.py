@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from minirnn import Basic
 from minirnn.errors import WeightsFileError
@@ -24,12 +23,7 @@ from minirnn.train.checkpoint import TrainingInterrupted, load_checkpoint, save_
 from minirnn.train.trainer import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def make(seed=5, noise=0.1, **extra):
