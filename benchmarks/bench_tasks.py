@@ -4,21 +4,8 @@ builds batches).
 
     python benchmarks/bench_tasks.py
 """
-import time
-
-import numpy as np
-
 from minirnn.tasks import DelayedDiscrimination, FlipFlop, MatchToCategory, PerceptualDiscrimination
-
-
-def median_ms(f, n):
-    f()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return np.median(times) * 1e3
+from timing import median_ms
 
 
 def main():

@@ -10,21 +10,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import time
 
 import numpy as np
 
-
-def median_ms(fn, reps, sync):
-    fn()
-    sync()
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        out.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(out))
+from timing import median_ms
 
 
 def main():

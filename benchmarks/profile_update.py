@@ -5,7 +5,6 @@
 The paper's settings (batch 128, 200 steps), one BLAS thread, medians of 30 calls per stage.
 """
 import argparse
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -13,16 +12,7 @@ from threadpoolctl import threadpool_limits
 from minirnn import Basic
 from minirnn.models.basic import mT, rows, time_major
 from minirnn.tasks import PerceptualDiscrimination
-
-
-def median_ms(f, n=30):
-    f()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return np.median(times) * 1e3
+from timing import median_ms
 
 
 def main():
