@@ -8,7 +8,7 @@ from the same run (BENCHMARKS.md, "How to measure here"). On a shared, loaded ma
 ``--blas-threads 1 --clock cpu``: two BLAS threads collapse when another process holds a core.
 
 Contenders: ``reference`` (dynamics/rate.py), ``numba`` (what ``KERNELS`` dispatches to), and the
-two structures it chooses between, forced: ``whole-loop`` (one @njit kernel with ``np.dot`` per
+two structures it chooses between, forced: ``whole-loop`` (one @njit kernel with one product per
 step) and ``matmul`` (NumPy matmul per step, fused @njit elementwise step).
 
     python benchmarks/bench_kernels.py [--sizes 50 256 1024] [--rounds 7] [--blas-threads 2] [--clock cpu]

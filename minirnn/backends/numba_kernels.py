@@ -15,8 +15,8 @@ array C-contiguous and calls a kernel. Inside kernels the transfer function is i
 ``rate_forward`` / ``rate_backward`` (used by ``test``, the simulator and the unfused update) have
 two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
 
-- ``N <= WHOLE_LOOP_MAX_N``: one ``@njit`` kernel runs the whole time loop: one ``np.dot`` per step
-  (Numba calls SciPy's BLAS) into a scratch buffer, then fused elementwise passes that form
+- ``N <= WHOLE_LOOP_MAX_N``: one ``@njit`` kernel runs the whole time loop: one product per step
+  (:func:`.numba_blas.gemm`, NumPy's BLAS on one thread) into a scratch buffer, then fused elementwise passes that form
   ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step allocation and no Python per step,
   which is what costs at small ``N``.
 - larger ``N``: a Python loop of NumPy matmuls (NumPy's BLAS) with the same fused elementwise pass
@@ -32,7 +32,6 @@ without the per-element zero check that also stops a loop from vectorising.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -41,15 +40,15 @@ import numpy as np
 
 from ..dynamics import rate
 from ..nn import noise as nn_noise
+from .numba_blas import PROVIDER, gemm, one_blas_thread
 from .numba_math import _sigmoid, _softplus, _tanh, njit
 
 
-# Largest N_rec run by the whole-loop kernel (np.dot inside @njit); above it, NumPy matmul per step.
-# Measured (benchmarks/bench_kernels.py, B=128, T=200, float32): the whole loop wins at N = 50
-# (0.80x the matmul structure), ties at 128, and loses at 256-1024 once BLAS has two threads:
-# SciPy's OpenBLAS (behind Numba's np.dot) threads worse than NumPy's. 64 keeps the sure win only.
-# Numba's np.dot needs SciPy; without SciPy every size takes the matmul structure.
-WHOLE_LOOP_MAX_N = 64 if importlib.util.find_spec("scipy") is not None else 0
+# Largest N_rec run by the whole-loop kernel (a one-thread product inside @njit); above it, NumPy matmul
+# per step. Measured (benchmarks/bench_kernels.py, B=128, T=200, float32): the whole loop wins at N = 50
+# (0.80x the matmul structure), ties at 128, and loses at 256-1024, where NumPy's matmul has two BLAS
+# threads. 64 keeps the sure win only. Without a BLAS for compiled code every size takes the matmul one.
+WHOLE_LOOP_MAX_N = 64 if PROVIDER.name != "none" else 0
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -171,7 +170,7 @@ def _forward_loop(W_alpha_T, drive, x0, alpha, decay, ns, noise, has_noise, code
     for n in range(K):
         _apply_f(x0[n], code, r)
         for k in range(T):
-            np.dot(r, W_alpha_T[n], acc)
+            gemm(False, False, r, W_alpha_T[n], acc)
             x_prev = x0[n] if k == 0 else X[n, k - 1]
             _forward_step(x_prev, acc, drive[n, k], noise[n, k] if has_noise else drive[n, k],
                           has_noise, alpha[n], decay[n], ns[n], code, X[n, k], r)
@@ -189,7 +188,7 @@ def _backward_loop(W_alpha, X, x0, dX, alpha, decay, code, d_drive, d_x0):
         carry[n, :, :] = 0
         for k in range(T - 1, -1, -1):
             _adjoint(dX[n, k], carry[n], alpha[n], a, d_drive[n, k])
-            np.dot(a, W_alpha[n], g)
+            gemm(False, False, a, W_alpha[n], g)
             x_prev = x0[n] if k == 0 else X[n, k - 1]
             _backward_step(a, g, x_prev, decay[n], code, carry[n])
     return d_drive, d_x0
@@ -297,9 +296,11 @@ def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=
         ns, noise_f = alpha_f, drive_f  # not read
     X = np.empty(drive_f.shape, dtype)
     if T > 0 and B > 0 and N > 0:
-        loop = _forward_loop if N <= WHOLE_LOOP_MAX_N else _forward_matmul
-        _single_threaded_scipy_blas()
-        loop(W_alpha_T, drive_f, x0_f, alpha_f, decay, ns, noise_f, has_noise, act.code, X)
+        if N <= WHOLE_LOOP_MAX_N:
+            with one_blas_thread():
+                _forward_loop(W_alpha_T, drive_f, x0_f, alpha_f, decay, ns, noise_f, has_noise, act.code, X)
+        else:
+            _forward_matmul(W_alpha_T, drive_f, x0_f, alpha_f, decay, ns, noise_f, has_noise, act.code, X)
     return X.reshape(*lead, T, B, N)
 
 
@@ -318,9 +319,11 @@ def rate_backward(W_rec_eff, X, x0, dX, alpha, act):
     d_drive = np.empty(X_f.shape, dtype)
     d_x0 = np.zeros(x0_f.shape, dtype)
     if T > 0 and B > 0 and N > 0:
-        loop = _backward_loop if N <= WHOLE_LOOP_MAX_N else _backward_matmul
-        _single_threaded_scipy_blas()
-        loop(W_alpha, X_f, x0_f, dX_f, alpha_f, decay, act.code, d_drive, d_x0)
+        if N <= WHOLE_LOOP_MAX_N:
+            with one_blas_thread():
+                _backward_loop(W_alpha, X_f, x0_f, dX_f, alpha_f, decay, act.code, d_drive, d_x0)
+        else:
+            _backward_matmul(W_alpha, X_f, x0_f, dX_f, alpha_f, decay, act.code, d_drive, d_x0)
     return d_drive.reshape(*lead, T, B, N), d_x0.reshape(*lead, B, N)
 
 
@@ -477,52 +480,23 @@ def batch_chunks(B):
     return _even_split(B, max(1, round(B / CHUNK_TRIALS)))
 
 
-def _scipy_blas():
-    """SciPy's OpenBLAS (the BLAS Numba's ``np.dot`` calls) as a threadpoolctl handle, or None."""
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    libs = [lib for lib in ThreadpoolController().select(internal_api="openblas").lib_controllers
-            if "scipy.libs" in lib.filepath or "scipy/" in lib.filepath]
-    return libs[0] if libs else None
-
-
-_SCIPY_BLAS = []  # found on first use (threadpoolctl's library scan takes ~10 ms)
-
-
-def _single_threaded_scipy_blas():
-    """Keep SciPy's OpenBLAS at one thread (a process-wide setting; NumPy's own BLAS is untouched).
-
-    Two-thread OpenBLAS inside these kernels was measured 2-50x slower on 2 cores: its threads spin
-    against ours (and against any other process) and stay spinning for a while after each call, so
-    switching it to one thread per call and back was as bad. Numba's ``np.dot`` is the only heavy user
-    of this library in minirnn; ``scipy.linalg`` elsewhere in the process runs single-threaded too."""
-    if not _SCIPY_BLAS:
-        _SCIPY_BLAS.append(_scipy_blas())
-    lib = _SCIPY_BLAS[0]
-    if lib is not None and lib.get_num_threads() != 1:
-        lib.set_num_threads(1)
-
-
 def parallel_map(fn, n):
     """``fn(0) ... fn(n - 1)`` on up to ``num_threads()`` threads (one BLAS thread each); waits."""
     global _pool
-    _single_threaded_scipy_blas()
     threads = min(n, num_threads())
-    if threads <= 1:
-        for c in range(n):
+    with one_blas_thread():
+        if threads <= 1:
+            for c in range(n):
+                fn(c)
+            return
+        if _pool is None or _pool._max_workers < threads - 1:
+            _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="minirnn")
+        # pieces 1, 1 + threads, ... go to the pool's threads; this thread takes 0, threads, ...
+        theirs = [_pool.submit(lambda t=t: [fn(c) for c in range(t, n, threads)]) for t in range(1, threads)]
+        for c in range(0, n, threads):
             fn(c)
-        return
-    if _pool is None or _pool._max_workers < threads - 1:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="minirnn")
-    # pieces 1, 1 + threads, ... and so on go to the pool's threads; this thread takes 0, threads, ...
-    theirs = [_pool.submit(lambda t=t: [fn(c) for c in range(t, n, threads)]) for t in range(1, threads)]
-    for c in range(0, n, threads):
-        fn(c)
-    for f in theirs:
-        f.result()
+        for f in theirs:
+            f.result()
 
 
 # ------------------------------------------------------------------ one fused training update
@@ -530,8 +504,8 @@ def parallel_map(fn, n):
 # the L2 firing-rate penalty), in one kernel per chunk of trials, so that no whole-array code passes
 # over (T, B, N) arrays. Each step's input goes into the recurrent matmul: ``A[k] = [f(x_k) | u_k | 1]``
 # (B, N + I + 1) times ``[W_alpha^T; (alpha W_in)^T; alpha b_rec]`` gives ``f(x_k) W_alpha^T + alpha
-# drive_k`` in one np.dot, and in the backward ``d_drive^T A`` gives ``[dW_rec | dW_in | db_rec]``, one
-# np.dot per chunk of 8 steps while those rows are still in cache (one product over all steps after the
+# drive_k`` in one product, and in the backward ``d_drive^T A`` gives ``[dW_rec | dW_in | db_rec]``, one
+# product per chunk of 8 steps while those rows are still in cache (one product over all steps after the
 # loop was slower: the (T, B, N) buffer it needs pushed the working set out of the 512 KB L2). The readout uses ``[W_out | 0 | b_out]`` the same way, and ``[dW_out | . |
 # db_out]`` is accumulated per step while r_{k+1} is in cache. The noise is made where it is used
 # (``noise_mode`` 2) or read from an array (1). f'(x) is recomputed from the rates by the reference's
@@ -609,7 +583,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
         loss_n, r2_n = 0.0, 0.0
         for k in range(T):
             # x_{k+1} = decay x_k + f(x_k) W_alpha^T + alpha (u_k W_in^T + b_rec) + ns xi_k
-            np.dot(A[k], W_aug_T[n], acc)
+            gemm(False, False, A[k], W_aug_T[n], acc)
             if noise_mode == 2:
                 for b in range(B):
                     j0 = (k * B_all + b0 + b) * N  # xi_k[b, i] is element (k, b, i) of the (T, B, N) block
@@ -635,7 +609,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                     for i in range(N):
                         r2_n += A[k + 1, b, i] * A[k + 1, b, i]
         # readout of every step in one product: z_k = [r_{k+1} | u | 1] [W_out^T; 0; b_out]
-        np.dot(A2[B:], W_out_aug[n].T, Z)
+        gemm(False, True, A2[B:], W_out_aug[n], Z)
         # e = mask (z - y); dL/dz = (2/n) mask e
         for k in range(T):
             for b in range(B):
@@ -646,7 +620,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                     dZ[k + 1, b, o] = (c2n * m) * e
         loss[n], r2[n] = loss_n, r2_n
         # [dW_out | . | db_out] = sum_k dz_k^T [r_{k+1} | u | 1], one product
-        np.dot(dZ2[B:].T, A2[B:], tOM)
+        gemm(True, False, dZ2[B:], A2[B:], tOM)
         _add_into(g_out[n], tOM)
         # ---- backward through time: carry = dL/dx_{k+1} through later steps, then a_{k+1}, then dL/dx_k
         carry[:, :] = 0
@@ -655,7 +629,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
             k0 = k - k % CH  # first step of this chunk of steps
             dd = DD[k - k0]
             # dX_k = (dz_k W_out + fr r_{k+1}) f'(x_{k+1});  a_{k+1} = dX_k + carry;  d_drive_k = alpha a_{k+1}
-            np.dot(dZ[k + 1], W_out[n], acc)
+            gemm(False, False, dZ[k + 1], W_out[n], acc)
             for b in range(B):
                 for i in range(N):
                     r = A[k + 1, b, i]
@@ -664,7 +638,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
                     carry[b, i] = a
                     dd[b, i] = alpha[n, i] * a
             # dL/dx_k = decay a_{k+1} + f'(x_k) (a_{k+1} @ W_alpha)
-            np.dot(carry, W_alpha[n], acc)
+            gemm(False, False, carry, W_alpha[n], acc)
             for b in range(B):
                 for i in range(N):
                     fp = _df1(A[k, b, i], D[kd, b, i], code, one, zero)
@@ -672,7 +646,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
             # [dW_rec | dW_in | db_rec] += d_drive_k^T [f(x_k) | u_k | 1], one matmul per chunk of steps
             if k == k0:  # (formed transposed, [f(x) | u | 1]^T d_drive: measured 25 % faster in this orientation)
                 rows = (min(k0 + CH, T) - k0) * B
-                np.dot(A2[k0 * B:k0 * B + rows].T, DD2[:rows], tMN)
+                gemm(True, False, A2[k0 * B:k0 * B + rows], DD2[:rows], tMN)
                 _add_into(g_augT[n], tMN)
         for b in range(B):
             for i in range(N):
@@ -751,5 +725,6 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     return value, {name: np.ascontiguousarray(g) for name, g in grads.items()}
 
 
-KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "rate_loss_and_grads": rate_loss_and_grads,
-           "gaussian_noise": gaussian_noise}
+KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "gaussian_noise": gaussian_noise}
+if PROVIDER.name != "none":  # the fused update's products need a BLAS reachable from compiled code
+    KERNELS["rate_loss_and_grads"] = rate_loss_and_grads

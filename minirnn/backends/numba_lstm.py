@@ -10,10 +10,10 @@ step, as in the reference (gates stacked ``f, i, c, o``)::
 Each public function is a thin Python wrapper. It sends to the vectorised reference what the
 kernels cannot take: a perturbation (``W_mask``, clamps), a cell activation without an integer
 ``code`` (a user ``(f, df)`` pair), arrays that are not all NumPy float32 or all float64, an empty
-time, batch or unit axis, and everything when SciPy (the BLAS behind Numba's ``np.dot``) is
-missing. Otherwise it flattens the leading network axes ``*lead`` to one axis ``K``, broadcasts
+time, batch or unit axis, and everything when no BLAS is reachable from compiled code
+(:mod:`.numba_blas`). Otherwise it flattens the leading network axes ``*lead`` to one axis ``K``, broadcasts
 ``h0``/``c0`` to ``(K, B, N)``, makes every array C-contiguous and calls one ``@njit`` kernel
-that runs all ``K`` networks and all ``T`` steps: one ``np.dot`` per step into a preallocated
+that runs all ``K`` networks and all ``T`` steps: one product per step (one BLAS thread) into a preallocated
 ``(B, 4N)`` or ``(B, N)`` buffer, then fused loops over each batch row for the four gates and the
 cell (forward) or their adjoints (backward). No allocation per step, no Python per step.
 
@@ -26,17 +26,16 @@ structure at every ``N`` (measured: ``benchmarks/bench_lstm.py``, one BLAS threa
 """
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 
 from ..dynamics import lstm as reference
-from .numba_kernels import _flat, _single_threaded_scipy_blas
+from .numba_blas import PROVIDER, gemm, one_blas_thread
+from .numba_kernels import _flat
 from .numba_math import _sigmoid, _softplus, _tanh, njit
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-# Numba's np.dot calls SciPy's BLAS; without SciPy the kernels cannot compile.
-HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+# Without a BLAS for compiled code (numba_blas) the kernels cannot link.
+HAVE_BLAS = PROVIDER.name != "none"
 
 RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
 
@@ -83,11 +82,10 @@ def _forward_loop(W_h, drive, h0, c0, code, H, C, G):
     a = np.empty((B, N4), drive.dtype)  # h_k @ W_h^T, all four gates
     p, dp = np.empty(N, drive.dtype), np.empty(N, drive.dtype)  # phi(c_{k+1}) of one row (dp unused)
     for n in range(K):
-        W_hT = W_h[n].T  # (N, 4N), F-contiguous: BLAS reads it transposed, no copy
         for k in range(T):
             h_prev = h0[n] if k == 0 else H[n, k - 1]
             c_prev = c0[n] if k == 0 else C[n, k - 1]
-            np.dot(h_prev, W_hT, a)  # (B, 4N)
+            gemm(False, True, h_prev, W_h[n], a)  # h_k W_h^T: (B, 4N)
             for b in range(B):
                 ab, db, gb = a[b], drive[n, k, b], G[n, k, b]
                 f, i, g, o = gb[:N], gb[N:2 * N], gb[2 * N:3 * N], gb[3 * N:]
@@ -138,7 +136,7 @@ def _backward_loop(W_h, C, G, c0, dH, code, dA, dh0, dc0):
                     da[2 * N + j] = (dc * i[j]) * (one - g[j] * g[j])
                     da[3 * N + j] = (dh * p[j]) * (o[j] * (one - o[j]))
                     dcc[j] = dc * f[j]  # c_{k+1} = f c_k + ...  =>  dc_k = dc f
-            np.dot(dA[n, k], W_h[n], dh_carry)  # a_k = h_k W_h^T + ...  =>  dh_k = dA_k W_h
+            gemm(False, False, dA[n, k], W_h[n], dh_carry)  # a_k = h_k W_h^T + ...  =>  dh_k = dA_k W_h
     return dA, dh0, dc0
 
 
@@ -165,10 +163,10 @@ def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
     C = np.empty_like(H)
     G = np.empty(drive.shape, dtype)
     K = int(np.prod(lead, dtype=np.int64))
-    _single_threaded_scipy_blas()  # see numba_kernels: two-thread OpenBLAS inside kernels collapses
     flat = lambda a, *tail: _flat(a, lead, tail, dtype)  # noqa: E731  (K, *tail), C order
-    _forward_loop(flat(W_h, N4, N), flat(drive, T, B, N4), flat(h0, B, N), flat(c0, B, N), code,
-                  H.reshape(K, T, B, N), C.reshape(K, T, B, N), G.reshape(K, T, B, N4))
+    with one_blas_thread():
+        _forward_loop(flat(W_h, N4, N), flat(drive, T, B, N4), flat(h0, B, N), flat(c0, B, N), code,
+                      H.reshape(K, T, B, N), C.reshape(K, T, B, N), G.reshape(K, T, B, N4))
     return H, C, G
 
 
@@ -184,10 +182,10 @@ def lstm_backward(W_h, H, C, G, h0, c0, dH, cell_act):
     dh0 = np.empty((*lead, B, N), dtype)
     dc0 = np.empty_like(dh0)
     K = int(np.prod(lead, dtype=np.int64))
-    _single_threaded_scipy_blas()
     flat = lambda a, *tail: _flat(a, lead, tail, dtype)  # noqa: E731
-    _backward_loop(flat(W_h, 4 * N, N), flat(C, T, B, N), flat(G, T, B, 4 * N), flat(c0, B, N), flat(dH, T, B, N),
-                   code, dA.reshape(K, T, B, 4 * N), dh0.reshape(K, B, N), dc0.reshape(K, B, N))
+    with one_blas_thread():
+        _backward_loop(flat(W_h, 4 * N, N), flat(C, T, B, N), flat(G, T, B, 4 * N), flat(c0, B, N),
+                       flat(dH, T, B, N), code, dA.reshape(K, T, B, 4 * N), dh0.reshape(K, B, N), dc0.reshape(K, B, N))
     return dA, dh0, dc0
 
 

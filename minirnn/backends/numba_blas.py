@@ -1,0 +1,161 @@
+"""The matrix products inside the Numba kernels: NumPy's own BLAS, called from compiled code.
+
+Numba's ``np.dot`` calls SciPy's OpenBLAS. NumPy's wheels ship a newer OpenBLAS, and on the
+products the kernels make (a 64-trial chunk times an N x N matrix) it is 17-25 % faster here
+(2-core AMD EPYC, float32, one thread per product: 69 against 57 GFLOP/s at N_rec 256, 70 against
+53 at 1024; ``benchmarks/bench_blas.py``). So the kernels call :func:`gemm`, which calls NumPy's
+``cblas_?gemm`` through a symbol registered with LLVM (``minirnn_sgemm`` / ``minirnn_dgemm``), the
+way Numba itself reaches SciPy's BLAS. The symbol is resolved when compiled code is linked, so the
+kernels stay cacheable. Where NumPy's BLAS is not a 64-bit-integer OpenBLAS (a conda or MKL build),
+the same symbols point at a small compiled fallback that does the product with ``np.dot``.
+
+Every product runs on one BLAS thread (:func:`one_blas_thread`): the kernels run their own threads,
+one chunk of trials each.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+from contextlib import contextmanager
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import carray, cfunc, types
+
+from .numba_math import njit
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+
+
+def _signature(real):
+    # cblas_?gemm(order, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), 64-bit ints
+    return types.void(types.int32, types.int32, types.int32, types.int64, types.int64, types.int64, real,
+                      types.voidptr, types.int64, types.voidptr, types.int64, real, types.voidptr, types.int64)
+
+
+_sgemm = types.ExternalFunction("minirnn_sgemm", _signature(types.float32))
+_dgemm = types.ExternalFunction("minirnn_dgemm", _signature(types.float64))
+
+
+@njit(cache=True, inline="always", nogil=True)
+def gemm(trans_a, trans_b, a, b, c):
+    """``c = op(a) @ op(b)``, ``op(x)`` being ``x.T`` when ``trans_x``; each array 2-D with contiguous
+    rows (a C-contiguous array or a block of whole rows of one); all of one dtype, float32 or float64."""
+    if a.strides[1] != a.itemsize or b.strides[1] != b.itemsize or c.strides[1] != c.itemsize:
+        raise ValueError("gemm needs arrays whose rows are contiguous")
+    m, n = c.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    lda, ldb, ldc = a.strides[0] // a.itemsize, b.strides[0] // b.itemsize, c.strides[0] // c.itemsize
+    ta = TRANS if trans_a else NO_TRANS
+    tb = TRANS if trans_b else NO_TRANS
+    if c.itemsize == 4:  # float32 (the kernels take float32 and float64 only)
+        _sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
+               np.float32(0), c.ctypes.data, ldc)
+    else:
+        _dgemm(ROW_MAJOR, ta, tb, m, n, k, np.float64(1), a.ctypes.data, lda, b.ctypes.data, ldb,
+               np.float64(0), c.ctypes.data, ldc)
+
+
+# ------------------------------------------------------------------ where the symbols point
+
+
+def _openblas_controllers():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    return ThreadpoolController().select(internal_api="openblas").lib_controllers
+
+
+def _numpy_openblas():
+    """NumPy's OpenBLAS as ``(ctypes library, symbol prefix)``, when it is a 64-bit-integer build."""
+    for lib in _openblas_controllers():
+        if "numpy" not in lib.filepath:
+            continue
+        dll = ctypes.CDLL(lib.filepath)
+        for prefix in ("scipy_", ""):  # the wheels' scipy-openblas64, or a plain openblas64_ build
+            names = [f"{prefix}cblas_sgemm64_", f"{prefix}cblas_dgemm64_", f"{prefix}openblas_get_num_threads64_",
+                     f"{prefix}openblas_set_num_threads64_"]
+            if all(hasattr(dll, name) for name in names):
+                return dll, prefix
+    return None
+
+
+def _fallback(real, dtype):
+    """The cblas interface above (alpha 1, beta 0, as :func:`gemm` calls it) by Numba's ``np.dot``."""
+
+    @cfunc(_signature(real), cache=True)
+    def gemm_by_dot(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        A = carray(a, (k, lda) if ta == TRANS else (m, lda), dtype)
+        B = carray(b, (n, ldb) if tb == TRANS else (k, ldb), dtype)
+        C = carray(c, (m, ldc), dtype)
+        opA = A[:, :m].T if ta == TRANS else A[:, :k]
+        opB = B[:, :k].T if tb == TRANS else B[:, :n]
+        C[:, :n] = np.dot(np.ascontiguousarray(opA), np.ascontiguousarray(opB))
+
+    return gemm_by_dot
+
+
+class _Provider:
+    """Which BLAS the symbols call (``name``), and how to hold it at one thread."""
+
+    def __init__(self):
+        found = _numpy_openblas()
+        self.get_threads = self.set_threads = None
+        self.fallbacks = []  # compiled fallbacks, kept alive while their addresses are registered
+        if found is not None:
+            dll, prefix = found
+            self.name = "numpy-openblas"
+            for real in ("s", "d"):
+                address = ctypes.cast(getattr(dll, f"{prefix}cblas_{real}gemm64_"), ctypes.c_void_p).value
+                llvm.add_symbol(f"minirnn_{real}gemm", address)
+            self.get_threads = getattr(dll, f"{prefix}openblas_get_num_threads64_")
+            self.get_threads.restype = ctypes.c_int
+            self.set_threads = getattr(dll, f"{prefix}openblas_set_num_threads64_")
+            self.set_threads.argtypes = [ctypes.c_int]
+        elif importlib.util.find_spec("scipy") is not None:  # Numba's np.dot calls SciPy's BLAS
+            self.name = "numba-dot"
+            self.fallbacks = [_fallback(types.float32, np.float32), _fallback(types.float64, np.float64)]
+            llvm.add_symbol("minirnn_sgemm", self.fallbacks[0].address)
+            llvm.add_symbol("minirnn_dgemm", self.fallbacks[1].address)
+        else:
+            self.name = "none"  # the kernels are not used (WHOLE_LOOP_MAX_N 0, numba_lstm.HAVE_BLAS False)
+        self.scipy_blas = None  # SciPy's OpenBLAS (behind Numba's np.dot), found on first use
+
+
+PROVIDER = _Provider()
+
+
+def _single_threaded_scipy_blas():
+    """Keep SciPy's OpenBLAS at one thread (a process-wide setting; NumPy's own BLAS is untouched).
+
+    Numba's ``np.dot`` (the fallback above, and the LSTM kernels) calls it. Two-thread OpenBLAS inside
+    the kernels was measured 2-50x slower on 2 cores: its threads spin against ours (and against any
+    other process) and stay spinning for a while after each call. Nothing else in minirnn leans on this
+    library, so it stays at one thread for the process."""
+    if PROVIDER.scipy_blas is None:
+        if PROVIDER.name == "none":
+            PROVIDER.scipy_blas = False
+            return
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+        libs = [lib for lib in _openblas_controllers() if "scipy.libs" in lib.filepath or "scipy/" in lib.filepath]
+        PROVIDER.scipy_blas = libs[0] if libs else False
+    if PROVIDER.scipy_blas and PROVIDER.scipy_blas.get_num_threads() != 1:
+        PROVIDER.scipy_blas.set_num_threads(1)
+
+
+@contextmanager
+def one_blas_thread():
+    """While the kernels run: every product on one BLAS thread (the kernels run their own threads).
+
+    NumPy's OpenBLAS has no per-thread setting, so its process-wide thread count is set to 1 for the
+    duration and put back after (1-2 µs); SciPy's stays at one thread."""
+    _single_threaded_scipy_blas()
+    previous = PROVIDER.get_threads() if PROVIDER.get_threads is not None else 1
+    if previous != 1:
+        PROVIDER.set_threads(1)
+    try:
+        yield
+    finally:
+        if previous != 1:
+            PROVIDER.set_threads(previous)
