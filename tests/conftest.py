@@ -17,7 +17,7 @@ def datadir() -> pathlib.Path:
 @pytest.fixture
 def one_blas_thread():
     """Every BLAS at one thread for the test (small products: identical summation order run to run, no
-    thread start-up). SciPy's BLAS, the one behind Numba's ``np.dot``, is loaded first so that it is pinned too."""
+    thread start-up). SciPy's BLAS (Numba's ``np.dot``, the kernels' fallback) is loaded first so that it is pinned too."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     try:
         import scipy.linalg  # noqa: F401

@@ -90,3 +90,48 @@ def test_one_blas_thread_puts_numpys_thread_count_back():
         with numba_blas.one_blas_thread():
             raise RuntimeError("a kernel failed")
     assert provider.get_threads() == before
+
+
+def test_unknown_blas_choice_is_named():
+    with pytest.raises(ValueError, match="MINIRNN_NUMBA_BLAS must be one of auto, numpy-openblas, numba-dot; got 'mkl'"):
+        numba_blas._Provider("mkl")
+
+
+_FUSED_UPDATE = """
+import json, sys
+import numpy as np
+from minirnn.backends import numba_blas, numba_kernels as nk
+from minirnn.nn.activations import ACTIVATIONS
+rng = np.random.default_rng(3)
+N, B, T, I, O = 7, 5, 6, 2, 3
+W = {"W_in": rng.standard_normal((N, I)), "W_rec": rng.standard_normal((N, N)) / 3, "W_out": rng.standard_normal((O, N)),
+     "b_rec": rng.standard_normal(N), "b_out": rng.standard_normal(O), "init_state": rng.standard_normal((1, N))}
+x, y = rng.standard_normal((B, T, I)), rng.standard_normal((B, T, O))
+value, grads = nk.rate_loss_and_grads(W, x, y, np.ones((B, T, O)), np.full((1, N), 0.2), None, None, ACTIVATIONS["tanh"])
+print(json.dumps({"provider": numba_blas.PROVIDER.name, "value": float(value),
+                  "grads": {k: np.asarray(g).ravel().tolist() for k, g in grads.items()}}))
+"""
+
+
+def _fused_update_in_a_process(blas):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MINIRNN_NUMBA_BLAS=blas)
+    done = subprocess.run([sys.executable, "-c", _FUSED_UPDATE], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_fused_update_through_the_fallback_equals_the_default():
+    """The whole fused update with every product through the ``np.dot`` fallback (as on a conda or MKL
+    NumPy) gives the default provider's numbers (float64)."""
+    pytest.importorskip("scipy")
+    fallback = _fused_update_in_a_process("numba-dot")
+    default = _fused_update_in_a_process("auto")
+    assert fallback["provider"] == "numba-dot"
+    np.testing.assert_allclose(fallback["value"], default["value"], rtol=1e-13)
+    for name, g in default["grads"].items():
+        np.testing.assert_allclose(fallback["grads"][name], g, rtol=1e-11, atol=1e-13, err_msg=name)

@@ -7,7 +7,8 @@ products the kernels make (a 64-trial chunk times an N x N matrix) it is 17-25 %
 ``cblas_?gemm`` through a symbol registered with LLVM (``minirnn_sgemm`` / ``minirnn_dgemm``), the
 way Numba itself reaches SciPy's BLAS. The symbol is resolved when compiled code is linked, so the
 kernels stay cacheable. Where NumPy's BLAS is not a 64-bit-integer OpenBLAS (a conda or MKL build),
-the same symbols point at a small compiled fallback that does the product with ``np.dot``.
+the same symbols point at a small compiled fallback that does the product with ``np.dot``
+(``MINIRNN_NUMBA_BLAS=numba-dot`` picks it anywhere).
 
 Every product runs on one BLAS thread (:func:`one_blas_thread`): the kernels run their own threads,
 one chunk of trials each.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import os
 from contextlib import contextmanager
 
 import llvmlite.binding as llvm
@@ -99,8 +101,13 @@ def _fallback(real, dtype):
 class _Provider:
     """Which BLAS the symbols call (``name``), and how to hold it at one thread."""
 
-    def __init__(self):
-        found = _numpy_openblas()
+    def __init__(self, choice="auto"):
+        if choice not in CHOICES:
+            raise ValueError(f"MINIRNN_NUMBA_BLAS must be one of {', '.join(CHOICES)}; got {choice!r}")
+        found = _numpy_openblas() if choice != "numba-dot" else None
+        if choice == "numpy-openblas" and found is None:
+            raise ValueError("MINIRNN_NUMBA_BLAS=numpy-openblas, but NumPy's BLAS is not a 64-bit-integer OpenBLAS "
+                             "(numpy.show_config() names it); use 'auto' or 'numba-dot'")
         self.get_threads = self.set_threads = None
         self.fallbacks = []  # compiled fallbacks, kept alive while their addresses are registered
         if found is not None:
@@ -123,7 +130,10 @@ class _Provider:
         self.scipy_blas = None  # SciPy's OpenBLAS (behind Numba's np.dot), found on first use
 
 
-PROVIDER = _Provider()
+#: ``MINIRNN_NUMBA_BLAS`` (read at import): "auto" (NumPy's OpenBLAS where it is one, else the fallback),
+#: "numpy-openblas" (an error where it is not), or "numba-dot" (the fallback, e.g. to rule the BLAS out).
+CHOICES = ("auto", "numpy-openblas", "numba-dot")
+PROVIDER = _Provider(os.environ.get("MINIRNN_NUMBA_BLAS", "auto").strip() or "auto")
 
 
 def _single_threaded_scipy_blas():

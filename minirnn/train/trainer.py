@@ -300,7 +300,7 @@ def _limit_blas_threads(model, setting):
     from threadpoolctl import threadpool_limits
 
     if model.backend.name == "numba":
-        import scipy.linalg  # noqa: F401  (load the BLAS numba's np.dot calls, so that it is limited too)
+        import scipy.linalg  # noqa: F401  (load SciPy's BLAS, the kernels' fallback, so that it is limited too)
     return threadpool_limits(limits=int(setting), user_api="blas")
 
 
