@@ -24,9 +24,9 @@ TRANSPOSES = list(itertools.product([False, True], repeat=2))
 
 
 @njit(cache=True)
-def _gemm_rows(ta, tb, a, b, c, r0, r1):
+def _gemm_rows(ta, tb, a, b, c, r0, r1, accumulate=False):
     """``gemm`` on the row block ``a[r0:r1]`` (the way the kernels pass chunks of steps)."""
-    gemm(ta, tb, a[r0:r1], b, c)
+    gemm(ta, tb, a[r0:r1], b, c, accumulate)
 
 
 def _operands(ta, tb, m, n, k, dtype, rng):
@@ -53,6 +53,11 @@ def test_gemm_matches_numpy(ta, tb, dtype, rtol):
     c[...] = np.nan
     _gemm_rows(ta, tb, tall, b, c, 3, 3 + a.shape[0])
     np.testing.assert_allclose(c, _expected(ta, tb, a, b), rtol=rtol, atol=rtol * k)
+    # accumulate: c += op(a) op(b)
+    start = rng.standard_normal((m, n)).astype(dtype)
+    c[...] = start
+    _gemm_rows(ta, tb, a, b, c, 0, a.shape[0], True)
+    np.testing.assert_allclose(c, start + _expected(ta, tb, a, b), rtol=rtol, atol=rtol * k)
 
 
 def test_gemm_refuses_rows_that_are_not_contiguous():
@@ -73,9 +78,11 @@ def test_numba_dot_fallback_has_the_cblas_interface(ta, tb, dtype):
     a, b = _operands(ta, tb, m, n, k, dtype, rng)
     c = np.full((m, n), np.nan, dtype)
     pointer = lambda x: x.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
-    fallback.ctypes(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, m, n, k, 1.0, pointer(a),
-                    a.shape[1], pointer(b), b.shape[1], 0.0, pointer(c), n)
+    flags = (ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, m, n, k, 1.0)
+    fallback.ctypes(*flags, pointer(a), a.shape[1], pointer(b), b.shape[1], 0.0, pointer(c), n)
     np.testing.assert_allclose(c, _expected(ta, tb, a, b), rtol=1e-5, atol=1e-5)
+    fallback.ctypes(*flags, pointer(a), a.shape[1], pointer(b), b.shape[1], 1.0, pointer(c), n)  # c += ...
+    np.testing.assert_allclose(c, 2 * _expected(ta, tb, a, b), rtol=1e-5, atol=1e-5)
 
 
 def test_one_blas_thread_puts_numpys_thread_count_back():

@@ -40,9 +40,10 @@ _dgemm = types.ExternalFunction("minirnn_dgemm", _signature(types.float64))
 
 
 @njit(cache=True, inline="always", nogil=True)
-def gemm(trans_a, trans_b, a, b, c):
-    """``c = op(a) @ op(b)``, ``op(x)`` being ``x.T`` when ``trans_x``; each array 2-D with contiguous
-    rows (a C-contiguous array or a block of whole rows of one); all of one dtype, float32 or float64."""
+def gemm(trans_a, trans_b, a, b, c, accumulate=False):
+    """``c = op(a) @ op(b)`` (``c += ...`` when ``accumulate``), ``op(x)`` being ``x.T`` when ``trans_x``; each
+    array 2-D with contiguous rows (a C-contiguous array or a block of whole rows of one); all of one
+    dtype, float32 or float64."""
     if a.strides[1] != a.itemsize or b.strides[1] != b.itemsize or c.strides[1] != c.itemsize:
         raise ValueError("gemm needs arrays whose rows are contiguous")
     m, n = c.shape
@@ -50,12 +51,13 @@ def gemm(trans_a, trans_b, a, b, c):
     lda, ldb, ldc = a.strides[0] // a.itemsize, b.strides[0] // b.itemsize, c.strides[0] // c.itemsize
     ta = TRANS if trans_a else NO_TRANS
     tb = TRANS if trans_b else NO_TRANS
+    beta = 1.0 if accumulate else 0.0
     if c.itemsize == 4:  # float32 (the kernels take float32 and float64 only)
         _sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
-               np.float32(0), c.ctypes.data, ldc)
+               np.float32(beta), c.ctypes.data, ldc)
     else:
         _dgemm(ROW_MAJOR, ta, tb, m, n, k, np.float64(1), a.ctypes.data, lda, b.ctypes.data, ldb,
-               np.float64(0), c.ctypes.data, ldc)
+               np.float64(beta), c.ctypes.data, ldc)
 
 
 # ------------------------------------------------------------------ where the symbols point
@@ -84,7 +86,7 @@ def _numpy_openblas():
 
 
 def _fallback(real, dtype):
-    """The cblas interface above (alpha 1, beta 0, as :func:`gemm` calls it) by Numba's ``np.dot``."""
+    """The cblas interface above (alpha 1, beta 0 or 1, as :func:`gemm` calls it) by Numba's ``np.dot``."""
 
     @cfunc(_signature(real), cache=True)
     def gemm_by_dot(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
@@ -93,7 +95,11 @@ def _fallback(real, dtype):
         C = carray(c, (m, ldc), dtype)
         opA = A[:, :m].T if ta == TRANS else A[:, :k]
         opB = B[:, :k].T if tb == TRANS else B[:, :n]
-        C[:, :n] = np.dot(np.ascontiguousarray(opA), np.ascontiguousarray(opB))
+        product = np.dot(np.ascontiguousarray(opA), np.ascontiguousarray(opB))
+        if beta == 0:
+            C[:, :n] = product
+        else:
+            C[:, :n] += product
 
     return gemm_by_dot
 

@@ -505,12 +505,14 @@ def parallel_map(fn, n):
 # over (T, B, N) arrays. Each step's input goes into the recurrent matmul: ``A[k] = [f(x_k) | u_k | 1]``
 # (B, N + I + 1) times ``[W_alpha^T; (alpha W_in)^T; alpha b_rec]`` gives ``f(x_k) W_alpha^T + alpha
 # drive_k`` in one product, and in the backward ``d_drive^T A`` gives ``[dW_rec | dW_in | db_rec]``, one
-# product per chunk of 8 steps while those rows are still in cache (one product over all steps after the
-# loop was slower: the (T, B, N) buffer it needs pushed the working set out of the 512 KB L2). The readout uses ``[W_out | 0 | b_out]`` the same way, and ``[dW_out | . |
-# db_out]`` is accumulated per step while r_{k+1} is in cache. The noise is made where it is used
+# product per chunk of 8 steps while those rows are still in cache, added by BLAS into one sum in the
+# model's dtype (as the reference's one matmul over all steps sums; one product over all steps after the
+# loop was slower: the (T, B, N) buffer it needs pushed the working set out of the 512 KB L2). The
+# readout after the forward loop: ``z_k = [r_{k+1} | u_k | 1] [W_out | 0 | b_out]^T`` for every step in
+# one product, and ``[dW_out | . | db_out]`` in another. The noise is made where it is used
 # (``noise_mode`` 2) or read from an array (1). f'(x) is recomputed from the rates by the reference's
-# formulas (stored for softplus, whose f' is not a function of f). Sums over steps and chunks are
-# float64. Only summation order differs from the reference (inside matmuls, the readout dot, and where
+# formulas (stored for softplus, whose f' is not a function of f). Sums over chunks and networks' losses
+# are float64. Only summation order differs from the reference (inside matmuls, the readout dot, and where
 # alpha is applied to the drive).
 
 
@@ -624,6 +626,7 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
         _add_into(g_out[n], tOM)
         # ---- backward through time: carry = dL/dx_{k+1} through later steps, then a_{k+1}, then dL/dx_k
         carry[:, :] = 0
+        tMN[:, :] = 0  # [dW_rec | dW_in | db_rec]^T of this network and chunk, summed by BLAS (as one matmul would)
         for k in range(T - 1, -1, -1):
             kd = k if sp else 0  # D[kd]: f'(x_k) for softplus (not read otherwise)
             k0 = k - k % CH  # first step of this chunk of steps
@@ -646,8 +649,8 @@ def _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0, alpha, decay, 
             # [dW_rec | dW_in | db_rec] += d_drive_k^T [f(x_k) | u_k | 1], one matmul per chunk of steps
             if k == k0:  # (formed transposed, [f(x) | u | 1]^T d_drive: measured 25 % faster in this orientation)
                 rows = (min(k0 + CH, T) - k0) * B
-                gemm(True, False, A2[k0 * B:k0 * B + rows], DD2[:rows], tMN)
-                _add_into(g_augT[n], tMN)
+                gemm(True, False, A2[k0 * B:k0 * B + rows], DD2[:rows], tMN, True)
+        _add_into(g_augT[n], tMN)
         for b in range(B):
             for i in range(N):
                 d_x0[n, b0 + b, i] = carry[b, i]
