@@ -1,8 +1,8 @@
 """Micro-benchmark of the recurrence alone: the NumPy reference against the Numba kernels.
 
 Times ``rate_forward`` + ``rate_backward`` (ReLU, per-unit alpha, recurrent noise on) at
-B = 128, T = 200 and N_rec in {50, 256, 1024}, float32, and ``standard_normal`` for that noise
-block (float32 is NumPy's own draw; float64 is compiled). Contenders run interleaved in rounds
+B = 128, T = 200 and N_rec in {50, 256, 1024}, float32, and the noise for that block: NumPy's
+``standard_normal`` against the compiled counter-based noise (``gaussian_noise``, on the kernels' threads). Contenders run interleaved in rounds
 after a warm-up (compilation excluded); the table shows medians and the ratio to the reference
 from the same run (BENCHMARKS.md, "How to measure here"). On a shared, loaded machine use
 ``--blas-threads 1 --clock cpu``: two BLAS threads collapse when another process holds a core.
@@ -94,15 +94,17 @@ def bench_size(N, rounds, act):
 
 
 def bench_noise(N, rounds, B=128, T=200, dtype=np.float32):
-    rng_np, rng_nb = np.random.default_rng(1), np.random.default_rng(1)
-    nk.standard_normal(rng_nb, (T, B, N), dtype)
-    rng_np.standard_normal((T, B, N), dtype=dtype)
+    """NumPy's ``standard_normal`` against the compiled counter-based noise (``KERNELS['gaussian_noise']``)."""
+    rng = np.random.default_rng(1)
+    shape = (T, B, N)
+    rng.standard_normal(shape, dtype=dtype)
+    nk.gaussian_noise(1, shape, dtype)
     t_np, t_nb = [], []
-    for _ in range(rounds):
+    for key in range(rounds):
         t0 = CLOCK()
-        rng_np.standard_normal((T, B, N), dtype=dtype)
+        rng.standard_normal(shape, dtype=dtype)
         t1 = CLOCK()
-        nk.standard_normal(rng_nb, (T, B, N), dtype)
+        nk.gaussian_noise(key, shape, dtype)
         t2 = CLOCK()
         t_np.append(t1 - t0)
         t_nb.append(t2 - t1)
@@ -125,7 +127,7 @@ def main(argv=None):
     if args.blas_threads is not None:
         from threadpoolctl import threadpool_limits
 
-        nk.rate_forward(*make_inputs(4, B=2, T=2)[:6], act)  # load SciPy's BLAS so it is pinned too
+        nk.rate_forward(*make_inputs(4, B=2, T=2)[:6], act)  # load every BLAS first, so that all are pinned
         limiter = threadpool_limits(args.blas_threads)
     print(f"B=128 T=200 float32 relu, noise on; medians of {args.rounds} interleaved rounds; "
           f"BLAS threads: {args.blas_threads or 'default'}; {args.clock} clock; load average {os.getloadavg()[0]:.2f}; "
@@ -140,7 +142,7 @@ def main(argv=None):
         for dtype in (np.float32, np.float64):
             t_np, t_nb = bench_noise(N, args.rounds, dtype=dtype)
             print(f"{N:>5} noise draw {np.dtype(dtype).name}: rng.standard_normal {t_np:.2f} ms, "
-                  f"KERNELS['standard_normal'] {t_nb:.2f} ms", flush=True)
+                  f"KERNELS['gaussian_noise'] {t_nb:.2f} ms", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if limiter is not None:
         limiter.restore_original_limits()
