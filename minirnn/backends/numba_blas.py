@@ -133,7 +133,7 @@ class _Provider:
             llvm.add_symbol("minirnn_dgemm", self.fallbacks[1].address)
         else:
             self.name = "none"  # the kernels are not used (WHOLE_LOOP_MAX_N 0, numba_lstm.HAVE_BLAS False)
-        self.scipy_blas = None  # SciPy's OpenBLAS (behind Numba's np.dot), found on first use
+        self.scipy_blas = None  # SciPy's OpenBLAS (behind the fallback's np.dot), found on first use
 
 
 #: ``MINIRNN_NUMBA_BLAS`` (read at import): "auto" (NumPy's OpenBLAS where it is one, else the fallback),
@@ -143,16 +143,14 @@ PROVIDER = _Provider(os.environ.get("MINIRNN_NUMBA_BLAS", "auto").strip() or "au
 
 
 def _single_threaded_scipy_blas():
-    """Keep SciPy's OpenBLAS at one thread (a process-wide setting; NumPy's own BLAS is untouched).
+    """With the ``np.dot`` fallback: keep SciPy's OpenBLAS (the one Numba's ``np.dot`` calls) at one thread.
 
-    Numba's ``np.dot`` (the fallback above, and the LSTM kernels) calls it. Two-thread OpenBLAS inside
-    the kernels was measured 2-50x slower on 2 cores: its threads spin against ours (and against any
-    other process) and stay spinning for a while after each call. Nothing else in minirnn leans on this
-    library, so it stays at one thread for the process."""
+    Two-thread OpenBLAS inside the kernels was measured 2-50x slower on 2 cores: its threads spin
+    against ours (and against any other process) and stay spinning for a while after each call.
+    Nothing else in minirnn leans on this library, so it stays at one thread for the process."""
+    if PROVIDER.name != "numba-dot":
+        return
     if PROVIDER.scipy_blas is None:
-        if PROVIDER.name == "none":
-            PROVIDER.scipy_blas = False
-            return
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
         libs = [lib for lib in _openblas_controllers() if "scipy.libs" in lib.filepath or "scipy/" in lib.filepath]
         PROVIDER.scipy_blas = libs[0] if libs else False
@@ -165,7 +163,7 @@ def one_blas_thread():
     """While the kernels run: every product on one BLAS thread (the kernels run their own threads).
 
     NumPy's OpenBLAS has no per-thread setting, so its process-wide thread count is set to 1 for the
-    duration and put back after (1-2 µs); SciPy's stays at one thread."""
+    duration and put back after (1-2 µs); with the fallback, SciPy's stays at one thread."""
     _single_threaded_scipy_blas()
     previous = PROVIDER.get_threads() if PROVIDER.get_threads is not None else 1
     if previous != 1:
