@@ -83,6 +83,14 @@ def test_numba_dot_fallback_has_the_cblas_interface(ta, tb, dtype):
     np.testing.assert_allclose(c, _expected(ta, tb, a, b), rtol=1e-5, atol=1e-5)
     fallback.ctypes(*flags, pointer(a), a.shape[1], pointer(b), b.shape[1], 1.0, pointer(c), n)  # c += ...
     np.testing.assert_allclose(c, 2 * _expected(ta, tb, a, b), rtol=1e-5, atol=1e-5)
+    # leading dimensions wider than the rows (blocks of columns of wider arrays)
+    wide_a, wide_b = np.zeros((a.shape[0], a.shape[1] + 3), dtype), np.zeros((b.shape[0], b.shape[1] + 2), dtype)
+    wide_a[:, :a.shape[1]], wide_b[:, :b.shape[1]] = a, b
+    wide_c = np.full((m, n + 1), 7.0, dtype)
+    fallback.ctypes(*flags, pointer(wide_a), wide_a.shape[1], pointer(wide_b), wide_b.shape[1], 0.0, pointer(wide_c),
+                    n + 1)
+    np.testing.assert_allclose(wide_c[:, :n], _expected(ta, tb, a, b), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(wide_c[:, n], 7.0)
 
 
 def test_one_blas_thread_puts_numpys_thread_count_back():

@@ -90,12 +90,26 @@ def _fallback(real, dtype):
 
     @cfunc(_signature(real), cache=True)
     def gemm_by_dot(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        A = carray(a, (k, lda) if ta == TRANS else (m, lda), dtype)
-        B = carray(b, (n, ldb) if tb == TRANS else (k, ldb), dtype)
+        rows_a, cols_a = (k, m) if ta == TRANS else (m, k)
+        rows_b, cols_b = (n, k) if tb == TRANS else (k, n)
+        if lda == cols_a and ldb == cols_b and ldc == n and beta == 0:
+            # the kernels' case, whole rows: straight into C, no copies (np.dot reads a transpose as is)
+            A, B, C = carray(a, (rows_a, cols_a), dtype), carray(b, (rows_b, cols_b), dtype), carray(c, (m, n), dtype)
+            if ta == TRANS and tb == TRANS:
+                np.dot(A.T, B.T, C)
+            elif ta == TRANS:
+                np.dot(A.T, B, C)
+            elif tb == TRANS:
+                np.dot(A, B.T, C)
+            else:
+                np.dot(A, B, C)
+            return
+        A = carray(a, (rows_a, lda), dtype)[:, :cols_a]
+        B = carray(b, (rows_b, ldb), dtype)[:, :cols_b]
         C = carray(c, (m, ldc), dtype)
-        opA = A[:, :m].T if ta == TRANS else A[:, :k]
-        opB = B[:, :k].T if tb == TRANS else B[:, :n]
-        product = np.dot(np.ascontiguousarray(opA), np.ascontiguousarray(opB))
+        opA = np.ascontiguousarray(A.T) if ta == TRANS else np.ascontiguousarray(A)
+        opB = np.ascontiguousarray(B.T) if tb == TRANS else np.ascontiguousarray(B)
+        product = np.dot(opA, opB)
         if beta == 0:
             C[:, :n] = product
         else:
