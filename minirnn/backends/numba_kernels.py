@@ -17,8 +17,8 @@ two structures, chosen by ``N`` (measured, see ``benchmarks/bench_kernels.py``):
 
 - ``N <= WHOLE_LOOP_MAX_N``: one ``@njit`` kernel runs the whole time loop: one product per step
   (:func:`.numba_blas.gemm`, NumPy's BLAS on one thread) into a scratch buffer, then fused
-  elementwise passes that form ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step allocation and no Python per step,
-  which is what costs at small ``N``.
+  elementwise passes that form ``x_{k+1}`` and ``f(x_{k+1})`` for the next step. No per-step
+  allocation and no Python per step, which is what costs at small ``N``.
 - larger ``N``: a Python loop of NumPy matmuls (NumPy's BLAS) with the same fused elementwise pass
   as a small ``@njit`` step kernel.
 

@@ -30,14 +30,11 @@ import numpy as np
 
 from ..dynamics import lstm as reference
 from .numba_blas import PROVIDER, gemm, one_blas_thread
-from .numba_kernels import _flat
+from .numba_kernels import _KERNEL_DTYPES, RELU, SIGMOID, SOFTPLUS, TANH, _flat
 from .numba_math import _sigmoid, _softplus, _tanh, njit
 
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Without a BLAS for compiled code (numba_blas) the kernels cannot link.
 HAVE_BLAS = PROVIDER.name != "none"
-
-RELU, TANH, SIGMOID, SOFTPLUS, LINEAR = 0, 1, 2, 3, 4
 
 
 # ------------------------------------------------------------------ phi and phi' over one row
