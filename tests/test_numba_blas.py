@@ -112,6 +112,12 @@ def test_unknown_blas_choice_is_named():
         numba_blas._Provider("mkl")
 
 
+def test_asking_for_numpys_openblas_where_there_is_none_is_an_error(monkeypatch):
+    monkeypatch.setattr(numba_blas, "_numpy_openblas", lambda: None)
+    with pytest.raises(ValueError, match="MINIRNN_NUMBA_BLAS=numpy-openblas, but NumPy's BLAS is not"):
+        numba_blas._Provider("numpy-openblas")
+
+
 _FUSED_UPDATE = """
 import json, sys
 import numpy as np
