@@ -115,7 +115,11 @@ def resolve_model_params(params: dict, owner: str = "Basic", extra: dict | None 
         if "/" in key:
             slots.append(key)
             continue
-        close = difflib.get_close_matches(key, list(table), n=1, cutoff=0.8)
+        if key in TRAIN_PARAMS:
+            raise ParameterError(f"{key!r} is a training parameter, not a parameter of {owner}: pass it in "
+                                 f"train_params, as in model.train(task, {{{key!r}: ...}}).")
+        close = [k for k in table if k.lower() == key.lower()] or difflib.get_close_matches(key, list(table), n=1,
+                                                                                             cutoff=0.8)
         if close:
             raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}?")
         out[key] = value  # a task's own setting (coherence, ...): carried, not used
@@ -139,8 +143,8 @@ _FINITE = ("init_minval", "init_maxval")
 _BOOLS = ("autapses", "W_in_train", "W_rec_train", "W_out_train", "b_rec_train", "b_out_train", "init_state_train")
 
 
-def _numbers(value, who: str, rule: str):
-    """``value`` (a number or an array of numbers, e.g. one per network) as a float64 array."""
+def _numbers(value, who: str, rule: str, scalar: bool = False):
+    """``value`` (a number, or an array of numbers unless ``scalar``) as a float64 array."""
     if isinstance(value, (str, bytes, bool)) or value is None:
         arr = None
     else:
@@ -148,23 +152,55 @@ def _numbers(value, who: str, rule: str):
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             arr = None
+    if scalar and arr is not None and arr.ndim != 0:
+        raise ParameterError(f"{who} must be a single finite number{rule}. Got {value!r} instead (for one value "
+                             "per network of an ensemble, use network_params=[{...}, ...]).")
     if arr is None or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ParameterError(f"{who} must be a finite number{rule} (or an array of them). Got {value!r} instead.")
+        raise ParameterError(f"{who} must be a finite number{rule}" + ("" if scalar else " (or an array of them)")
+                             + f". Got {value!r} instead.")
     return arr
 
 
+DTYPES = ("float32", "float64")
+
+
+def check_dale_ratio(r, owner: str = "Basic", source: str = ""):
+    """``r`` as a float in (0, 1), or None; else ParameterError (``source``: where it came from)."""
+    if r is None:
+        return None
+    if isinstance(r, bool) or not isinstance(r, (int, float, np.floating)) or not 0 < r < 1:
+        raise ParameterError(f"The 'dale_ratio' parameter of {owner}{source} must be a float in (0, 1) or None. "
+                             f"Got {r!r} instead.")
+    return float(r)
+
+
 def check_model_values(p: dict, owner: str = "Basic") -> None:
-    """Types and ranges of the numeric and boolean model options (ParameterError naming the key)."""
+    """Types and ranges of the model options (ParameterError naming the key): sizes, dtype,
+    ``dale_ratio``, the numeric and the boolean ones."""
+    for key in ("N_in", "N_rec", "N_out"):
+        if key not in p:  # a simulator's params need not say
+            continue
+        value = p[key]
+        if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ParameterError(f"The {key!r} parameter of {owner} must be a positive int. Got {value!r} instead.")
+    if "dtype" in p and p["dtype"] not in DTYPES:
+        raise ParameterError(f"The 'dtype' parameter must be one of {list(DTYPES)}. Got {p['dtype']!r} instead.")
+    if not isinstance(p.get("dale_ratio"), np.ndarray):  # an array comes from a weights file: checked on loading
+        check_dale_ratio(p.get("dale_ratio"), owner)
     for key in _POSITIVE + _NONNEGATIVE + _FINITE:
         if key not in p or (key == "spec_rad" and p[key] is None):
             continue
         who = f"The {key!r} parameter of {owner}"
-        arr = _numbers(p[key], who, " > 0" if key in _POSITIVE else " >= 0" if key in _NONNEGATIVE else "")
+        arr = _numbers(p[key], who, " > 0" if key in _POSITIVE else " >= 0" if key in _NONNEGATIVE else "",
+                       scalar=key != "tau")  # tau may be per unit, (N_rec,)
         if key in _POSITIVE and (arr <= 0).any() or key in _NONNEGATIVE and (arr < 0).any():
             raise ParameterError(f"{who} must be {'> 0' if key in _POSITIVE else '>= 0'}. Got {p[key]!r} instead.")
     for key in _BOOLS:
         if key in p and not isinstance(p[key], (bool, np.bool_)):
             raise ParameterError(f"The {key!r} parameter of {owner} must be True or False. Got {p[key]!r} instead.")
+    if "init_minval" in p and "init_maxval" in p and float(p["init_minval"]) > float(p["init_maxval"]):
+        raise ParameterError(f"init_minval ({p['init_minval']!r}) must not exceed init_maxval ({p['init_maxval']!r}) "
+                             f"in the parameters of {owner}.")
 
 
 _POSITIVE_INTS = ("training_iters", "loss_epoch", "save_training_weights_epoch", "performance_epoch",
@@ -187,15 +223,29 @@ def check_train_values(tp: dict) -> None:
             raise ParameterError(f"The {key!r} training parameter must be True or False. Got {tp[key]!r} instead.")
     if tp["performance_cutoff"] is not None:
         _numbers(tp["performance_cutoff"], "The 'performance_cutoff' training parameter", "")
-    if tp["performance_measure"] is not None and not callable(tp["performance_measure"]):
+    measure = tp["performance_measure"]
+    if measure is not None and (not callable(measure) or not _takes_positional(measure, 7)):
         raise ParameterError("The 'performance_measure' training parameter must be a callable f(trial_batch, "
-                             f"trial_y, output_mask, output, epoch, losses, verbosity). Got {tp['performance_measure']!r}.")
+                             f"trial_y, output_mask, output, epoch, losses, verbosity) of 7 arguments. Got {measure!r}.")
     for key in _PATHS:
         if tp[key] is not None and not isinstance(tp[key], (str, os.PathLike)):
             raise ParameterError(f"The {key!r} training parameter must be a path (str). Got {tp[key]!r} instead.")
     if tp["fixed_weights"] is not None and not isinstance(tp["fixed_weights"], dict):
         raise ParameterError("The 'fixed_weights' training parameter must be a dict name -> 0/1 array. "
                              f"Got {type(tp['fixed_weights']).__name__} instead.")
+
+
+def _takes_positional(fn, n: int) -> bool:
+    """``fn`` can be called with ``n`` positional arguments (True when its signature is unknown)."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (some builtins): cannot tell
+        pass
+    return True
 
 
 def resolve_train_params(train_params: dict | None) -> dict:
@@ -205,7 +255,7 @@ def resolve_train_params(train_params: dict | None) -> dict:
         raise ParameterError(f"train_params must be a dict. Got {type(train_params).__name__} instead.")
     for key in train_params:
         if key not in TRAIN_PARAMS:
-            raise ParameterError(f"Unknown training parameter {key!r}{suggest(key, TRAIN_PARAMS)} "
+            raise ParameterError(f"Unknown training parameter {key!r}{suggest(key, TRAIN_PARAMS) or '.'} "
                                  f"Known: {sorted(TRAIN_PARAMS)}.")
     tp = {k: (d if train_params.get(k) is None else train_params[k]) for k, (d, _) in TRAIN_PARAMS.items()}
     check_train_values(tp)
@@ -221,3 +271,14 @@ def describe_params() -> str:
             d = "required" if d is _REQUIRED else repr(d)
             lines.append(f"  {k:<24} {d:<22} {doc}")
     return "\n".join(lines)
+
+
+def reshape_if_flat(value, shape):
+    """``value`` reshaped to ``shape`` when it holds the same entries with only size-1 axes added or
+    removed (``(N,)`` for ``(1, N)``, a flat copy of a vector); otherwise unchanged, so that a shape
+    check can reject it. A transposed matrix is never silently reshaped."""
+    current = tuple(np.shape(value))
+    if current == tuple(shape) or int(np.prod(current)) != int(np.prod(shape)):
+        return value
+    squeezed = lambda s: tuple(n for n in s if n != 1)  # noqa: E731
+    return np.reshape(value, shape) if squeezed(current) == squeezed(shape) else value

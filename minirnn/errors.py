@@ -27,7 +27,14 @@ class ShapeError(MinirnnError, ValueError):
 
 
 class NonFiniteError(MinirnnError, ValueError):
-    """NaN or inf appeared: in task arrays, in the loss, in a gradient or in a weight."""
+    """NaN or inf appeared: in task arrays, in the loss, in a gradient or in a weight.
+
+    ``networks``: for an ensemble's training, the indices of the networks that diverged (else None).
+    """
+
+    def __init__(self, message: str, networks=None):
+        super().__init__(message)
+        self.networks = networks
 
 
 class WeightsFileError(MinirnnError, ValueError):

@@ -113,6 +113,32 @@ def atomic_open(path, mode: str = "wb"):
     _fsync_dir(directory)
 
 
+def check_writable(path, what: str, npz: bool = True, suffix: str = "", create_dir: bool = False) -> None:
+    """Raise ParameterError now, before any work, when ``path + suffix`` could not be written later.
+
+    ``what`` names the setting in the message (``"save_weights_path"``); with ``npz``, ``.npz`` is
+    appended as :func:`atomic_savez` will. The directory must exist (``create_dir``: it is made, as
+    PsychRNN makes the folders of its weight paths) and be writable; the target must not be a directory.
+    """
+    from .errors import ParameterError
+
+    final = os.fspath(path) + suffix
+    final = _with_npz_suffix(final) if npz else final
+    directory = os.path.dirname(os.path.abspath(final))
+    if create_dir and not os.path.isdir(directory):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise ParameterError(f"{what} {os.fspath(path)!r}: cannot create the directory {directory!r} "
+                                 f"({exc.strerror}).") from None
+    if not os.path.isdir(directory):
+        raise ParameterError(f"{what} {os.fspath(path)!r}: the directory {directory!r} does not exist.")
+    if os.path.isdir(final):
+        raise ParameterError(f"{what} {os.fspath(path)!r}: {final!r} is a directory, not a file.")
+    if not os.access(directory, os.W_OK):
+        raise ParameterError(f"{what} {os.fspath(path)!r}: the directory {directory!r} is not writable.")
+
+
 def jsonable(value, fallback=repr):
     """Plain Python for JSON: dicts and sequences recursively, arrays -> lists, NumPy scalars ->
     numbers; anything else becomes ``fallback(value)``."""

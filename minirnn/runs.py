@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from ._params import reshape_if_flat
 from .errors import ParameterError, WeightsFileError, suggest
 from .train.checkpoint import _jsonable, read_json, write_json_atomic
 
@@ -79,7 +80,7 @@ def make_task(cls, settings: dict, seed=None):
     allowed = task_arguments(cls)
     for key in settings:
         if key not in allowed:
-            raise ParameterError(f"Unknown setting {key!r} for task {cls.__name__}{suggest(key, allowed)} "
+            raise ParameterError(f"Unknown setting {key!r} for task {cls.__name__}{suggest(key, allowed) or '.'} "
                                  f"Its settings: {allowed}.")
     missing = [a for a in ("dt", "tau", "T", "N_batch") if a in allowed and a not in settings]
     if missing:
@@ -142,7 +143,7 @@ def constraint_audit(model, initial_raw: dict | None = None, fixed_weights: dict
         F, shape = None, np.shape(model.raw[name])
         if fixed_weights and fixed_weights.get(name) is not None:
             F = np.asarray(fixed_weights[name], dtype=np.float64)
-            F = F.reshape(shape) if F.size == int(np.prod(shape)) else np.broadcast_to(F, shape)
+            F = np.broadcast_to(reshape_if_flat(F, shape), shape)  # as the trainer reads it
         if not model.params.get(f"{name}_train", True):
             F = np.ones(np.shape(model.raw[name]))
         if F is not None:

@@ -285,3 +285,35 @@ def test_curriculum_resume_continues_the_stage_and_its_task(tmp_path, stop):
     assert resumed.history["stages"] == full.history["stages"]
     assert cur_r.state_dict() == cur.state_dict()
     assert [t.state_dict() for t in cur_r.tasks] == [t.state_dict() for t in cur.tasks]
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"dtype": "float64"}, "dtype: 'float32' in the checkpoint, 'float64' now"),
+    ({"dale_ratio": 0.8}, "dale_ratio: None in the checkpoint, 0.8 now"),
+    ({"transfer_function": "tanh"}, "transfer_function: 'relu' in the checkpoint, 'tanh' now"),
+    ({"noise": 0.2}, "rec_noise: 0.1 in the checkpoint, 0.2 now"),
+    ({"N_batch": 8}, "task 0 N_batch: 16 in the checkpoint, 8 now"),
+])
+def test_resume_refuses_a_checkpoint_of_other_settings_and_leaves_the_model_alone(tmp_path, change, named):
+    path = str(tmp_path / "ck.npz")
+    model, task = make()
+    train(model, task, {"training_iters": 16 * 4, "verbosity": False, "checkpoint_path": path})
+    task_change = {k: v for k, v in change.items() if k == "N_batch"}
+    other, _ = make(**{k: v for k, v in change.items() if k != "N_batch"})
+    other_task = PerceptualDiscrimination(dt=10, tau=100, T=300, seed=3, **dict({"N_batch": 16}, **task_change))
+    before = {k: np.array(v) for k, v in other.raw.items()}
+    with pytest.raises(WeightsFileError, match=named.replace("(", r"\(")):
+        other.train(other_task, {"training_iters": 16 * 8, "verbosity": False}, resume=path)
+    for k, v in before.items():
+        np.testing.assert_array_equal(other.raw[k], v)
+    assert not other.history
+
+
+def test_resume_needs_a_checkpoint_path(tmp_path):
+    from minirnn.errors import ParameterError
+
+    model, task = make()
+    with pytest.raises(ParameterError, match="path"):
+        model.train(task, {"verbosity": False}, resume=True)
+    with pytest.raises(FileNotFoundError, match="checkpoint .*missing.npz.* does not exist"):
+        model.train(task, {"verbosity": False}, resume=str(tmp_path / "missing.npz"))

@@ -58,10 +58,8 @@ def test_stages_advance_in_order_and_stop_at_last_threshold(tmp_path):
     assert [s["metric"] for s in model.history["stages"]] == [0.95, 0.99, 0.91]
     # each stage trained on its own task: stage 0's task gave 4 training + 2 metric batches, ...
     assert [t.batch_index for t in tasks] == [6, 3, 9]
-    saved = np.load(str(out) + ".npy", allow_pickle=False)
-    assert saved.shape == (6, 3)
-    np.testing.assert_array_equal(saved[:, :2], np.array(cur.metric_values))  # PsychRNN's columns
-    np.testing.assert_array_equal(saved[:, 2], [2, 4, 6, 8, 10, 12])
+    values, stages = np.load(str(out) + ".npy", allow_pickle=False).T  # PsychRNN's file: (n, 2)
+    np.testing.assert_array_equal(np.stack([values, stages], axis=1), np.array(cur.metric_values))
     # no stale temporary file left behind
     assert sorted(p.name for p in out.parent.iterdir()) == ["curric.npy"]
 
@@ -187,6 +185,31 @@ def test_state_dict_round_trip_and_partial_history(tmp_path):
     partial = Curriculum(tasks, accuracies=[Scripted([0.95]), Scripted([0.2])], output_file=tmp_path / "e")
     partial.stage, partial.metric_values = 1, [[0.95, 0]]
     partial.metric_test(x, y, mask, y, 20, [])
-    saved = np.load(tmp_path / "e.npy")
-    np.testing.assert_array_equal(saved[:, :2], [[0.95, 0], [0.2, 1]])
-    assert np.isnan(saved[0, 2]) and saved[1, 2] == 20
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy"), [[0.95, 0], [0.2, 1]])
+
+
+def test_a_finished_curriculum_is_refused_until_reset():
+    curriculum = Curriculum([pd_task(0.5), pd_task(0.2)], thresholds=[0.0, 0.0], metric_epoch=2)
+    small_model(pd_task(0.5)).train_curric({"curriculum": curriculum, "training_iters": 16 * 20, "verbosity": False})
+    assert curriculum.stop_training
+    second = small_model(pd_task(0.5), seed=1)
+    with pytest.raises(ParameterError, match=r"already finished \(stage 2 of 2\).*reset\(\)"):
+        second.train_curric({"curriculum": curriculum, "training_iters": 16 * 20, "verbosity": False})
+    assert not second.history
+    curriculum.reset()
+    assert (curriculum.stage, curriculum.stop_training, curriculum.metric_values) == (0, False, [])
+    second.train_curric({"curriculum": curriculum, "training_iters": 16 * 20, "verbosity": False})
+    assert [s["stage"] for s in second.history["stages"]] == [1, 2]
+
+
+def test_curriculum_must_be_a_curriculum_and_fit_the_model():
+    from minirnn.errors import ShapeError
+    from minirnn.tasks import FlipFlop
+
+    model = small_model(pd_task(0.5))
+    with pytest.raises(ParameterError, match="must be a minirnn Curriculum.*Got list"):
+        model.train(None, {"curriculum": [pd_task(0.5)], "verbosity": False})
+    three_bits = FlipFlop(dt=10, tau=100, T=200, N_batch=16, N_bits=3, seed=0)
+    with pytest.raises(ShapeError, match="stage 1 \\(FlipFlop\\) has N_in=3 but the model has N_in=2"):
+        model.train_curric({"curriculum": Curriculum([pd_task(0.5), three_bits]), "verbosity": False})
+    assert not model.history  # refused before the first stage trained

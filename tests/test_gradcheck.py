@@ -8,7 +8,7 @@ below 1e-6 for every parameter. Kinks (ReLU, Dale's |.|, the BCE clip) are detec
 """
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from minirnn import Basic, gradcheck
@@ -106,6 +106,22 @@ def test_custom_regularizer(dale):
     assert_passes(model, *make_batch(model))
 
 
+def bias_penalty(weights_eff, rates):
+    """Custom regularizer on the unconstrained parameters: c * (sum b_rec^2 + sum init_state^2)."""
+    c = 0.3
+    value = c * ((weights_eff["b_rec"] ** 2).sum() + (weights_eff["init_state"] ** 2).sum())
+    return value, {"b_rec": 2 * c * weights_eff["b_rec"], "init_state": 2 * c * weights_eff["init_state"]}
+
+
+def test_custom_regularizer_on_biases_and_initial_state():
+    model = make_model(transfer_function="tanh", custom_regularization=bias_penalty)
+    x, y, mask = make_batch(model)
+    assert_passes(model, x, y, mask)
+    plain = make_model(transfer_function="tanh")
+    with_penalty, without = model.loss_and_grads(x, y, mask)[1], plain.loss_and_grads(x, y, mask)[1]
+    np.testing.assert_allclose(with_penalty["b_rec"] - without["b_rec"], 0.6 * model.raw["b_rec"], rtol=1e-9)
+
+
 def test_all_regularizers_together_with_custom_loss():
     def huber_like(z, y, mask):  # smooth: sum(log cosh(mask (z - y))) / n
         e = mask * (z - y)
@@ -169,6 +185,7 @@ def test_frozen_parameters_are_left_out():
        dale=st.sampled_from([None, 0.3, 0.5, 0.8]), masks=st.booleans(), seed=st.integers(0, 10_000),
        L2_rec=st.sampled_from([0.0, 0.1]), L2_firing_rate=st.sampled_from([0.0, 0.1]))
 def test_random_configurations(N_in, N_rec, N_out, B, T, act, dale, masks, seed, L2_rec, L2_firing_rate):
+    assume(dale is None or int(dale * N_rec) >= 1)  # no excitatory unit is refused (test_model)
     model = make_model(N_in=N_in, N_rec=N_rec, N_out=N_out, seed=seed, masks=masks, transfer_function=act,
                        dale_ratio=dale, L2_rec=L2_rec, L2_firing_rate=L2_firing_rate)
     x, y, mask = make_batch(model, B=B, T=T, seed=seed)

@@ -27,6 +27,48 @@ def test_near_miss_model_key_suggests_the_right_one(key, right):
         Basic(small_params(**{key: 1}))
 
 
+def test_a_training_option_in_model_params_names_train_params():
+    with pytest.raises(ParameterError, match="'learning_rate' is a training parameter.*train_params"):
+        Basic(small_params(learning_rate=0.1))
+
+
+def test_a_wrongly_cased_key_suggests_the_real_one():
+    with pytest.raises(ParameterError, match="'n_rec'.*did you mean 'N_rec'"):
+        Basic(small_params(n_rec=8))
+
+
+def test_dale_ratio_without_an_excitatory_unit_is_refused():
+    with pytest.raises(ParameterError, match=r"dale_ratio=0.05 with N_rec=8 gives .* = 0 excitatory units"):
+        Basic(small_params(dale_ratio=0.05))
+
+
+@pytest.mark.parametrize("key", ["rec_noise", "L2_rec", "dt"])
+def test_a_list_where_one_number_is_needed_points_to_network_params(key):
+    with pytest.raises(ParameterError, match=f"'{key}'.*single finite number.*network_params"):
+        Basic(small_params(**{key: [0.1, 0.2]}))
+
+
+def test_ensemble_network_params_are_checked_like_params():
+    with pytest.raises(ParameterError, match=r"'L2_rec' parameter of Basic \(network_params\[1\]\) must be >= 0"):
+        Basic(small_params(), n_networks=2, network_params=[{}, {"L2_rec": -1}])
+    with pytest.raises(ParameterError, match=r"network_params\[0\] sets 'rec_nosie'.*did you mean 'rec_noise'"):
+        Basic(small_params(), n_networks=2, network_params=[{"rec_nosie": 0.1}, {}])
+    with pytest.raises(ParameterError, match=r"network_params\[0\] must be a dict"):
+        Basic(small_params(), n_networks=2, network_params=[5, 6])
+
+
+def test_a_custom_loss_or_regularizer_of_the_wrong_form_is_named():
+    model = Basic(small_params(loss_function=lambda z, y, mask: 1.0))
+    x, y, mask, _ = small_task().get_trial_batch()
+    with pytest.raises(ParameterError, match="loss_function <lambda> must return a pair \\(value, dz\\)"):
+        model.loss_and_grads(x, y, mask)
+    with pytest.raises(ParameterError, match="'custom_regularization' parameter must be a callable"):
+        Basic(small_params(custom_regularization=5))
+    model = Basic(small_params(custom_regularization=lambda w, r: (0.0, {"W_recc": 0})))
+    with pytest.raises(ParameterError, match="gradient for 'W_recc'.*did you mean 'W_rec'"):
+        model.loss_and_grads(x, y, mask)
+
+
 def test_task_keys_in_params_are_accepted():
     p = small_task().get_task_params()
     p.update(N_rec=8, name="m")
@@ -221,6 +263,83 @@ def test_diverging_training_stops_with_message():
         model.train(small_task(T=2000), {"training_iters": 16 * 50, "verbosity": False, "learning_rate": 1e6,
                                          "clip_grads": False, "optimizer": "sgd"})
     assert all(np.all(np.isfinite(v)) for v in model.raw.values())
+
+
+def test_diverging_ensemble_names_the_network_and_keeps_every_weight():
+    model = Basic(small_params(transfer_function="linear"), n_networks=2)
+    tp = {"training_iters": 16 * 50, "verbosity": False, "learning_rate": [1e-4, 1e4], "clip_grads": False,
+          "optimizer": "sgd"}
+    with pytest.raises(NonFiniteError, match=r"in network\(s\) \[1\] of the ensemble \(last finite losses") as info:
+        model.train(small_task(T=2000), tp)
+    assert info.value.networks == [1]
+    assert all(np.all(np.isfinite(v)) for v in model.raw.values())
+
+
+@pytest.mark.parametrize("method", ["batch_generator", "get_trial_batch"])
+def test_a_task_subclass_that_overrides_its_batches_is_trained_on_them(method):
+    """PsychRNN's train(task) draws from task.batch_generator(), which calls get_trial_batch()."""
+    served = []
+
+    class Premade(PerceptualDiscrimination):
+        def get_trial_batch(self):
+            batch = super().get_trial_batch()
+            served.append(batch[0])
+            return batch
+
+        def batch_generator(self):
+            while True:
+                yield self.get_trial_batch()
+
+    if method == "get_trial_batch":
+        del Premade.batch_generator
+    task = Premade(dt=10, tau=100, T=300, N_batch=16, seed=0)
+    model = Basic(small_params())
+    model.train(task, {"training_iters": 16 * 5, "verbosity": False})
+    assert len(served) == 5
+    fresh = Basic(small_params())
+    assert fresh.loss_and_grads(*PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, seed=0)
+                                .get_trial_batch()[:3])[0] == pytest.approx(model.history["loss"][0], rel=1e-12)
+
+
+def test_verbosity_prints_psychrnns_progress_lines(capsys, tmp_path):
+    model = Basic(small_params())
+    measure = lambda x, y, mask, output, epoch, losses, verbosity: 0.5  # noqa: E731
+    model.train(small_task(), {"training_iters": 16 * 20, "loss_epoch": 10, "performance_measure": measure,
+                               "performance_epoch": 20, "save_weights_path": str(tmp_path / "w")})
+    out = capsys.readouterr().out.splitlines()
+    loss_lines = [line for line in out if line.startswith("Iter ")]
+    assert [line.split(",")[0] for line in loss_lines] == ["Iter 160", "Iter 320"]
+    assert loss_lines[1] == f"Iter 320, Minibatch Loss= {model.history['loss'][19]:.6f}"
+    assert "performance: 0.5" in out and "Optimization finished!" in out
+    assert out[-1] == f"Model saved in file: {tmp_path / 'w.npz'}"
+    model.train(small_task(), {"training_iters": 16 * 20, "verbosity": False})
+    assert capsys.readouterr().out == ""
+
+
+def test_fixed_weights_refuse_a_transposed_mask_and_skip_non_parameters():
+    model = Basic(small_params())  # W_in: (8, 2)
+    F = np.zeros((8, 2))
+    F[:, 0] = 1
+    with pytest.raises(ShapeError, match=r"fixed_weights\['W_in'\] has shape \(2, 8\) but W_in has shape \(8, 2\)"):
+        model.train(small_task(), {"training_iters": 16, "verbosity": False, "fixed_weights": {"W_in": F.T}})
+    with pytest.raises(ShapeError, match="W_in has shape \\(2, 8\\) but must be \\(8, 2\\)"):
+        model.set_weights({"W_in": model.raw["W_in"].T})
+    before = model.raw["W_in"].copy()
+    with pytest.warns(UserWarning, match="fixed_weights\\['rec_connectivity'\\] is ignored"):
+        model.train(small_task(), {"training_iters": 16 * 3, "verbosity": False,
+                                   "fixed_weights": {"W_in": F, "rec_connectivity": np.ones((8, 8))}})
+    assert np.array_equal(model.raw["W_in"][:, 0], before[:, 0]) and not np.array_equal(model.raw["W_in"], before)
+    model.set_weights({"b_rec": np.zeros((1, 8)), "init_state": np.zeros(8)})  # size-1 axes are fine
+    assert model.raw["b_rec"].shape == (8,) and model.raw["init_state"].shape == (1, 8)
+
+
+def test_psychrnns_model_attributes_read_the_params():
+    task = small_task()
+    model = Basic(dict(task.get_task_params(), N_rec=8, rec_noise=0.05, W_rec_train=False, backend="numpy"))
+    assert (model.dt, model.tau, model.N_batch, model.N_steps) == (10, 100, 16, 30)
+    assert (model.rec_noise, model.dale_ratio, model.transfer_function, model.W_rec_train) == (0.05, None, "relu", False)
+    with pytest.raises(AttributeError, match="no attribute 'N_recs'"):
+        model.N_recs
 
 
 def test_performance_cutoff_stops_early():

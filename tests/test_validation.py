@@ -171,6 +171,29 @@ def test_train_rejects_a_source_that_is_not_a_task_or_iterator():
     expect_named_error(lambda: model.train(5, {"verbosity": False}), "Task")
 
 
+@pytest.mark.parametrize("key", ["save_weights_path", "checkpoint_path", "training_weights_path"])
+def test_an_output_path_naming_a_directory_is_refused_before_the_first_update(tmp_path, key):
+    (tmp_path / "taken.npz").mkdir()
+    (tmp_path / "taken1.npz").mkdir()  # what training_weights_path "taken" writes first
+    task = tiny_task()
+    model = Basic(dict(task.get_task_params(), N_rec=N_REC, seed=0, backend="numpy"))
+    tp = {"training_iters": 100 * B, "verbosity": False, key: str(tmp_path / "taken"), "save_training_weights_epoch": 50}
+    error = expect_named_error(lambda: model.train(task, tp), key)
+    assert "is a directory" in str(error)
+    assert not model.history  # nothing was trained
+
+
+@pytest.mark.parametrize("key", ["save_weights_path", "checkpoint_path", "training_weights_path"])
+def test_missing_folders_of_output_paths_are_made_as_psychrnn_does(tmp_path, key):
+    task = tiny_task()
+    model = Basic(dict(task.get_task_params(), N_rec=N_REC, seed=0, backend="numpy"))
+    path = tmp_path / "runs" / "one" / "w"
+    model.train(task, {"training_iters": 2 * B, "verbosity": False, key: str(path), "save_training_weights_epoch": 1,
+                       "checkpoint_epoch": 1})
+    assert sorted(p.name for p in path.parent.iterdir()) == {"save_weights_path": ["w.npz"], "checkpoint_path": ["w.npz"],
+                                                             "training_weights_path": ["w1.npz", "w2.npz"]}[key]
+
+
 # ---------------------------------------------------------------------------- arrays
 
 

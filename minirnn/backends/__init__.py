@@ -77,7 +77,7 @@ def get_backend(name: str = "auto") -> Backend:
         return name
     if name not in BACKENDS:
         raise ParameterError(
-            f"Unknown backend {name!r}{suggest(name, BACKENDS)}. Choose one of {list(BACKENDS)}."
+            f"Unknown backend {name!r}{suggest(name, BACKENDS) or '.'} Choose one of {list(BACKENDS)}."
         )
     if name == "numpy":
         return NUMPY

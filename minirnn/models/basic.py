@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._params import check_dale_ratio
 from ..dynamics import rate
-from ..errors import ParameterError, ShapeError
+from ..errors import ParameterError, ShapeError, WeightsFileError
 from ..nn import losses, noise, regularizers
 from ..nn.constraints import dale_signs, effective_weight_backward
 from ..nn.initializers import GaussianSpectralRadius, WeightInitializer
@@ -36,6 +37,25 @@ def rows(a):
     return a.reshape(a.shape[:-3] + (a.shape[-3] * a.shape[-2], a.shape[-1]))
 
 
+#: params a weights file replaces (PsychRNN's behaviour): given together with load_weights_path, they warn
+FILE_OWNED = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state", "input_connectivity", "rec_connectivity",
+              "output_connectivity", "initializer")
+
+
+def _warn_overridden_by_file(p, file_info, given):
+    """Warn about explicit params that ``load_weights_path``'s file overrides (silently in PsychRNN)."""
+    import warnings
+
+    path = p["load_weights_path"]
+    ignored = [key for key in FILE_OWNED if key in given]
+    if ignored:
+        warnings.warn(f"load_weights_path={path!r}: the file's weights and masks are used, so the given {ignored} "
+                      "are ignored.", stacklevel=6)
+    if "dale_ratio" in file_info and "dale_ratio" in given and file_info["dale_ratio"] != p["dale_ratio"]:
+        warnings.warn(f"load_weights_path={path!r}: the file's dale_ratio {file_info['dale_ratio']!r} is used, not "
+                      f"the given {p['dale_ratio']!r}.", stacklevel=6)
+
+
 class Basic(RNN):
     """The rate RNN. ``Basic(params)`` with PsychRNN's params dict (see ``describe_params()``).
 
@@ -46,6 +66,7 @@ class Basic(RNN):
 
     param_names = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
     constrained = ("W_in", "W_rec", "W_out")
+    per_network_arrays = ("alpha", "noise_scale")
 
     # ---- construction -------------------------------------------------------------------------
     def _build(self):
@@ -53,12 +74,7 @@ class Basic(RNN):
         for k, p in enumerate(self.network_params):
             if isinstance(p["dale_ratio"], np.ndarray):  # from a weights file: a 0-d array, maybe holding None
                 p["dale_ratio"] = p["dale_ratio"].item()
-            if p["dale_ratio"] is not None:
-                r = p["dale_ratio"]
-                if isinstance(r, bool) or not isinstance(r, (int, float, np.floating)) or not 0 < r < 1:
-                    raise ParameterError(f"The 'dale_ratio' parameter of {type(self).__name__} must be a float in "
-                                         f"(0, 1) or None. Got {r!r} instead.")
-                p["dale_ratio"] = float(r)
+            self._check_dale_ratio(p)
             nets.append(self._network_arrays(p, self.rng_init[k] if self.lead else self.rng_init))
         if self.lead:
             if len({"s_rec" in net for net in nets}) > 1:
@@ -67,6 +83,11 @@ class Basic(RNN):
         else:
             net = nets[0]
         self._set_network_arrays(net)
+
+    def _check_dale_ratio(self, p):
+        """``p["dale_ratio"]``: None or a float in (0, 1) (made a float), else ParameterError."""
+        source = f" (from {p['load_weights_path']})" if p.get("load_weights_path") else ""
+        p["dale_ratio"] = check_dale_ratio(p["dale_ratio"], type(self).__name__, source)
 
     def _network_arrays(self, p, rng):
         """Host float64 arrays of one network (params ``p``): raw weights, masks, Dale signs, alpha,
@@ -81,8 +102,10 @@ class Basic(RNN):
                 from ..nn.activations import get_activation
 
                 self.activation = get_activation(file_info["transfer_function"])
+            _warn_overridden_by_file(p, file_info, self._given_keys())
             if "dale_ratio" in file_info:
                 p["dale_ratio"] = file_info["dale_ratio"]
+                self._check_dale_ratio(p)
         elif p["initializer"] is not None:
             if not isinstance(p["initializer"], WeightInitializer):
                 raise ParameterError(f"The 'initializer' parameter must be a WeightInitializer. Got {p['initializer']!r}.")
@@ -99,6 +122,15 @@ class Basic(RNN):
                   "input_connectivity": (N_rec, N_in), "rec_connectivity": (N_rec, N_rec),
                   "output_connectivity": (N_out, N_rec)}
         net = {}
+        if file_info is not None:
+            missing = [name for name in ("b_rec", "b_out", "init_state") if name not in ini]
+            if missing:
+                raise WeightsFileError(f"{p['load_weights_path']} has no {missing} entries; a weights file needs "
+                                       f"W_in, W_rec, W_out, b_rec, b_out and init_state. Keys present: "
+                                       f"{sorted(k for k, v in ini.items() if v is not None)}.")
+            for name in ("input_connectivity", "rec_connectivity", "output_connectivity"):
+                if ini.get(name) is None:  # a file without masks: everything connected
+                    ini[name] = np.ones(shapes[name])
         for name, shape in shapes.items():
             try:
                 a = np.asarray(ini[name], dtype=np.float64)
@@ -233,6 +265,8 @@ class Basic(RNN):
         g["W_in"] = mT(rows(d_drive)) @ rows(u)
         g["b_rec"] = rows(d_drive).sum(axis=-2)
         g["init_state"] = d_x0.sum(axis=-2, keepdims=True)  # x_0 is shared by every trial
+        for name in set(dW_eff) - set(self.constrained):  # a custom regularizer's biases / init_state terms
+            g[name] = g[name] + dW_eff[name]
         # effective -> raw (masks, |.| and Dale's signs)
         for name in self.constrained:
             dW = g[name] + dW_eff[name] if name in dW_eff else g[name]
@@ -284,35 +318,3 @@ class Basic(RNN):
         out["Dale_out"] = s_out[..., :, None] * np.eye(self.N_rec, dtype=self.dtype)
         out["dale_ratio"] = [q["dale_ratio"] for q in self.network_params] if self.lead else self.params["dale_ratio"]
         return out
-
-    # ---- ensembles ----------------------------------------------------------------------------
-    def network(self, k: int) -> "Basic":
-        """Network ``k`` of an ensemble as an ordinary single model.
-
-        Its weights, constraints and random streams (continuing where the ensemble's stream for
-        network ``k`` stands) are copies; the optimizer state is not carried over.
-        """
-        import copy
-
-        if not self.lead:
-            raise ParameterError("network(k) is for ensembles; this model is a single network.")
-        if not 0 <= k < self.lead[0]:
-            raise ParameterError(f"network index {k} is out of range for an ensemble of {self.lead[0]} networks.")
-        single = copy.copy(self)
-        single.lead = ()
-        single.params = dict(self.network_params[k])
-        single.network_params = [single.params]
-        single.seed_sequence = self.seed_sequences[k]
-        single.rng_init, single.rng_noise, single.rng_eval = (copy.deepcopy(r[k]) for r in
-                                                               (self.rng_init, self.rng_noise, self.rng_eval))
-        take = lambda a: a[k].copy()  # noqa: E731
-        single.raw = {n: take(a) for n, a in self.raw.items()}
-        single.masks = {n: take(a) for n, a in self.masks.items()}
-        single.signs = {n: take(a) for n, a in self.signs.items()}
-        single.alpha, single.noise_scale = take(self.alpha), take(self.noise_scale)
-        single.has_noise = bool((single.noise_scale > 0).any())
-        single.reg_coefs = {n: take(c) for n, c in self.reg_coefs.items()}
-        single.optimizer, single.history = None, None
-        for name in ("seeds", "seed_sequences"):
-            single.__dict__.pop(name, None)
-        return single

@@ -12,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
-from .._params import resolve_model_params
+from .._params import DTYPES, check_model_values, reshape_if_flat, resolve_model_params  # noqa: F401 (DTYPES)
 from ..backends import get_backend
-from ..errors import NonFiniteError, ParameterError, ShapeError
+from ..errors import NonFiniteError, ParameterError, ShapeError, suggest
 from ..nn import losses
 from ..nn.activations import get_activation
 from ..nn.constraints import effective_weight
 
-DTYPES = ("float32", "float64")
 #: parameters that may differ between the networks of an ensemble (``network_params``)
 PER_NETWORK_PARAMS = ("rec_noise", "tau", "dale_ratio", "L1_in", "L1_rec", "L1_out", "L2_in", "L2_rec",
                       "L2_out", "L2_firing_rate", "init_state", "W_in", "W_rec", "W_out", "b_rec", "b_out",
@@ -55,6 +54,16 @@ def _shape_of(a, name) -> tuple:
                          "rectangular array.") from None
 
 
+def _first_argument(fn):
+    """The name of ``fn``'s first parameter, or None."""
+    import inspect
+
+    try:
+        return next(iter(inspect.signature(fn).parameters), None)
+    except (TypeError, ValueError):
+        return None
+
+
 class RNN:
     """Base class of minirnn's models. Subclasses define the dynamics.
 
@@ -70,22 +79,25 @@ class RNN:
     param_names: tuple = ()
     #: the raw parameters that pass through masks / Dale's signs
     constrained: tuple = ()
+    #: attributes besides raw / masks / signs / reg_coefs holding one entry per network of an ensemble
+    per_network_arrays: tuple = ()
 
     def __init__(self, params: dict, n_networks: int | None = None, seeds=None, network_params=None):
         p = self.params = resolve_model_params(params, owner=type(self).__name__, extra=self._extra_params())
         self._user_keys = {k for k, v in params.items() if v is not None}
         self.name = p["name"]
-        if p["dtype"] not in DTYPES:
-            raise ParameterError(f"The 'dtype' parameter must be one of {list(DTYPES)}. Got {p['dtype']!r} instead.")
-        self.dtype = np.dtype(p["dtype"])
+        self.dtype = np.dtype(p["dtype"])  # sizes, dtype and the other values were checked by resolve_model_params
         self.backend = get_backend(p["backend"])
         self.xp = self.backend.xp
-        for key in ("N_in", "N_rec", "N_out"):
-            value = p[key]
-            if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ParameterError(f"The {key!r} parameter of {type(self).__name__} must be a positive int. Got {value!r} instead.")
         self.N_in, self.N_rec, self.N_out = int(p["N_in"]), int(p["N_rec"]), int(p["N_out"])
         self.loss_function = losses.get_loss(p["loss_function"], params)
+        custom = p["custom_regularization"]
+        if custom is not None and (not callable(custom) or _first_argument(custom) == "model"):
+            raise ParameterError("The 'custom_regularization' parameter must be a callable(weights_eff, rates) -> "
+                                 f"(value, {{name: gradient}}). Got {custom!r} instead" + (
+                                     ", which takes PsychRNN's (model, params): that form builds a TensorFlow term "
+                                     "for autodiff; minirnn's gets the effective weights and the rates and returns "
+                                     "the penalty with its gradient." if callable(custom) else "."))
         self.activation = get_activation(p["transfer_function"])
         self._check_time_constants(p)
         self.optimizer = None  # created by the first train() call, kept across calls
@@ -118,11 +130,18 @@ class RNN:
         per_network = set(PER_NETWORK_PARAMS)
         self.network_params = []
         for k, override in enumerate(network_params):
-            bad = set(override) - per_network
-            if bad:
-                raise ParameterError(f"network_params[{k}] sets {sorted(bad)}, which cannot differ between the "
-                                     f"networks of an ensemble; per-network parameters: {sorted(per_network)}.")
+            if not isinstance(override, dict):
+                raise ParameterError(f"network_params[{k}] must be a dict of per-network parameters. "
+                                     f"Got {override!r} instead.")
+            for key in override:
+                if key not in per_network:
+                    known = key in self.params or key in per_network
+                    raise ParameterError(f"network_params[{k}] sets {key!r}" + (
+                        f", which cannot differ between the networks of an ensemble; per-network parameters: "
+                        f"{sorted(per_network)}." if known else f", which is not a parameter"
+                        f"{suggest(key, per_network) or '.'} Per-network parameters: {sorted(per_network)}."))
             pk = dict(self.params, **override, seed=seeds[k])
+            check_model_values(pk, f"{type(self).__name__} (network_params[{k}])")
             self._check_time_constants(pk)
             self.network_params.append(pk)
         self.lead = (K,)
@@ -131,6 +150,52 @@ class RNN:
         self.seed_sequence = self.seed_sequences[0]
         streams = [spawn_rngs(s) for s in self.seed_sequences]
         self.rng_init, self.rng_noise, self.rng_eval = (list(r) for r in zip(*streams))
+
+    # ---- ensembles ----------------------------------------------------------------------------
+    def network(self, k: int) -> "RNN":
+        """Network ``k`` of an ensemble as an ordinary single model.
+
+        Its weights, constraints and random streams (continuing where the ensemble's stream for
+        network ``k`` stands) are copies; the optimizer state is not carried over.
+        """
+        import copy
+
+        if not self.lead:
+            raise ParameterError("network(k) is for ensembles; this model is a single network.")
+        if not 0 <= k < self.lead[0]:
+            raise ParameterError(f"network index {k} is out of range for an ensemble of {self.lead[0]} networks.")
+        single = copy.copy(self)
+        single.lead = ()
+        single.params = dict(self.network_params[k])
+        single.network_params = [single.params]
+        single.seed_sequence = self.seed_sequences[k]
+        single.rng_init, single.rng_noise, single.rng_eval = (copy.deepcopy(r[k]) for r in
+                                                               (self.rng_init, self.rng_noise, self.rng_eval))
+        take = lambda a: a[k].copy()  # noqa: E731
+        single.raw = {n: take(a) for n, a in self.raw.items()}
+        single.masks = {n: take(a) for n, a in self.masks.items()}
+        single.signs = {n: take(a) for n, a in self.signs.items()}
+        for name in self.per_network_arrays:  # e.g. Basic's alpha and noise_scale
+            setattr(single, name, take(getattr(self, name)))
+        if hasattr(single, "noise_scale"):
+            single.has_noise = bool((single.noise_scale > 0).any())
+        single.reg_coefs = {n: take(c) for n, c in self.reg_coefs.items()}
+        single.optimizer, single.history = None, None
+        for name in ("seeds", "seed_sequences"):
+            single.__dict__.pop(name, None)
+        return single
+
+    #: PsychRNN's model attributes that are its params (``model.dt``, ``model.N_batch``, ...), read from ``params``
+    PARAMS_AS_ATTRIBUTES = ("dt", "tau", "N_steps", "N_batch", "rec_noise", "transfer_function", "dale_ratio",
+                            "load_weights_path", "initializer", "W_in_train", "W_rec_train", "W_out_train",
+                            "b_rec_train", "b_out_train", "init_state_train")
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails; "params" is checked first so that copy/pickle do not recurse
+        params = self.__dict__.get("params")
+        if params is not None and name in self.PARAMS_AS_ATTRIBUTES:
+            return params.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def n_networks(self) -> int | None:
@@ -212,8 +277,7 @@ class RNN:
         for name, value in weights.items():
             if name not in self.raw:
                 raise ParameterError(f"Unknown weight {name!r}; this model has {list(self.raw)}.")
-            self.raw[name] = self._as_array(np.reshape(value, self.raw[name].shape) if np.size(value) == self.raw[name].size else value,
-                                            name, self.raw[name].shape)
+            self.raw[name] = self._as_array(reshape_if_flat(value, self.raw[name].shape), name, self.raw[name].shape)
 
     def metadata(self) -> dict:
         """The JSON record saved with the weights (DESIGN.md §7)."""
@@ -253,13 +317,14 @@ class RNN:
 
         Parameters
         ----------
-        trial_batch : x ``(B, T, N_in)``, or PsychRNN's tuple ``(x, y, mask, params)``.
+        trial_batch : x ``(B, T, N_in)`` (an array or nested lists), or the tuple ``(x, y, mask, params)``
+            that ``task.get_trial_batch()`` returns.
 
         Returns
         -------
         outputs : (B, T, N_out) NumPy array.  states : (B, T, N_rec) NumPy array.
         """
-        x = trial_batch[0] if isinstance(trial_batch, (tuple, list)) else trial_batch
+        x = trial_batch[0] if isinstance(trial_batch, tuple) else trial_batch
         x = self._check_batch(x)
         z, states = self._run(x, noise_rng=self.rng_eval)
         return self.backend.to_host(z), self.backend.to_host(states)
@@ -277,13 +342,14 @@ class RNN:
     def trainable_names(self) -> list:
         return [n for n in self.param_names if self.params.get(f"{n}_train", True)]
 
-    def train(self, trial_batch_generator, train_params=None):
+    def train(self, trial_batch_generator, train_params=None, *, resume=None):
         """Train with Adam (by default) on batches from a Task or a generator. See
-        :func:`minirnn.train.trainer.train`. Returns ``(losses, training_time, initialization_time)``.
-        A second call continues from the current weights and optimizer state."""
+        :func:`minirnn.train.trainer.train` (also for ``resume``, a checkpoint to continue from).
+        Returns ``(losses, training_time, initialization_time)``. A second call continues from the
+        current weights and optimizer state."""
         from ..train.trainer import train
 
-        return train(self, trial_batch_generator, train_params)
+        return train(self, trial_batch_generator, train_params, resume=resume)
 
     def train_curric(self, train_params):
         """PsychRNN's curriculum entry point: ``train_params["curriculum"]`` supplies the tasks."""

@@ -98,7 +98,7 @@ def get_activation(spec) -> Activation:
         name = _ALIASES.get(spec, spec)
         if name not in ACTIVATIONS:
             raise ParameterError(
-                f"Unknown transfer_function {spec!r}{suggest(spec, ACTIVATIONS)}. "
+                f"Unknown transfer_function {spec!r}{suggest(spec, ACTIVATIONS) or '.'} "
                 f"Choose one of {sorted(ACTIVATIONS)} or pass a pair (f, df)."
             )
         return ACTIVATIONS[name]

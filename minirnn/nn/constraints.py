@@ -48,6 +48,12 @@ def dale_signs(dale_ratio, N_rec, dtype=np.float64):
     s_out : (N_rec,) 1 for E, 0 for I (columns of ``W_out``: inhibitory units do not project out).
     """
     n_exc = int(dale_ratio * N_rec)
+    if n_exc == 0:  # no unit could project to the outputs: the readout would be identically zero
+        from ..errors import ParameterError
+
+        raise ParameterError(f"dale_ratio={dale_ratio} with N_rec={N_rec} gives int({dale_ratio} * {N_rec}) = 0 "
+                             f"excitatory units, so no unit reaches the outputs. Use dale_ratio >= {1 / N_rec:.3g} "
+                             "or more units.")
     s_rec = np.ones(N_rec, dtype=dtype)
     s_rec[n_exc:] = -1
     s_out = (s_rec > 0).astype(dtype)

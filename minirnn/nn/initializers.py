@@ -12,12 +12,16 @@ of NumPy float64 arrays, as PsychRNN's does), from an explicit ``numpy.random.Ge
   ``dale_ratio / (1 - dale_ratio)`` (I) and ``n_j = || M_rec[j, :] * d ||``.
 * ``GaussianSpectralRadius``: ``W_rec ~ N(0, 1)``, Dale-balanced, rescaled to spectral radius
   ``spec_rad`` (1.1) on the raw matrix, as PsychRNN does.
+
+As in PsychRNN, ``WeightInitializer(load_weights_path=path)`` takes everything from a weights file
+(``N_in``, ``N_rec``, ``N_out`` from its shapes; read safely, never unpickling code), and
+``save(path)`` writes ``initializations`` to a ``.npz`` that both packages load.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeError, suggest
+from ..errors import ParameterError, ShapeError, WeightsFileError, suggest
 from .constraints import dale_signs
 
 RAND_INITS = ("glorot_gauss", "glorot_unif", "const_gauss", "const_unif")
@@ -52,12 +56,21 @@ class WeightInitializer:
     Keyword arguments are PsychRNN's: ``N_in, N_rec, N_out``, ``autapses`` (True),
     ``input_connectivity``, ``rec_connectivity``, ``output_connectivity`` (ones), ``dale_ratio``
     (None), ``which_rand_init`` ('glorot_gauss'), ``which_rand_W_rec_init`` (same),
-    ``init_minval``/``init_maxval`` (-0.1, 0.1), and any weight array given verbatim. Other keys
-    (a whole params dict) are ignored. ``seed`` or ``rng`` make the draw reproducible.
+    ``init_minval``/``init_maxval`` (-0.1, 0.1), ``transfer_function`` ('relu'; kept for
+    :meth:`get_transfer_function`), and any weight array given verbatim. Other keys (a whole params
+    dict) are ignored. ``seed`` or ``rng`` make the draw reproducible.
+
+    ``load_weights_path``: take every array from a weights file (minirnn's or PsychRNN's) instead;
+    ``N_in``, ``N_rec``, ``N_out`` come from its shapes (when given too, they must match), and its
+    ``dale_ratio`` and ``transfer_function`` (else the ``transfer_function`` argument, else relu).
     """
 
     def __init__(self, seed=None, rng=None, **kwargs):
         self.rng = make_rng(seed, rng)
+        self.load_weights_path = kwargs.get("load_weights_path")
+        if self.load_weights_path is not None:
+            self._load(self.load_weights_path, kwargs)
+            return
         try:
             self.N_in, self.N_rec, self.N_out = (int(kwargs[k]) for k in ("N_in", "N_rec", "N_out"))
         except KeyError as missing:
@@ -106,7 +119,49 @@ class WeightInitializer:
         ini["b_rec"] = np.zeros(N_rec) if given["b_rec"] is None else given["b_rec"]
         ini["b_out"] = np.zeros(N_out) if given["b_out"] is None else given["b_out"]
         ini["init_state"] = (0.1 + 0.01 * self.rng.standard_normal(N_rec)) if given["init_state"] is None else given["init_state"]
+        ini["transfer_function"] = "relu" if kwargs.get("transfer_function") is None else kwargs["transfer_function"]
         self._W_rec_given = given["W_rec"] is not None
+
+    def _load(self, path, kwargs):
+        """``initializations`` from the weights file ``path`` (PsychRNN: ``dict(np.load(path))``)."""
+        import warnings
+
+        from .. import io
+
+        arrays = io.read_npz(path)
+        info = io.classify_weights(arrays)
+        if info["architecture"] != "basic":
+            raise WeightsFileError(f"{path} holds {info['architecture'].upper()} weights; a WeightInitializer "
+                                   "describes the rate network (Basic). Load an LSTM with "
+                                   "LSTM(dict(params, load_weights_path=...)).")
+        missing = [k for k in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state") if k not in arrays]
+        if missing:
+            raise WeightsFileError(f"{path} has no {missing} entries; a weights file needs W_in, W_rec, W_out, "
+                                   f"b_rec, b_out and init_state. Keys present: {sorted(arrays)}.")
+        if info["optimizer_slots"]:
+            warnings.warn(f"{path}: ignoring {len(info['optimizer_slots'])} optimizer-state entries "
+                          f"(e.g. {info['optimizer_slots'][0]!r}); minirnn keeps optimizer state out of weights.",
+                          stacklevel=3)
+        ini = self.initializations = {k: np.asarray(v) for k, v in arrays.items()
+                                      if "/" not in k and k != "minirnn" and np.asarray(v).dtype != object}
+        self.N_rec, self.N_in = ini["W_in"].shape
+        self.N_out = ini["W_out"].shape[0]
+        for key in ("N_in", "N_rec", "N_out"):
+            if kwargs.get(key) is not None and int(kwargs[key]) != getattr(self, key):
+                raise ShapeError(f"{type(self).__name__}: {key}={kwargs[key]!r} was given but the weights in {path} "
+                                 f"have {key}={getattr(self, key)}.")
+        N_in, N_rec, N_out = self.N_in, self.N_rec, self.N_out
+        for name, shape in (("input_connectivity", (N_rec, N_in)), ("rec_connectivity", (N_rec, N_rec)),
+                            ("output_connectivity", (N_out, N_rec))):
+            ini.setdefault(name, np.ones(shape))  # a file without masks: everything connected
+        ini["dale_ratio"] = dale_ratio = info["dale_ratio"] or None  # 0 is "off", as PsychRNN's `if dale_ratio:`
+        if "Dale_rec" not in ini or "Dale_out" not in ini:
+            s_rec, s_out = dale_signs(dale_ratio, N_rec) if dale_ratio is not None else (np.ones(N_rec),) * 2
+            ini.setdefault("Dale_rec", np.diag(s_rec))
+            ini.setdefault("Dale_out", np.diag(s_out))
+        given = kwargs.get("transfer_function")
+        ini["transfer_function"] = info["transfer_function"] or ("relu" if given is None else given)
+        self._W_rec_given = True
 
     # ---- random draws, each the shape of a connectivity mask --------------------------------
     def _rand_init(self, name):
@@ -132,6 +187,41 @@ class WeightInitializer:
 
     def get_dale_ratio(self):
         return self.initializations["dale_ratio"]
+
+    def get_transfer_function(self):
+        """The transfer function (a name such as ``'relu'``, or what was passed), PsychRNN's getter."""
+        return self.initializations["transfer_function"]
+
+    def save(self, save_path):
+        """Write :attr:`initializations` to ``save_path`` (``.npz`` appended when missing), atomically.
+
+        The file loads as weights in minirnn (``params["load_weights_path"]``,
+        ``WeightInitializer(load_weights_path=...)``) and in PsychRNN. ``dale_ratio`` None is
+        stored as PsychRNN stores it (a 0-d object array), the transfer function as its name; a
+        ``(f, df)`` pair has no name to store and is left out with a warning. Returns the path.
+        """
+        import warnings
+
+        from .. import io
+        from .activations import ACTIVATIONS, get_activation
+
+        arrays = {}
+        for key, value in self.initializations.items():
+            if key == "dale_ratio":
+                arrays[key] = np.array(None, dtype=object) if value is None else np.array(float(value))
+            elif key == "transfer_function":
+                try:
+                    name = get_activation(value).name
+                except ParameterError:
+                    name = None
+                if name in ACTIVATIONS:
+                    arrays[key] = np.array(name)
+                else:
+                    warnings.warn(f"{type(self).__name__}.save: the transfer function {value!r} has no name to store; "
+                                  "the file leaves it out (pass transfer_function when loading it).", stacklevel=2)
+            else:
+                arrays[key] = np.asarray(value)
+        return io.atomic_savez(save_path, arrays)
 
     def balance_dale_ratio(self):
         """Scale ``W_rec``'s columns so that E and I inputs balance in expectation (Dale only)."""

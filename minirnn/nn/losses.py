@@ -59,13 +59,43 @@ def get_loss(name, params=None):
     ``name`` is ``"mean_squared_error"``, ``"binary_cross_entropy"``, a callable, or (PsychRNN's
     convention) any other string ``s`` with ``params[s]`` the callable.
     """
-    if callable(name):
+    if callable(name) and name in LOSSES.values():
         return name
+    if callable(name):
+        return checked_loss(name)
     if name in LOSSES:
         return LOSSES[name]
     if params is not None and isinstance(name, str) and callable(params.get(name)):
-        return params[name]
+        return checked_loss(params[name])
     raise ParameterError(
-        f"Unknown loss_function {name!r}{suggest(name, LOSSES)}. Choose one of {sorted(LOSSES)}, "
+        f"Unknown loss_function {name!r}{suggest(name, LOSSES) or '.'} Choose one of {sorted(LOSSES)}, "
         "or pass a callable loss(z, y, mask) -> (value, dz)."
     )
+
+
+def checked_loss(loss):
+    """``loss`` wrapped so that a result of the wrong form is an error naming the loss, not a failure
+    deep inside the backward pass: it must return ``(value, dz)`` with ``dz`` shaped like ``z`` and
+    one value per network."""
+    import functools
+
+    @functools.wraps(loss)
+    def checked(z, y, mask):
+        out = loss(z, y, mask)
+        name = getattr(loss, "__name__", repr(loss))
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ParameterError(f"The loss_function {name} must return a pair (value, dz), the value per network "
+                                 f"and dL/dz shaped like z {tuple(z.shape)}. It returned {type(out).__name__}. "
+                                 "(A PsychRNN loss returns the value alone and TensorFlow differentiates it; "
+                                 "minirnn has no autodiff, so the loss gives its gradient too: see "
+                                 "minirnn.models.examples.)")
+        value, dz = out
+        if tuple(getattr(dz, "shape", ())) != tuple(z.shape):
+            raise ParameterError(f"The loss_function {name} returned dz of shape {tuple(getattr(dz, 'shape', ()))}; "
+                                 f"it must be shaped like z, {tuple(z.shape)}.")
+        if getattr(value, "size", 1) != max(1, z[..., 0, 0, 0].size):
+            raise ParameterError(f"The loss_function {name} returned a value of shape {tuple(value.shape)}; it must "
+                                 f"hold one number per network ({tuple(z.shape[:-3])}).")
+        return value, dz
+
+    return checked

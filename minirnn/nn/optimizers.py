@@ -43,6 +43,7 @@ class Optimizer:
     slots: dict = {}               # slot name -> initial value (an array shaped like the gradient)
     counter_names = ("t",)         # per-network arrays of shape lead (t: steps taken)
     _options = ()                  # non-numeric settings shown by repr (Momentum's nesterov)
+    user_built = True              # False when train() built it from a name: later calls may reset its learning rate
 
     def __init__(self, n_lead=None, **hyper):
         for name, value in hyper.items():
@@ -337,6 +338,6 @@ def get_optimizer(spec="adam", learning_rate=1e-3) -> Optimizer:
         raise ParameterTypeError(f"optimizer must be a name in {sorted(OPTIMIZERS)} or an Optimizer "
                                  f"instance. Got {spec!r} instead.")
     if spec.lower() not in OPTIMIZERS:
-        raise ParameterError(f"Unknown optimizer {spec!r}{suggest(spec.lower(), OPTIMIZERS)}. "
+        raise ParameterError(f"Unknown optimizer {spec!r}{suggest(spec.lower(), OPTIMIZERS) or '.'} "
                              f"Choose one of {sorted(OPTIMIZERS)} or pass an Optimizer instance.")
     return OPTIMIZERS[spec.lower()](learning_rate=learning_rate)

@@ -15,6 +15,7 @@ A worked example, gradient-checked, is in :mod:`minirnn.models.examples`.
 from __future__ import annotations
 
 from ..backends import get_array_module
+from ..errors import ParameterError, suggest
 
 WEIGHT_KEYS = {"in": "W_in", "rec": "W_rec", "out": "W_out"}
 REGULARIZER_KEYS = ("L1_in", "L1_rec", "L1_out", "L2_in", "L2_rec", "L2_out", "L2_firing_rate")
@@ -76,7 +77,7 @@ def activity_penalties(rates, weights_eff, coefs, custom=None, dW_eff=None):
     if "L2_firing_rate" in coefs:
         value, d_rates = firing_rate_penalty(rates, coefs["L2_firing_rate"])
     if custom is not None:
-        v, d = custom(weights_eff, rates)
+        v, d = _check_custom(custom, custom(weights_eff, rates), weights_eff)
         value = value + v
         for name, g in d.items():
             if name == "rates":
@@ -84,3 +85,17 @@ def activity_penalties(rates, weights_eff, coefs, custom=None, dW_eff=None):
             else:
                 dW_eff[name] = dW_eff[name] + g if name in dW_eff else g
     return value, d_rates, dW_eff
+
+
+def _check_custom(custom, out, weights_eff):
+    """A custom regularizer's ``(value, {name: gradient})``, or an error naming what is wrong with it."""
+    name = getattr(custom, "__name__", repr(custom))
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        raise ParameterError(f"custom_regularization {name} must return (value, {{name: gradient}}), the penalty and "
+                             f"its gradient for 'rates' and/or weights {sorted(weights_eff)}. It returned {out!r:.80}.")
+    for key in out[1]:
+        if key != "rates" and key not in weights_eff:
+            raise ParameterError(f"custom_regularization {name} returned a gradient for {key!r}, which is not 'rates' "
+                                 f"or a weight{suggest(key, list(weights_eff) + ['rates']) or '.'} "
+                                 f"Weights: {sorted(weights_eff)}.")
+    return out

@@ -85,6 +85,42 @@ def _set_rng_states(rng, state, where):
         g.bit_generator.state = s
 
 
+#: Model settings a resumed run must share with the checkpointed one (besides the parameter shapes).
+CONFIG_KEYS = ("dt", "tau", "rec_noise", "dale_ratio", "autapses", "L1_in", "L1_rec", "L1_out", "L2_in", "L2_rec",
+               "L2_out", "L2_firing_rate", "lstm_variant")
+
+
+def run_config(model, tasks=()) -> dict:
+    """What a checkpoint must be resumed with (JSON): dtype, transfer function, :data:`CONFIG_KEYS`
+    (a list per network for an ensemble) and each task's class, ``N_batch``, ``T`` and ``dt``."""
+    network_params = getattr(model, "network_params", None) or [getattr(model, "params", {})]
+    lead = bool(getattr(model, "lead", ()))
+    config = {"dtype": str(model.dtype)}
+    activation = getattr(model, "activation", None)
+    if activation is not None:
+        config["transfer_function"] = getattr(activation, "name", None)
+    for key in CONFIG_KEYS:
+        if key in network_params[0]:
+            values = [_jsonable(p.get(key)) for p in network_params]
+            config[key] = values if lead else values[0]
+    config["tasks"] = [{"class": type(t).__name__, **{k: _jsonable(getattr(t, k)) for k in ("N_batch", "T", "dt")
+                                                       if getattr(t, k, None) is not None}} for t in tasks]
+    return config
+
+
+def _check_config(name, saved, current):
+    """WeightsFileError listing every setting in which the resuming run differs from the checkpointed one."""
+    differ = [f"{key}: {saved[key]!r} in the checkpoint, {current[key]!r} now" for key in saved
+              if key != "tasks" and key in current and saved[key] != current[key]]
+    for i, (then, now) in enumerate(zip(saved.get("tasks", []), current.get("tasks", []))):
+        differ += [f"task {i} {key}: {then[key]!r} in the checkpoint, {now.get(key)!r} now" for key in then
+                   if then[key] != now.get(key)]
+    if differ:
+        raise WeightsFileError(f"{name!r} was written by a run with other settings, so resuming would not continue "
+                               "it. Resume with the same model params, task and dtype; differences: "
+                               + "; ".join(differ) + ".")
+
+
 def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
     """The arrays of a checkpoint of ``model`` (see the module docstring).
 
@@ -121,6 +157,7 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
         },
         "performance": _jsonable(history.get("performance", [])),
         "stages": _jsonable(history.get("stages", [])),
+        "config": run_config(model, tasks),
     }
     arrays["checkpoint"] = np.array(json.dumps(meta))
     return arrays
@@ -151,8 +188,12 @@ def load_checkpoint(path) -> dict:
     """
     from ..io import read_npz
 
-    arrays = read_npz(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise ParameterError(f"A checkpoint must be given as a path (or load_checkpoint's dict). Got {path!r}.")
     name = os.fspath(path)
+    if not os.path.exists(name) and not os.path.exists(name + ".npz"):
+        raise FileNotFoundError(f"checkpoint {name!r} does not exist")
+    arrays = read_npz(path)
     if "checkpoint" not in arrays:
         raise WeightsFileError(f"{name!r} is not a minirnn checkpoint (no 'checkpoint' entry; a weights "
                                f"file? keys: {sorted(arrays)[:8]}).")
@@ -230,35 +271,22 @@ def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimize
     if set(checkpoint["raw"]) != set(model.raw):
         raise WeightsFileError(f"{name!r} holds the parameters {sorted(checkpoint['raw'])} but the model has "
                                f"{sorted(model.raw)}.")
-    xp = model.xp
+    # check everything first: a checkpoint that does not fit leaves the model as it was
     for key, value in checkpoint["raw"].items():
         if tuple(value.shape) != tuple(model.raw[key].shape):
             raise WeightsFileError(f"{name!r}: raw {key} has shape {tuple(value.shape)} but the model's is "
-                                   f"{tuple(model.raw[key].shape)} (another N_rec / N_in / N_out?).")
-        model.raw[key] = xp.asarray(value, dtype=model.dtype)
-    for key, value in checkpoint["mask"].items():
-        if key in getattr(model, "masks", {}):
-            if tuple(value.shape) != tuple(model.masks[key].shape):
-                raise WeightsFileError(f"{name!r}: mask of {key} has shape {tuple(value.shape)}, the model's "
-                                       f"{tuple(model.masks[key].shape)}.")
-            model.masks[key] = xp.asarray(value, dtype=model.dtype)
-    for rng_name, state in meta["rng"].items():
-        _set_rng_states(getattr(model, rng_name), state, repr(name))
+                                   f"{tuple(model.raw[key].shape)} (another N_rec / N_in / N_out, or one network "
+                                   "vs an ensemble?).")
+    masks = {key: value for key, value in checkpoint["mask"].items() if key in getattr(model, "masks", {})}
+    for key, value in masks.items():
+        if tuple(value.shape) != tuple(model.masks[key].shape):
+            raise WeightsFileError(f"{name!r}: mask of {key} has shape {tuple(value.shape)}, the model's "
+                                   f"{tuple(model.masks[key].shape)}.")
     saved_tasks = meta["tasks"]
     if len(saved_tasks) != len(tasks):
         raise WeightsFileError(f"{name!r} holds the state of {len(saved_tasks)} task(s) but {len(tasks)} were given.")
-    for task, state in zip(tasks, saved_tasks):
-        if state is not None and hasattr(task, "load_state_dict"):
-            task.load_state_dict(state)
-    if curriculum is not None and meta.get("curriculum") is not None and hasattr(curriculum, "load_state_dict"):
-        curriculum.load_state_dict(meta["curriculum"])
-    elif curriculum is not None and meta.get("curriculum") is not None:
-        c = meta["curriculum"]
-        curriculum.stage = int(c["stage"])
-        if hasattr(curriculum, "stop_training"):
-            curriculum.stop_training = bool(c["stop_training"])
-        if hasattr(curriculum, "metric_values"):
-            curriculum.metric_values = [tuple(v) if isinstance(v, list) else v for v in c["metric_values"]]
+    if "config" in meta:  # checkpoints from before the record was added are not checked
+        _check_config(name, meta["config"], run_config(model, tasks))
     if checkpoint["optimizer"]:
         state = _optimizer_state(checkpoint["optimizer"])
         if optimizer is None:
@@ -273,6 +301,25 @@ def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimize
         except ParameterError as exc:
             raise WeightsFileError(f"{name!r}: the optimizer state does not fit: {exc}") from None
         model.optimizer = optimizer
+    xp = model.xp
+    for key, value in checkpoint["raw"].items():
+        model.raw[key] = xp.asarray(value, dtype=model.dtype)
+    for key, value in masks.items():
+        model.masks[key] = xp.asarray(value, dtype=model.dtype)
+    for rng_name, state in meta["rng"].items():
+        _set_rng_states(getattr(model, rng_name), state, repr(name))
+    for task, state in zip(tasks, saved_tasks):
+        if state is not None and hasattr(task, "load_state_dict"):
+            task.load_state_dict(state)
+    if curriculum is not None and meta.get("curriculum") is not None and hasattr(curriculum, "load_state_dict"):
+        curriculum.load_state_dict(meta["curriculum"])
+    elif curriculum is not None and meta.get("curriculum") is not None:
+        c = meta["curriculum"]
+        curriculum.stage = int(c["stage"])
+        if hasattr(curriculum, "stop_training"):
+            curriculum.stop_training = bool(c["stop_training"])
+        if hasattr(curriculum, "metric_values"):
+            curriculum.metric_values = [tuple(v) if isinstance(v, list) else v for v in c["metric_values"]]
     model.history = {k: list(v) for k, v in checkpoint["history"].items()}
     return int(meta["epoch"])
 

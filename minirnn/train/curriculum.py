@@ -28,23 +28,19 @@ interrupted run left nothing); its folder is created. The format follows the ext
 
 * ``.json``: ``{"metric_values": [[value, stage], ...], "history": [{"epoch", "stage",
   "metric", "advanced"}, ...], "stage": ..., "stop_training": ...}`` — readable by anything.
-* anything else: a NumPy ``.npy`` file (``.npy`` appended when missing, as ``np.save`` does) of
-  shape ``(n_tests, 3)``: columns ``[metric value, stage, epoch]``. The first two columns are
-  exactly PsychRNN's ``np.save(output_file, metric_values)``, so ``np.load(f)[:, 0]`` still works;
-  the third adds the update index (within the ``train`` call) of each test.
+* anything else: PsychRNN's file, ``np.save(output_file, metric_values)`` (``.npy`` appended when
+  missing): shape ``(n_tests, 2)``, columns ``[metric value, stage]``, so PsychRNN's
+  ``values, stages = np.load(f).T`` works. The update of each test is in the ``.json`` form.
 """
 from __future__ import annotations
 
 import json
-import logging
 import numbers
 import os
 
 import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError
-
-logger = logging.getLogger("minirnn")
 
 __all__ = ["Curriculum", "default_metric", "next_stage"]
 
@@ -77,7 +73,9 @@ def default_metric(curriculum_params, input_data, correct_output, output_mask, o
                              "callable(correct_output, test_output, output_mask) -> float per task.")
     value = float(np.mean(value))
     if verbosity:
-        logger.info("Accuracy: %s", value)
+        from .trainer import say
+
+        say(f"Accuracy: {value}")
     return bool(value >= curriculum_params["thresholds"][stage]), value
 
 
@@ -164,6 +162,10 @@ class Curriculum:
         if self.output_file is not None:
             folder = os.path.dirname(os.path.abspath(self.output_file))
             os.makedirs(folder, exist_ok=True)  # PsychRNN creates the folder too
+        self.reset()
+
+    def reset(self) -> None:
+        """Start again from stage 0 with no metric history (to train another model on the same stages)."""
         self.stop_training = False
         self.stage = 0
         self.metric_values = []
@@ -199,7 +201,9 @@ class Curriculum:
                              "advanced": bool(advance)})
         self.stage, self.stop_training = next_stage(self.stage, bool(advance), len(self.tasks))
         if advance and verbosity:
-            logger.info("Curriculum: stage %d (metric %.4g at update %d)", self.stage, value, epoch)
+            from .trainer import say
+
+            say(f"Stage {self.stage}")
         if self.output_file is not None:
             self.save(self.output_file)
         return bool(advance)
@@ -234,12 +238,7 @@ class Curriculum:
         else:
             if not path.endswith(".npy"):
                 path += ".npy"
-            # history may be shorter than metric_values after a resume that restored only the latter:
-            # the two are aligned at the end, and epochs not known are NaN
-            epochs = [h["epoch"] for h in self.history][-len(self.metric_values):] if self.metric_values else []
-            epochs = [np.nan] * (len(self.metric_values) - len(epochs)) + epochs
-            table = np.array([[v, s, e] for (v, s), e in zip(self.metric_values, epochs)],
-                             dtype=np.float64).reshape(-1, 3)
+            table = np.array(self.metric_values, dtype=np.float64).reshape(-1, 2)
             data = None
         from ..io import atomic_open
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .._params import resolve_train_params
+from .._params import reshape_if_flat, resolve_train_params
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..nn.clipping import clip_by_global_norm, clip_by_norm
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -51,17 +51,32 @@ class BatchSource:
                                  f"Got {type(source).__name__}.")
         self._iterator = None if (self.task is not None or self.tasks is not None) else iter(source)
         self._peeked = None
+        if self.task is not None and _overrides(self.task, "batch_generator"):
+            self._iterator = iter(self.task.batch_generator())  # a subclass's own batches, as PsychRNN trains on
 
     def next(self):
         if self._peeked is not None:
             batch, self._peeked = self._peeked, None
             return batch
         if self.tasks is not None:
-            parts = [t.generate_batch() for t in self.tasks]
+            parts = [t.get_trial_batch() if _overrides(t, "get_trial_batch") else t.generate_batch() for t in self.tasks]
+            shapes = [tuple(np.shape(b[0])) for b in parts]
+            if len(set(shapes)) > 1:
+                raise ShapeError(f"The ensemble's tasks give batches of different shapes {shapes} (N_batch, N_steps, "
+                                 "N_in); the networks are trained together, so every task needs the same N_batch "
+                                 "and T.")
             return tuple(np.stack([b[i] for b in parts]) for i in range(3)) + ([b[3] for b in parts],)
-        if self.task is not None:
-            return self.task.generate_batch()
-        return next(self._iterator)
+        if self.task is not None and self._iterator is None:
+            return self.task.get_trial_batch() if _overrides(self.task, "get_trial_batch") else self.task.generate_batch()
+        try:
+            batch = next(self._iterator)
+        except StopIteration:
+            raise ParameterError("The batch generator ran out of batches before training ended; give it more "
+                                 "batches (or an endless generator) or lower training_iters.") from None
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 4):
+            raise ShapeError("The batch generator must yield (x, y, mask, trial_params), 4 items. Got "
+                             + (f"{len(batch)} items." if isinstance(batch, (tuple, list)) else f"{type(batch).__name__}."))
+        return batch
 
     def batch_size(self) -> int:
         task = self.task if self.task is not None else (self.tasks[0] if self.tasks else None)
@@ -78,6 +93,14 @@ class BatchSource:
         return int(shape[-3])
 
 
+def _overrides(task, method) -> bool:
+    """``task``'s class replaces the Task base class's ``method`` (PsychRNN's training loop draws from
+    ``batch_generator()``, which calls ``get_trial_batch()``: a subclass may override either)."""
+    from ..tasks.task import Task
+
+    return isinstance(task, Task) and getattr(type(task), method) is not getattr(Task, method)
+
+
 def _reseeded_copy(task, seed):
     """A copy of ``task`` whose trial stream is that of the same task built with ``seed``."""
     import copy
@@ -91,6 +114,11 @@ def _reseeded_copy(task, seed):
     return twin
 
 
+#: keys of get_weights() that are not parameters (a fixed_weights dict built from it may hold them)
+_WEIGHTS_NOT_PARAMETERS = ("input_connectivity", "rec_connectivity", "output_connectivity", "Dale_rec", "Dale_out",
+                           "dale_ratio")
+
+
 def _fixed_keep_masks(model, fixed_weights):
     """``fixed_weights`` (name -> 0/1 array, 1 = fixed) -> ``keep = 1 - F`` on the model's backend."""
     if not fixed_weights:
@@ -99,10 +127,15 @@ def _fixed_keep_masks(model, fixed_weights):
         raise ParameterError(f"fixed_weights must be a dict name -> 0/1 array. Got {type(fixed_weights).__name__}.")
     keep = {}
     for name, F in fixed_weights.items():
+        if name in _WEIGHTS_NOT_PARAMETERS:  # PsychRNN only looks at its trainable variables' names
+            import warnings
+
+            warnings.warn(f"fixed_weights[{name!r}] is ignored: {name} is not a trainable parameter.", stacklevel=4)
+            continue
         if name not in model.raw:
             from ..errors import suggest
 
-            raise ParameterError(f"fixed_weights names unknown parameter {name!r}{suggest(name, model.raw)} "
+            raise ParameterError(f"fixed_weights names unknown parameter {name!r}{suggest(name, model.raw) or '.'} "
                                  f"Parameters: {list(model.raw)}.")
         try:
             F = np.asarray(F, dtype=np.float64)
@@ -111,8 +144,7 @@ def _fixed_keep_masks(model, fixed_weights):
         if hasattr(model, "to_model_layout"):  # e.g. LSTM gates given in PsychRNN's transposed layout
             F = model.to_model_layout(name, F)
         shape = tuple(model.raw[name].shape)
-        if F.size == int(np.prod(shape[len(model.lead):])) and F.shape != shape:
-            F = F.reshape(shape[len(model.lead):])
+        F = reshape_if_flat(F, shape[len(model.lead):])
         try:
             F = np.broadcast_to(F, shape)
         except ValueError:
@@ -123,7 +155,43 @@ def _fixed_keep_masks(model, fixed_weights):
     return keep
 
 
-def _resolve_optimizer(model, tp):
+def _curriculum_source(model, curriculum, source, resume):
+    """The task of the curriculum's current stage, after checking the curriculum can train ``model``."""
+    from .curriculum import Curriculum
+
+    if not isinstance(curriculum, Curriculum):
+        raise ParameterError(f"train_params['curriculum'] must be a minirnn Curriculum (Curriculum(tasks, ...)). "
+                             f"Got {type(curriculum).__name__} instead.")
+    if resume is None and (curriculum.stop_training or curriculum.stage >= len(curriculum.tasks)):
+        raise ParameterError(f"This Curriculum has already finished (stage {curriculum.stage} of "
+                             f"{len(curriculum.tasks)}): it keeps its progress. Call curriculum.reset() to start "
+                             "it again from stage 0, or make a new Curriculum.")
+    for i, task in enumerate(curriculum.tasks):
+        for size in ("N_in", "N_out"):
+            if getattr(task, size, None) is not None and int(getattr(task, size)) != getattr(model, size):
+                raise ShapeError(f"Curriculum stage {i} ({type(task).__name__}) has {size}={getattr(task, size)} "
+                                 f"but the model has {size}={getattr(model, size)}.")
+    if source is not None and not any(source is task for task in curriculum.tasks):
+        logger.warning("train() got both a task and a curriculum: the curriculum's tasks are trained on and "
+                       "the task argument (%s) is not used", type(source).__name__)
+    return curriculum.tasks[min(curriculum.stage, len(curriculum.tasks) - 1)]
+
+
+def _check_output_paths(tp):
+    """Every file the call will write can be written: checked before the first update, not after the
+    last. Missing folders are made (PsychRNN makes those of its weight paths)."""
+    from ..io import check_writable
+
+    for key in ("save_weights_path", "checkpoint_path"):
+        if tp[key] is not None:
+            check_writable(tp[key], key, create_dir=True)
+    if tp["training_weights_path"] is not None:  # a prefix: f"{path}{epoch}.npz"
+        check_writable(tp["training_weights_path"], "training_weights_path", suffix="1", create_dir=True)
+
+
+def _resolve_optimizer(model, tp, lr_given):
+    """The optimizer of this call: the one given, or the model's current one when it is of the named
+    type (its state carries over), else a new one. ``lr_given``: train_params named a learning_rate."""
     spec = tp["optimizer"]
     if isinstance(tp["learning_rate"], (list, tuple)):  # one learning rate per network
         tp["learning_rate"] = np.asarray(tp["learning_rate"], dtype=np.float64)
@@ -131,9 +199,20 @@ def _resolve_optimizer(model, tp):
     if isinstance(spec, Optimizer):
         return spec
     if current is not None and type(current).__name__.lower() == str(spec).lower():
-        current.learning_rate = tp["learning_rate"]
+        # an optimizer the user built keeps its own learning rate unless this call names one
+        if lr_given or not getattr(current, "user_built", True):
+            current.learning_rate = tp["learning_rate"]
         return current
-    return get_optimizer(spec, learning_rate=tp["learning_rate"])
+    optimizer = get_optimizer(spec, learning_rate=tp["learning_rate"])
+    optimizer.user_built = False
+    return optimizer
+
+
+def _is_numeric(value) -> bool:
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
 
 
 def _all_finite(xp, arrays) -> bool:
@@ -167,7 +246,7 @@ def train(model, source, train_params=None, *, resume=None):
     tp = resolve_train_params(train_params)
     curriculum = tp["curriculum"]
     if curriculum is not None:
-        source = curriculum.tasks[curriculum.stage]
+        source = _curriculum_source(model, curriculum, source, resume)
     if source is None:
         raise ParameterError("train() needs a Task or a batch generator (or train_params['curriculum']).")
     if (tp["performance_cutoff"] is None) != (tp["performance_measure"] is None) and tp["performance_cutoff"] is not None:
@@ -179,7 +258,9 @@ def train(model, source, train_params=None, *, resume=None):
     N_batch = batches.batch_size()
     n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
     keep = _fixed_keep_masks(model, tp["fixed_weights"])
-    optimizer = model.optimizer = _resolve_optimizer(model, tp)
+    lr_given = isinstance(train_params, dict) and train_params.get("learning_rate") is not None
+    optimizer = model.optimizer = _resolve_optimizer(model, tp, lr_given)
+    _check_output_paths(tp)
     epoch0, finished, resumed_active = _resume(model, resume, batches, curriculum, optimizer)  # 0, False, None
     if curriculum is not None and resume is not None and batches.tasks is None:
         batches = BatchSource(curriculum.tasks[curriculum.stage], model)
@@ -207,14 +288,12 @@ def train(model, source, train_params=None, *, resume=None):
                 value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
             if not _all_finite(xp, [value]):
-                last = history["loss"][-1] if history["loss"] else float("nan")
-                raise NonFiniteError(f"loss became NaN or inf at update {update_index} (last finite loss {last:.6g}). "
-                                     "The weights were kept as they were before this update. Try a smaller "
-                                     "learning_rate or clip_grads=True.")
+                _raise_nonfinite(model, f"loss became NaN or inf at update {update_index}", value, history,
+                                 "Try a smaller learning_rate or clip_grads=True.")
             for name, g in grads.items():
                 if not _all_finite(xp, [g]):
-                    raise NonFiniteError(f"the gradient of {name} became NaN or inf at update {update_index}; "
-                                         "the weights were kept as they were before this update.")
+                    _raise_nonfinite(model, f"the gradient of {name} became NaN or inf at update {update_index}", g,
+                                     history)
                 if name in keep:
                     grads[name] = g * keep[name]
             if tp["clip_global_norm"] is not None:
@@ -228,7 +307,8 @@ def train(model, source, train_params=None, *, resume=None):
             history["update"].append(update_index)
             if epoch % int(tp["loss_epoch"]) == 0:
                 losses.append(history["loss"][-1])
-                logger.info("Iter %d, Minibatch Loss= %s", epoch * N_batch, history["loss"][-1])
+                if tp["verbosity"]:
+                    say(f"Iter {epoch * N_batch}, Minibatch Loss= {_six_places(history['loss'][-1])}")
             _show_progress(progress, history)
 
             if curriculum is not None and epoch % int(curriculum.metric_epoch) == 0:
@@ -243,12 +323,20 @@ def train(model, source, train_params=None, *, resume=None):
                 if advanced:
                     batches = BatchSource(curriculum.tasks[curriculum.stage], model)
             if tp["training_weights_path"] is not None and epoch % int(tp["save_training_weights_epoch"]) == 0:
-                model.save(f"{tp['training_weights_path']}{epoch}")
+                written = model.save(f"{tp['training_weights_path']}{epoch}")
+                if tp["verbosity"]:
+                    say(f"Training weights saved in file: {written}")
             if tp["performance_measure"] is not None and epoch % int(tp["performance_epoch"]) == 0:
                 px, py, pmask, _ = batches.next()
                 output, _ = model.test(px)
                 performance = tp["performance_measure"](px, py, pmask, output, epoch, losses, tp["verbosity"])
                 history["performance"].append((update_index, performance))
+                if tp["verbosity"]:
+                    say(f"performance: {performance}")
+                if tp["performance_cutoff"] is not None and not _is_numeric(performance):
+                    raise ParameterError(f"performance_measure returned {performance!r} at update {update_index}; "
+                                         "with a performance_cutoff it must return a number (one per network for "
+                                         "an ensemble).")
                 if tp["performance_cutoff"] is not None:
                     reached = np.asarray(performance) >= tp["performance_cutoff"]
                     if active is not None and reached.shape == active.shape:
@@ -272,8 +360,12 @@ def train(model, source, train_params=None, *, resume=None):
     if checkpointer is not None:
         checkpointer.save(epoch, finished=True)
         checkpointer.raise_if_interrupted()
+    if tp["verbosity"]:
+        say("Optimization finished!")
     if tp["save_weights_path"] is not None:
-        model.save(tp["save_weights_path"])
+        written = model.save(tp["save_weights_path"])
+        if tp["verbosity"]:
+            say(f"Model saved in file: {written}")
     return losses, training_time, initialization_time
 
 
@@ -302,6 +394,18 @@ def _limit_blas_threads(model, setting):
     if model.backend.name == "numba":
         import scipy.linalg  # noqa: F401  (load SciPy's BLAS, the kernels' fallback, so that it is limited too)
     return threadpool_limits(limits=int(setting), user_api="blas")
+
+
+def say(text):
+    """Print a progress line as PsychRNN does with ``verbosity`` (stdout; above a tqdm bar if one is shown)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(text)
+
+
+def _six_places(loss):
+    """PsychRNN's ``"{:.6f}"`` of a loss; an ensemble's losses, one per network."""
+    return f"{float(loss):.6f}" if np.ndim(loss) == 0 else "[" + ", ".join(f"{float(v):.6f}" for v in np.ravel(loss)) + "]"
 
 
 def _progress_bar(total, verbosity, initial=0):
@@ -379,6 +483,28 @@ def _show_progress(progress, history):
     progress.set_postfix(postfix, refresh=False)
 
 
+def _raise_nonfinite(model, what, array, history, advice=""):
+    """Raise NonFiniteError for ``what``, naming an ensemble's diverged networks (those whose entries of
+    ``array``, shape (*lead, ...), are not all finite) and the last finite loss of each."""
+    networks = None
+    last = history["loss"][-1] if history and history["loss"] else None
+    if model.lead:
+        finite = np.asarray(model.backend.to_host(model.xp.isfinite(array)))
+        finite = finite.reshape(model.lead + (-1,)).all(axis=-1)
+        networks = [int(k) for k in np.flatnonzero(~finite.ravel())]
+        what += f" in network(s) {networks} of the ensemble"
+        if last is not None:
+            last = np.asarray(last).ravel()[networks]
+    if last is None:
+        last_text = "no finite loss yet"
+    elif np.ndim(last) == 0:
+        last_text = f"last finite loss {float(last):.6g}"
+    else:
+        last_text = "last finite losses " + ", ".join(f"{float(v):.6g}" for v in last)
+    raise NonFiniteError(f"{what} ({last_text}). The weights were kept as they were before this update. "
+                         f"{advice}".rstrip(), networks=networks)
+
+
 def _apply_update(model, delta, keep, update_index):
     """``theta -= delta * (1 - F)`` for every parameter, all or nothing: when a new value would be
     NaN or inf, raise NonFiniteError naming the weight and leave every weight at its last finite value."""
@@ -386,7 +512,7 @@ def _apply_update(model, delta, keep, update_index):
     new = {name: model.raw[name] - (d * keep[name] if name in keep else d) for name, d in delta.items()}
     for name, value in new.items():
         if not _all_finite(xp, [value]):
-            raise NonFiniteError(f"the weight {name} would become NaN or inf at update {update_index}; the weights "
-                                 "were kept as they were before this update. Try a smaller learning_rate.")
+            _raise_nonfinite(model, f"the weight {name} would become NaN or inf at update {update_index}", value,
+                             model.history, "Try a smaller learning_rate.")
     for name, value in new.items():
         model.raw[name][...] = value  # in place: views of model.raw stay valid
