@@ -16,13 +16,19 @@ T=2000, N_batch=128, N_rec=50: the paper's minimal example), ``--config``, the n
 (``--n-rec`` ...), then each ``--set key=value`` (``key`` or ``params.key`` /
 ``train_params.key`` / ``task.key``; the value is read with ``ast.literal_eval``, else kept as a
 string). Every name is checked against ``minirnn/_params.py``'s tables and the task's
-constructor, with a did-you-mean. Exit codes: 0 done, 1 training diverged, 2 bad input,
+constructor, with a did-you-mean. ``train`` then checks every setting by building the model and
+running one update on copies of the model and the task (no file written, the task's stream
+untouched) before it creates, overwrites or deletes anything in the run directory: bad input never
+costs a saved run, even with ``--force``. ``evaluate`` and ``plot`` refuse a run whose weights file
+still holds its initial weights (status ``running``: training under way, or killed) and warn on
+stderr about an ``interrupted`` or ``diverged`` one. Exit codes: 0 done, 1 training diverged, 2 bad input,
 130 / 143 interrupted by SIGINT / SIGTERM (a checkpoint was written: ``--resume`` continues).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import logging
 import os
 import secrets
@@ -39,8 +45,17 @@ TASK_DEFAULTS = {"dt": 10, "tau": 100, "T": 2000, "N_batch": 128}
 DEFAULT_N_REC = 50
 PERFORMANCE_MARK = "task.accuracy_function"  # run.json's stand-in for the CLI's performance measure
 SECTIONS = ("params", "train_params", "task")
-# train_params the CLI sets itself (paths inside the run directory)
-MANAGED_TRAIN_KEYS = ("checkpoint_path", "save_weights_path", "training_weights_path", "verbosity")
+# train_params the CLI sets itself (paths inside the run directory); ``verbosity`` is honoured
+# (progress bar on / off) and --quiet turns it off
+MANAGED_TRAIN_KEYS = ("checkpoint_path", "save_weights_path", "training_weights_path")
+# model params the task determines (Basic(params) accepts them; here they would be ignored or clash)
+TASK_DERIVED = {"alpha": "dt / tau; set task.dt or task.tau instead",
+                "N_steps": "T / dt; set task.T or task.dt instead",
+                "N_in": "its number of inputs; choose the task and its settings instead",
+                "N_out": "its number of outputs; choose the task and its settings instead"}
+# options that take a Python object, which neither TOML nor --set can give
+PYTHON_ONLY = {"initializer": "a WeightInitializer", "custom_regularization": "a callable",
+               "curriculum": "a Curriculum", "performance_measure": "a callable"}
 
 
 def _print(*args, file=None):
@@ -72,7 +87,7 @@ def read_toml(path) -> dict:
         raise ParameterError(f"--config file {os.fspath(path)!r} is not valid TOML: {exc}") from None
     for key, value in config.items():
         if key not in SECTIONS:
-            raise ParameterError(f"Unknown table [{key}] in {os.fspath(path)!r}{suggest(key, SECTIONS)} "
+            raise ParameterError(f"Unknown table [{key}] in {os.fspath(path)!r}{suggest(key, SECTIONS) or '.'} "
                                  f"Tables: {list(SECTIONS)}.")
         if not isinstance(value, dict):
             raise ParameterError(f"{key!r} in {os.fspath(path)!r} must be a table [{key}]. Got {value!r}.")
@@ -88,7 +103,7 @@ def _section_of(key: str, task_args) -> str:
     if len(homes) == 1:
         return homes[0]
     known = list(MODEL_PARAMS) + list(TRAIN_PARAMS) + list(task_args)
-    raise ParameterError(f"Unknown parameter {key!r} in --set{suggest(key, known)} "
+    raise ParameterError(f"Unknown parameter {key!r} in --set{suggest(key, known) or '.'} "
                          f"See 'minirnn describe' for the list.")
 
 
@@ -98,15 +113,21 @@ def check_section_keys(config: dict, task_args) -> None:
     for section in ("params", "train_params"):
         for key in config[section]:
             if key not in tables[section]:
-                raise ParameterError(f"Unknown key {key!r} in [{section}]{suggest(key, tables[section])} "
+                raise ParameterError(f"Unknown key {key!r} in [{section}]{suggest(key, tables[section]) or '.'} "
                                      f"See 'minirnn describe'.")
-            if section == "train_params" and key in MANAGED_TRAIN_KEYS[:3]:
+            if section == "train_params" and key in MANAGED_TRAIN_KEYS:
                 raise ParameterError(f"[train_params] {key!r} is set by 'minirnn train' (files go into the run "
                                      "directory); remove it.")
+            if section == "params" and key in TASK_DERIVED:
+                raise ParameterError(f"[params] {key!r} cannot be set here: the model takes it from the "
+                                     f"task ({TASK_DERIVED[key]}).")
+            if key in PYTHON_ONLY:
+                raise ParameterError(f"[{section}] {key!r} takes {PYTHON_ONLY[key]}, which the command line "
+                                     f"cannot give; use the Python API (model.train(task, train_params)).")
     allowed = set(task_args) | {"name", "seed"}
     for key in config["task"]:
         if key not in allowed:
-            raise ParameterError(f"Unknown key {key!r} in [task]{suggest(key, sorted(allowed))} "
+            raise ParameterError(f"Unknown key {key!r} in [task]{suggest(key, sorted(allowed)) or '.'} "
                                  f"The task's settings: {sorted(allowed)}.")
 
 
@@ -135,7 +156,7 @@ def build_config(args) -> tuple:
         key = key.strip()
         section, _, bare = key.rpartition(".")
         if section and section not in SECTIONS:
-            raise ParameterError(f"Unknown table {section!r} in --set {key}{suggest(section, SECTIONS)} "
+            raise ParameterError(f"Unknown table {section!r} in --set {key}{suggest(section, SECTIONS) or '.'} "
                                  f"Use one of {list(SECTIONS)}.")
         config[section or _section_of(bare, task_args)][bare] = parse_value(text.strip())
     check_section_keys(config, task_args)
@@ -172,14 +193,64 @@ def _has_accuracy(task) -> bool:
     return type(task).accuracy_function is not Task.accuracy_function
 
 
-def runtime_train_params(record_tp: dict, task, run_dir: str, quiet: bool) -> dict:
-    """The train_params dict for ``train()``: the recorded ones plus the CLI's own entries."""
+def runtime_train_params(record_tp: dict, task, run_dir, quiet: bool) -> dict:
+    """The train_params dict for ``train()``: the recorded ones plus the CLI's own entries.
+
+    ``run_dir=None`` sets no checkpoint (the dry run of :func:`check_training`). The progress bar
+    follows the recorded ``verbosity`` (default True); ``--quiet`` turns it off.
+    """
     tp = {k: v for k, v in record_tp.items() if k in TRAIN_PARAMS}
     if tp.get("performance_measure") == PERFORMANCE_MARK:
         tp["performance_measure"] = _performance_measure(task)
-    tp["checkpoint_path"] = os.path.join(run_dir, runs.CHECKPOINT_FILE)
-    tp["verbosity"] = not quiet
+    tp["checkpoint_path"] = None if run_dir is None else os.path.join(run_dir, runs.CHECKPOINT_FILE)
+    verbosity = tp.get("verbosity")
+    tp["verbosity"] = not quiet and (True if verbosity is None else verbosity)
     return tp
+
+
+def check_training(params: dict, task, record_tp: dict) -> None:
+    """Raise now, before anything is written, every error that training would raise at its start.
+
+    ``train_params`` are checked against their table as given (``training_iters`` ...); then a
+    model built from ``params`` takes one update on a copy of ``task`` (so the task's stream is
+    untouched), without checkpoint, progress bar or file. That is the trainer's own validation:
+    model params, optimizer and learning rate, fixed weights, BLAS threads, the shapes of the
+    task's batches against the model. A NaN or inf in that one update is left for the real run to
+    report (with its last good weights); any other error, a task that makes NaN included, is bad
+    input.
+    """
+    import copy
+
+    from ._params import resolve_train_params
+    from .models import Basic
+    from .train.trainer import train
+
+    model = Basic(dict(params))
+    twin = copy.deepcopy(task)
+    tp = runtime_train_params(record_tp, twin, None, quiet=False)
+    resolve_train_params(tp)  # the values as given, before the dry run changes two of them
+    tp.update(training_iters=1, verbosity=False)  # one update, no progress bar
+    try:
+        copy.deepcopy(task).generate_batch()  # NaN or inf made by the task: bad input, not a divergence
+        try:
+            train(model, twin, tp)
+        except NonFiniteError:
+            pass  # the update diverged: the real run reports it, with its last good weights
+    except MinirnnError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError) as exc:  # a value no check above anticipated
+        raise ParameterError(f"training cannot start with these settings: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_run_dir(run_dir) -> None:
+    """A run directory must be a directory (or not exist yet) that we can write into."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ParameterError(f"--out {run_dir!r} is a file, not a directory.")
+    parent = run_dir if os.path.isdir(run_dir) else os.path.dirname(os.path.abspath(run_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise ParameterError(f"cannot write the run directory {run_dir!r}: {parent!r} is not a writable directory.")
 
 
 def cmd_train(args) -> int:
@@ -189,13 +260,14 @@ def cmd_train(args) -> int:
     if os.path.exists(os.path.join(run_dir, runs.RECORD_FILE)) and not args.force:
         raise ParameterError(f"{run_dir!r} already holds a run. Continue it with 'minirnn train --resume "
                              f"{run_dir}', or pass --force to start over there.")
+    _check_run_dir(run_dir)
     task_cls, config = build_config(args)
     params_cfg, tp_cfg, task_cfg = config["params"], config["train_params"], config["task"]
     seed = params_cfg.get("seed")
     if seed is None:
         seed = params_cfg["seed"] = secrets.randbits(31)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ParameterError(f"The 'seed' parameter must be an int. Got {seed!r} instead.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParameterError(f"The 'seed' parameter must be an int >= 0. Got {seed!r} instead.")
     task_seed = task_cfg.pop("seed", None)
     task_seed = derived_seed(seed, 1) if task_seed is None else task_seed
     task = runs.make_task(task_cls, task_cfg, seed=task_seed)
@@ -205,6 +277,7 @@ def cmd_train(args) -> int:
     if _has_accuracy(task) and tp.get("performance_measure") is None and not args.no_accuracy:
         tp["performance_measure"] = PERFORMANCE_MARK
         tp.setdefault("performance_epoch", 10)
+    check_training(params, task, tp)  # every setting, before a file is created, replaced or removed
     os.makedirs(run_dir, exist_ok=True)
     for stale in (runs.CHECKPOINT_FILE, runs.LAST_GOOD_FILE):
         if os.path.exists(os.path.join(run_dir, stale)):
@@ -229,6 +302,7 @@ def _resume(args) -> int:
     meta = {"params": record.get("cli", {}).get("params", {}), "train_params": record["train_params"],
             "task_seed": record["seeds"]["task"], "eval_seed": record["seeds"]["evaluate"],
             "command": record.get("cli", {}).get("command")}
+    check_training(params, task, meta["train_params"])  # before anything in run_dir changes
     if not os.path.exists(checkpoint):
         _print(f"{checkpoint} does not exist yet: starting this run from its beginning.", file=sys.stderr)
         checkpoint = None
@@ -292,6 +366,10 @@ def _run_training(run_dir, task, meta, params, *, resume, quiet) -> int:
 
 def fresh_trials(task, n_trials: int, seed: int):
     """``n_trials`` (rounded up to whole batches) fresh trials from a Generator seeded ``seed``."""
+    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+        raise ParameterError(f"The number of trials must be a positive int. Got {n_trials!r} instead.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"The seed of the fresh trials must be an int >= 0. Got {seed!r} instead.")
     rng = np.random.default_rng(seed)
     parts = [task.generate_batch(rng) for _ in range(max(1, -(-n_trials // task.N_batch)))]
     x, y, mask = (np.concatenate([p[i] for p in parts]) for i in range(3))
@@ -330,19 +408,55 @@ def psychometric_table(outputs, mask, trial_params):
     return table
 
 
+def run_status_note(run_dir, record, verb="evaluate") -> str | None:
+    """What a user must know about a run that did not complete: None for a complete run, a warning
+    line for an interrupted or diverged one; a MinirnnError for a run that never trained (status
+    ``running``: its weights file holds the initial weights written when training started)."""
+    status = record.get("status")
+    if status == "complete":
+        return None
+    run_dir = os.fspath(run_dir)
+    n_updates = len(record.get("history", {}).get("loss", []))
+    if status == "running":
+        raise MinirnnError(
+            f"cannot {verb} {run_dir!r}: its training has not finished (run.json status 'running'), so "
+            f"{runs.WEIGHTS_FILE} still holds the untrained initial weights. If that training is still going, "
+            f"wait for it; if its process was killed, continue it with 'minirnn train --resume {run_dir}'.")
+    if status == "interrupted":
+        return (f"warning: the training of {run_dir!r} was interrupted after {n_updates} updates (status "
+                f"'interrupted'): these are its weights at that point. Continue it with "
+                f"'minirnn train --resume {run_dir}'.")
+    if status == "diverged":
+        error = record.get("error")
+        return (f"warning: the training of {run_dir!r} diverged (status 'diverged'): these are its last good "
+                f"weights ({record.get('files', {}).get('weights', runs.LAST_GOOD_FILE)}), not a trained network."
+                + (f" The error was: {error}" if error else ""))
+    return f"warning: {run_dir!r} has status {status!r}, not 'complete'; its weights may not be trained."
+
+
 def evaluate_run(run_dir, n_trials=1024, seed=None) -> dict:
-    """Accuracy, loss and psychometric table of a run on fresh trials (see ``minirnn evaluate``)."""
+    """Accuracy, loss and psychometric table of a run on fresh trials (see ``minirnn evaluate``).
+
+    The result's ``status`` is run.json's (``complete``, ``interrupted``, ``diverged``), with a
+    ``warning`` line for a run that did not complete; a run that never trained (``running``)
+    raises a MinirnnError saying so.
+    """
+    note = run_status_note(run_dir, runs.read_record(run_dir))  # raises for a never-trained run
     model, task, record = runs.load_run(run_dir)
     seed = record["seeds"].get("evaluate") if seed is None else seed
     seed = 0 if seed is None else seed
     x, y, mask, trial_params = fresh_trials(task, n_trials, seed)
-    outputs, _ = model.test(x)
-    value, _ = model.loss_function(outputs.astype(model.dtype), y.astype(model.dtype), mask.astype(model.dtype))
-    accuracy = task.accuracy_function(y, outputs, mask)
-    result = {"run": os.fspath(run_dir), "task": record["task"]["class"], "n_trials": int(x.shape[0]),
-              "seed": seed, "loss": float(np.sum(value)),
+    # a diverged run's last good weights may overflow: the warning line says why, not numpy's
+    with np.errstate(over="ignore", invalid="ignore") if note else contextlib.nullcontext():
+        outputs, _ = model.test(x)
+        value, _ = model.loss_function(outputs.astype(model.dtype), y.astype(model.dtype), mask.astype(model.dtype))
+        accuracy = task.accuracy_function(y, outputs, mask)
+        table = psychometric_table(outputs, mask, trial_params)
+    result = {"run": os.fspath(run_dir), "task": record["task"]["class"], "status": record.get("status"),
+              "n_trials": int(x.shape[0]), "seed": seed, "loss": float(np.sum(value)),
               "accuracy": None if accuracy is None else float(np.mean(accuracy))}
-    table = psychometric_table(outputs, mask, trial_params)
+    if note:
+        result["warning"] = note
     if table is not None:
         table.pop("signed_coherence_values")
         result["psychometric"] = table
@@ -351,6 +465,8 @@ def evaluate_run(run_dir, n_trials=1024, seed=None) -> dict:
 
 def cmd_evaluate(args) -> int:
     result = evaluate_run(args.run, n_trials=args.trials, seed=args.seed)
+    if "warning" in result:
+        _print(result["warning"], file=sys.stderr)
     if args.json:
         import json
 
@@ -393,10 +509,14 @@ def cmd_plot(args) -> int:
     if not available:
         _print("error: minirnn.plotting is not available in this installation; nothing to plot.", file=sys.stderr)
         return 2
+    fmt = plotting.check_figure_format(args.format)  # before any work or any folder is made
+    note = run_status_note(args.run, runs.read_record(args.run), verb="plot")  # raises for a never-trained run
     model, task, record = runs.load_run(args.run)
+    x, y, mask, trial_params = fresh_trials(task, args.trials, record["seeds"].get("evaluate") or 0)
+    if note:
+        _print(note, file=sys.stderr)
     out_dir = args.out or os.path.join(args.run, "plots")
     os.makedirs(out_dir, exist_ok=True)
-    x, y, mask, trial_params = fresh_trials(task, args.trials, record["seeds"].get("evaluate") or 0)
     outputs, _ = model.test(x)
     figures = {}
     if "plot_training" in available and record["history"]["loss"]:
@@ -415,9 +535,11 @@ def cmd_plot(args) -> int:
     import matplotlib.pyplot as plt
 
     for name, fig in figures.items():
-        path = os.path.join(out_dir, f"{name}.{args.format}")
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        path = os.path.join(out_dir, f"{name}.{fmt}")
+        try:
+            plotting.save_figure(fig, path, dpi=120, bbox_inches="tight")  # atomic
+        finally:
+            plt.close(fig)
         _print(f"wrote {path}")
     missing = [n for n in wanted if n not in available]
     if missing:
@@ -571,6 +693,25 @@ run.toml:
 }
 
 
+def _int_at_least(minimum: int):
+    """An argparse ``type``: an int >= ``minimum`` (argparse's own error, exit 2, otherwise)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}; got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+SEED, COUNT = _int_at_least(0), _int_at_least(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minirnn", description="Train and inspect rate RNNs on cognitive tasks (PsychRNN-compatible).",
@@ -586,7 +727,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("task", nargs="?", help=f"one of {', '.join(runs.TASK_NAMES)} (case-insensitive)")
     t.add_argument("--config", metavar="TOML", help="a TOML file with [params], [train_params], [task] tables")
     t.add_argument("--n-rec", type=int, help="recurrent units (params N_rec; default 50)")
-    t.add_argument("--seed", type=int, help="the run's seed (model streams; task and evaluation seeds derive from it)")
+    t.add_argument("--seed", type=SEED, help="the run's seed (model streams; task and evaluation seeds derive from it)")
     t.add_argument("--backend", help="auto | numpy | numba | cupy")
     t.add_argument("--iters", type=int, help="training trials (train_params training_iters)")
     t.add_argument("--dale-ratio", type=float, help="fraction of excitatory units, in (0, 1)")
@@ -607,8 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="accuracy, loss and psychometric table on fresh trials",
                        epilog=EXAMPLES["evaluate"], formatter_class=raw)
     e.add_argument("run", metavar="RUN_DIR")
-    e.add_argument("--trials", type=int, default=1024, help="fresh trials (whole batches; default 1024)")
-    e.add_argument("--seed", type=int, help="seed of the fresh trials (default: the run's evaluation seed)")
+    e.add_argument("--trials", type=COUNT, default=1024, help="fresh trials (whole batches; default 1024)")
+    e.add_argument("--seed", type=SEED, help="seed of the fresh trials (default: the run's evaluation seed)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_evaluate)
 
@@ -616,16 +757,16 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["plot"], formatter_class=raw)
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--out", metavar="DIR", help="where to write the figures (default RUN_DIR/plots)")
-    p.add_argument("--format", default="png", help="png (default), pdf, svg ...")
-    p.add_argument("--trials", type=int, default=512, help="fresh trials for the trial and psychometric figures")
+    p.add_argument("--format", default="png", help="png (default), pdf, svg ... (matplotlib's formats)")
+    p.add_argument("--trials", type=COUNT, default=512, help="fresh trials for the trial and psychometric figures")
     p.set_defaults(func=cmd_plot)
 
     g = sub.add_parser("gradcheck", help="check gradients by finite differences on a small random network",
                        epilog=EXAMPLES["gradcheck"], formatter_class=raw)
-    g.add_argument("--n-rec", type=int, default=5)
-    g.add_argument("--steps", type=int, default=8)
-    g.add_argument("--batch", type=int, default=2)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--n-rec", type=COUNT, default=5)
+    g.add_argument("--steps", type=COUNT, default=8)
+    g.add_argument("--batch", type=COUNT, default=2)
+    g.add_argument("--seed", type=SEED, default=0)
     g.add_argument("--transfer-function", default="tanh")
     g.add_argument("--dale-ratio", type=float, default=None)
     g.add_argument("--tolerance", type=float, default=1e-5, help="largest accepted relative error")
@@ -633,10 +774,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="milliseconds per training update on each available backend",
                        epilog=EXAMPLES["bench"], formatter_class=raw)
-    b.add_argument("--n-rec", type=int, default=128)
-    b.add_argument("--batch", type=int, default=64)
-    b.add_argument("--steps", type=int, default=100)
-    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--n-rec", type=COUNT, default=128)
+    b.add_argument("--batch", type=COUNT, default=64)
+    b.add_argument("--steps", type=COUNT, default=100)
+    b.add_argument("--repeats", type=COUNT, default=5)
     b.add_argument("--dtype", default="float32")
     b.add_argument("--backends", default="numpy,numba,cupy", help="comma-separated backends to try")
     b.set_defaults(func=cmd_bench)
@@ -661,6 +802,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _print(f"minirnn {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (minirnn evaluate RUN | head): not an error of ours
+        try:  # keep Python's flush at exit from raising again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by a closed pipe
 
 
 if __name__ == "__main__":

@@ -40,11 +40,11 @@ def main(argv=None) -> float:
           f"accuracy on 512 fresh trials: {accuracy:.3f}; import to tested network: {elapsed:.1f} s")
 
     os.makedirs(args.out, exist_ok=True)
-    from minirnn.plotting import plot_trial
+    from minirnn.plotting import plot_trial, save_figure
 
     fig = plot_trial(x, y, output, mask, trial=0, dt=pd.dt, title=f"PerceptualDiscrimination, accuracy {accuracy:.2f}")
     figure_path = os.path.join(args.out, "demo_trial.png")
-    fig.savefig(figure_path, dpi=120)
+    save_figure(fig, figure_path, dpi=120)  # atomic: an old figure survives a failed save
     weights_path = model.save(os.path.join(args.out, "demo_weights"))
     print(f"figure: {figure_path}; weights: {weights_path}")
     return accuracy

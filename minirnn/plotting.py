@@ -6,6 +6,7 @@
 - :func:`plot_pc_trajectories`  trajectories in PC space with fixed points (Fig. 2D)
 - :func:`plot_weights`          W_in, W_rec, W_out; E columns red, I columns blue, masked blank (Fig. 4)
 - :func:`plot_training`         loss / accuracy with curriculum stage boundaries (Fig. 5D)
+- :func:`save_figure`           write a figure atomically (the old file or the new one, never a torn one)
 
 matplotlib is imported inside the functions (it is optional at import time). Every function
 takes ``ax=None`` (a new figure is made) or the axes to draw on, and returns the figure; nothing
@@ -16,6 +17,7 @@ Time axes are in ms when ``dt`` is given (step ``k`` is drawn at ``t = (k + 1) d
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 
@@ -33,6 +35,48 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def figure_formats() -> dict:
+    """The file formats a figure can be saved in: ``{extension: description}`` (matplotlib's list)."""
+    _plt()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return dict(FigureCanvasBase.get_supported_filetypes())
+
+
+def check_figure_format(fmt) -> str:
+    """``fmt`` (``"png"``, ``".PDF"`` ...) as a lower-case extension matplotlib can write.
+
+    Raises ParameterError naming the format, with a suggestion and the allowed list, otherwise.
+    """
+    from .errors import suggest
+
+    formats = figure_formats()
+    ext = str(fmt).lower().lstrip(".")
+    if ext not in formats:
+        raise ParameterError(f"Unknown figure format {fmt!r}{suggest(ext, formats) or '.'} "
+                             f"Choose one of {sorted(formats)}.")
+    return ext
+
+
+def save_figure(fig, path, **savefig_kw) -> str:
+    """Save ``fig`` to ``path`` atomically; the format is the file's extension. Returns the path.
+
+    The figure is drawn into a temporary file beside ``path`` that then replaces it
+    (:func:`minirnn.io.atomic_open`): an error or a kill while drawing leaves the previous figure
+    in place and no partial file. ``savefig_kw`` go to ``fig.savefig`` (``dpi``, ``bbox_inches`` ...).
+    """
+    from .io import atomic_open
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1]
+    if not ext:
+        raise ParameterError(f"save_figure needs a file name with an extension (.png, .pdf ...). Got {path!r}.")
+    fmt = check_figure_format(ext)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, **savefig_kw)
+    return path
 
 
 def _axes(ax, n=1, **subplots_kw):

@@ -6,10 +6,12 @@ minimal example trained from a TOML file under a pseudo-terminal with a progress
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import pty
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -34,6 +36,30 @@ PSYCHRNN_KEYS = {"init_state", "W_in", "W_rec", "W_out", "b_rec", "b_out", "Dale
 
 def run_cli(*argv):
     return cli.main(list(argv))
+
+
+def snapshot(directory):
+    """Every file under ``directory`` (relative name -> bytes): what a command must leave alone."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, directory)] = fh.read()
+    return out
+
+
+def copy_run(run, tmp_path, status=None):
+    """A copy of a run directory (the module's runs stay untouched), with run.json's status changed."""
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run, copy)
+    if status is not None:
+        record_path = os.path.join(copy, "run.json")
+        record = json.load(open(record_path))
+        record["status"] = status
+        with open(record_path, "w") as fh:
+            json.dump(record, fh)
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +130,92 @@ def test_bad_values_are_reported_without_traceback(tmp_path, capsys):
     assert run_cli("train", "PerceptualDiscrimination", "--dale-ratio", "1.5", "--out", str(tmp_path / "r"), "--quiet") == 2
     err = capsys.readouterr().err
     assert "dale_ratio" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("bad, name", [(["--set", "learning_rate=-1"], "learning_rate"),
+                                       (["--dale-ratio", "1.5"], "dale_ratio"),
+                                       (["--set", "optimizer='adamm'"], "did you mean 'adam'?"),
+                                       (["--set", "task.coherence='abc'"], "coherence")])
+def test_force_with_bad_input_keeps_the_saved_run(small_run, tmp_path, capsys, bad, name):
+    run = copy_run(small_run, tmp_path)
+    before = snapshot(run)
+    assert run_cli("train", "PerceptualDiscrimination", *SMALL, *bad, "--force", "--out", run) == 2
+    assert name in capsys.readouterr().err
+    assert snapshot(run) == before  # trained weights, checkpoint and record: every byte still there
+
+
+@pytest.mark.parametrize("bad, name", [(["--set", "loss_epoch=0"], "'loss_epoch' training parameter"),
+                                       (["--set", "learning_rate=-1"], "'learning_rate'"),
+                                       (["--set", "optimizer='adamm'"], "Unknown optimizer 'adamm'"),
+                                       (["--set", "blas_threads=-1"], "'blas_threads'"),
+                                       (["--set", "performance_cutoff=0.9", "--no-accuracy"], "performance_cutoff"),
+                                       (["--n-rec", "0"], "'N_rec'")])
+def test_bad_input_writes_nothing(tmp_path, capsys, bad, name):
+    out = tmp_path / "r"
+    assert run_cli("train", "PerceptualDiscrimination", *SMALL, *bad, "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert name in err and "Traceback" not in err
+    assert not out.exists()  # not even an empty directory
+
+
+def test_a_rejected_command_can_be_retried_without_force(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--set", "loss_epoch=0", "--out", out) == 2
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--out", out) == 0
+    assert json.load(open(os.path.join(out, "run.json")))["status"] == "complete"
+
+
+@pytest.mark.parametrize("option, message", [
+    ("alpha=0.5", "'alpha' cannot be set here: the model takes it from the task (dt / tau; set task.dt or task.tau"),
+    ("N_steps=5", "'N_steps' cannot be set here: the model takes it from the task (T / dt; set task.T"),
+    ("params.N_in=3", "'N_in' cannot be set here"),
+    ("custom_regularization=x", "'custom_regularization' takes a callable, which the command line cannot give"),
+    ("curriculum=x", "'curriculum' takes a Curriculum"),
+    ("alph=0.5", "Unknown parameter 'alph' in --set; did you mean 'alpha'?"),
+    ("verbosity=Flase", "The 'verbosity' training parameter must be True or False. Got 'Flase'"),
+])
+def test_set_rejects_settings_without_effect(tmp_path, capsys, option, message):
+    assert run_cli("train", "PerceptualDiscrimination", *SMALL, "--set", option, "--out", str(tmp_path / "r")) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_verbosity_is_honoured_and_quiet_wins(tmp_path):
+    task = PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, seed=0)
+    bar = lambda tp, quiet: cli.runtime_train_params(tp, task, str(tmp_path), quiet)["verbosity"]  # noqa: E731
+    assert bar({}, quiet=False) is True and bar({"verbosity": False}, quiet=False) is False
+    assert bar({"verbosity": True}, quiet=True) is False
+    out = str(tmp_path / "r")
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--set", "verbosity=False", "--out", out) == 0
+    assert json.load(open(os.path.join(out, "run.json")))["train_params"]["verbosity"] is False  # resume keeps it
+
+
+def test_negative_seeds_and_counts_are_refused_without_traceback(small_run, tmp_path, capsys):
+    for argv, message in [(["evaluate", small_run, "--seed", "-1"], "argument --seed: must be an int >= 0; got -1"),
+                          (["evaluate", small_run, "--trials", "-5"], "argument --trials: must be an int >= 1; got -5"),
+                          (["plot", small_run, "--trials", "0"], "argument --trials: must be an int >= 1; got 0"),
+                          (["train", "FlipFlop", "--seed", "-5"], "argument --seed: must be an int >= 0; got -5")]:
+        with pytest.raises(SystemExit) as info:
+            run_cli(*argv)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert run_cli("train", "FlipFlop", *SMALL, "--set", "seed=-5", "--out", str(tmp_path / "r")) == 2
+    err = capsys.readouterr().err
+    assert "The 'seed' parameter must be an int >= 0. Got -5" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="seed of the fresh trials must be an int >= 0"):
+        cli.evaluate_run(small_run, n_trials=16, seed=-1)
+    assert not (tmp_path / "r").exists()
+
+
+def test_plot_format_is_checked_before_any_work(small_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    figs = tmp_path / "figs"
+    assert run_cli("plot", small_run, "--out", str(figs), "--format", "xyz") == 2
+    err = capsys.readouterr().err
+    assert "Unknown figure format 'xyz'" in err and "'png'" in err and "Traceback" not in err
+    assert run_cli("plot", small_run, "--out", str(figs), "--format", "pnf") == 2
+    assert "did you mean 'png'?" in capsys.readouterr().err
+    assert not figs.exists()
 
 
 def test_out_dir_with_a_run_needs_resume_or_force(small_run, capsys):
@@ -213,6 +325,11 @@ def test_diverging_training_saves_last_good_weights(tmp_path, capsys):
     assert all(np.all(np.isfinite(v)) for k, v in weights.items() if v.dtype.kind == "f")
     model, _, _ = load_run(out)  # the run still loads
     assert model.N_rec == 8
+    assert run_cli("evaluate", out, "--trials", "16", "--json") == 0  # evaluated, but not as a trained network
+    captured = capsys.readouterr()
+    assert "diverged" in captured.err and "last good weights" in captured.err
+    result = json.loads(captured.out)
+    assert result["status"] == "diverged" and "diverged" in result["warning"]
 
 
 # ---------------------------------------------------------------------------- the other verbs
@@ -227,6 +344,81 @@ def test_evaluate_reports_accuracy_loss_and_psychometric_table(small_run, capsys
     assert run_cli("evaluate", small_run, "--trials", "32") == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "P(choice 0)" in out
+
+
+def test_evaluate_and_plot_refuse_a_run_that_never_trained(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path, status="running")  # as a training killed before it finished
+    assert run_cli("evaluate", run, "--trials", "16") == 2
+    err = capsys.readouterr().err
+    assert "status 'running'" in err and "untrained initial weights" in err and f"minirnn train --resume {run}" in err
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert run_cli("plot", run, "--out", str(tmp_path / "figs")) == 2
+        assert "status 'running'" in capsys.readouterr().err
+        assert not (tmp_path / "figs").exists()
+
+
+def test_evaluate_warns_about_an_interrupted_run(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path, status="interrupted")
+    assert run_cli("evaluate", run, "--trials", "16", "--json") == 0
+    captured = capsys.readouterr()
+    assert "was interrupted after 20 updates" in captured.err and "--resume" in captured.err
+    assert json.loads(captured.out)["status"] == "interrupted"
+
+
+def break_savefig(monkeypatch):
+    """From now on Figure.savefig writes part of a file, then fails (a full disk, a kill in the middle)."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    def savefig(self, fname, **kwargs):
+        if hasattr(fname, "write"):
+            fname.write(b"partial")
+        else:
+            with open(fname, "wb") as fh:
+                fh.write(b"partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+
+
+def test_plot_replaces_figures_atomically(small_run, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    figs = tmp_path / "figs"
+    assert run_cli("plot", small_run, "--out", str(figs), "--trials", "16", "--format", "svg") == 0
+    before = snapshot(figs)
+    assert before["trial.svg"].lstrip().startswith(b"<?xml")  # the format follows the extension
+    break_savefig(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        run_cli("plot", small_run, "--out", str(figs), "--trials", "16", "--format", "svg")
+    assert snapshot(figs) == before  # the old figures, whole, and no temporary file left
+
+
+def test_demo_figure_is_written_atomically(tmp_path, monkeypatch):
+    from minirnn import demo
+
+    break_savefig(monkeypatch)
+    def no_training(self, task, train_params):
+        self.history = {"loss": [], "update": [], "performance": [], "stages": []}
+        return [], 0.0, 0.0
+
+    monkeypatch.setattr(Basic, "train", no_training)
+    (tmp_path / "demo_trial.png").write_bytes(b"the old figure")
+    with pytest.raises(OSError, match="No space left"):
+        demo.main(["--out", str(tmp_path), "--fast"])
+    assert snapshot(tmp_path) == {"demo_trial.png": b"the old figure"}
+
+
+def test_a_closed_pipe_is_not_a_traceback(monkeypatch):
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert run_cli("describe") == 141  # what a shell reports for 'minirnn describe | head -1'
 
 
 def test_plot_writes_figures(small_run, tmp_path, capsys):
