@@ -9,10 +9,21 @@ where a configuration's keys are split by name: a key of ``TRAIN_PARAMS`` (``lea
 ``training_iters``, ...) goes to ``train_params``; a key of the model's params table (``N_rec``,
 ``rec_noise``, ``L2_rec``, ...) goes to ``params``; any other key is an error with a suggestion,
 unless ``task`` is a factory ``task(config) -> Task``, which then receives the whole configuration
-and may use keys of its own (``coherence``, ``T``, ...). "Reseeded with ``seed``" means the trial
-stream of the same task built with ``seed=seed`` (the task's own seed plays no part), so every run
-is reproducible from its folder alone: ``minirnn.runs.load_run(run_dir)`` gives back the model
-and its task.
+and may use keys of its own (``coherence``, ``T``, ...). With a Task *object*, a key that is one
+of its settings (``task.get_task_params()``: ``T``, ``N_batch``, ``dt``, ``coherence``, ...) is an
+error: the object's trials cannot change with the grid. ``tau`` is the exception: it is the
+model's time constant, which a task only records (its trials do not depend on it).
+
+"Reseeded with ``seed``" means the trial stream of the same task built with ``seed=seed`` (the
+task's own seed plays no part), so every run is reproducible from its folder alone:
+``minirnn.runs.load_run(run_dir)`` gives back the model and its task. A ``curriculum`` in
+``train_params`` is copied for every run (it is stateful) and its tasks are reseeded with the
+run's seed the same way; its stages go to ``run.json``, its ``output_file`` (base name) into the
+run's folder.
+
+Every configuration is checked at planning, before any run is submitted, by the rules that
+``model(params)`` and ``train()`` apply (values, ranges, names with a did-you-mean), without
+building a model.
 
 Where it pays, the seeds of one configuration are *packed* into one ensemble task
 (``Basic(params, n_networks=len(seeds), seeds=seeds)``, DESIGN.md §3): network k of the ensemble
@@ -34,8 +45,10 @@ A run counts as finished only when its ``DONE.json`` exists, so a run cut short 
 every file is written to a temporary name and moved into place with ``os.replace``, so no file is
 ever torn. A task whose worker dies is retried by the scheduler (up to ``retries`` times). A run
 whose training raises a :class:`~minirnn.errors.MinirnnError` (a NaN loss) is not retried (it would
-fail again) but reported when the sweep ends; its pack-mates are trained alone, so one diverging
-seed does not take the others down.
+fail again) but reported when the sweep ends. When a pack fails, its seeds are trained again in
+parts (the diverging networks alone, the others together; or each seed alone when the error does
+not say which network failed or is not a MinirnnError), so one bad seed does not take the others
+down; ``summary.csv`` lists every finished run either way.
 """
 from __future__ import annotations
 
@@ -100,28 +113,56 @@ def expand_grid(grid) -> list:
 
     In a dict, a list, tuple, range or 1-D NumPy array (``np.logspace(-4, -2, 5)``) is the list of
     values; anything else is one value. An array-valued setting (a per-unit ``tau``) therefore
-    goes inside a list: ``{"tau": [tau_a, tau_b]}``."""
+    goes inside a list: ``{"tau": [tau_a, tau_b]}``. An empty list of values (which would make the
+    product empty: no runs at all) and an empty list of dicts are errors."""
     if isinstance(grid, dict):
         keys = list(grid)
         values = [list(v) if isinstance(v, (list, tuple, range)) or (isinstance(v, np.ndarray) and v.ndim == 1)
                   else [v] for v in grid.values()]
+        empty = [k for k, v in zip(keys, values) if not v]
+        if empty:
+            raise ParameterError(f"The grid gives no values for {empty[0]!r} (an empty list): the sweep would have "
+                                 f"no configuration at all. Give at least one value, or leave {empty[0]!r} out.")
         return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
     if isinstance(grid, (list, tuple)) and all(isinstance(c, dict) for c in grid):
+        if not grid:
+            raise ParameterError("The grid is an empty list: give at least one configuration (a dict; {} for the "
+                                 "base params alone).")
         return [dict(c) for c in grid]
     raise ParameterError(f"grid must be a dict of lists or a list of dicts. Got {type(grid).__name__} instead.")
 
 
-def split_config(config: dict, model_table: dict, task_factory: bool) -> tuple:
+#: grid keys of the model table that a Task object also has, and why the grid cannot change them
+#: there (``tau`` is not among them: a task only records it, in its ``alpha``; its trials do not use it)
+_TASK_SIDE = {"dt": "the model would step by the grid's dt through trials built with the task's dt",
+              "N_in": "the model's size would no longer match the task's",
+              "N_out": "the model's size would no longer match the task's"}
+
+
+def split_config(config: dict, model_table: dict, task_factory: bool, task_settings=None) -> tuple:
     """``config`` -> ``(model_keys, train_keys)`` by the rule of the module docstring.
 
-    Raises ParameterError for ``seed`` (given separately), for a training key the sweep owns, and
-    for a key that is neither (with a did-you-mean) unless a task factory takes it."""
+    Raises ParameterError for ``seed`` (given separately), for a training key the sweep owns, for
+    ``alpha`` (computed from ``dt / tau``), for a key that is neither a model nor a training key
+    (with a did-you-mean) unless a task factory takes it, and, when ``task`` is a Task object, for
+    a setting of that task (``task_settings``: its ``get_task_params()``) other than ``tau``:
+    the object's trials do not change with the grid, so such keys need a factory."""
     model_keys, train_keys = {}, {}
     for key, value in config.items():
         if key == "seed":
             raise ParameterError("The grid may not set 'seed': pass the seeds as sweep(..., seeds=[...]).")
         if key in OWNED_TRAIN_KEYS:
             raise ParameterError(f"The grid may not set {key!r}: the sweep writes each run's files itself.")
+        if key == "alpha":
+            raise ParameterError("The grid may not set 'alpha': the model computes it as dt / tau. Sweep 'tau' "
+                                 "instead (or 'dt', with task given as a factory task(config) -> Task).")
+        if not task_factory and task_settings is not None and key in task_settings and key != "tau":
+            why = _TASK_SIDE.get(key, "the task object gives the same trials whatever the grid says")
+            raise ParameterError(f"The grid sets {key!r}, a setting of the task ("
+                                 f"{key}={task_settings[key]!r}), but task is a Task object: {why}. To sweep {key!r}, "
+                                 f"pass task as a factory task(config) -> Task that builds the task with "
+                                 f"config[{key!r}] (model and training keys of the configuration still reach "
+                                 "the model and train()).")
         if key in TRAIN_PARAMS:
             train_keys[key] = value
         elif key in model_table:
@@ -179,7 +220,9 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     grid : dict of lists (cartesian product, first key slowest) or list of dicts
         Configurations. Each key goes to ``train_params`` when it names a training parameter, to
         ``params`` when it names a model parameter (see the module docstring); anything else is a
-        ParameterError with a suggestion, checked before anything is submitted.
+        ParameterError with a suggestion, checked before anything is submitted. A setting of a
+        Task object (``T``, ``N_batch``, ``dt``, ...; ``tau`` excepted) needs ``task`` as a factory.
+        An empty list of values is an error.
     seeds : list of int
         Run seeds: model streams ``Basic(..., seed=s)`` and the task's trial stream reseeded with ``s``.
     task : Task, or callable ``config -> Task``
@@ -195,8 +238,9 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
         None starts an embedded ``LocalCluster`` (processes, one thread each, ``n_workers`` of
         them, default one per usable CPU) and closes it afterwards. A string address
         (``"tcp://10.0.0.1:8786"``), a Client or a Cluster object (``SLURMCluster``) uses that
-        cluster. ``"synchronous"`` runs every task in this process, one after the other, without
-        dask (for debugging: exceptions surface directly).
+        cluster. ``"synchronous"`` runs every task in this process, one after the other, once,
+        without dask (for debugging: an unexpected exception is the ``__cause__`` of the sweep's
+        MinirnnError, raised after the other tasks ran and ``summary.csv`` was written).
     n_workers : int, optional
         Workers of the embedded cluster; with an existing cluster, how many parallel slots to plan
         packs for (default: the threads the cluster has now).
@@ -230,8 +274,8 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     Raises
     ------
     ParameterError
-        A bad grid key, seed or option (before anything runs), or ``out_dir`` holds a finished run
-        of a different specification.
+        A bad grid key, seed, option or parameter value of any configuration (before anything
+        runs), or ``out_dir`` holds a finished run of a different specification.
     MinirnnError
         Some runs failed after their retries. The others are saved and in ``summary.csv``;
         calling again retries only the missing runs.
@@ -330,15 +374,28 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
 
 def _plan_runs(configs, seeds, task, params, train_params, model, model_table, extra, factory, eval_seed,
                out_dir) -> list:
-    """One plan per configuration: its full params and train_params (validated against the tables),
-    its folder name, the fingerprint of everything a finished run depends on, and its runs."""
+    """One plan per configuration: its full params and train_params (validated as ``model(...)`` and
+    ``train()`` would validate them), its folder name, the fingerprint of everything a finished run
+    depends on, and its runs."""
+    settings = None if factory or not hasattr(task, "get_task_params") else task.get_task_params()
+    if settings is not None:
+        settings.pop("seed", None)
     plans = []
     for config in configs:
-        model_keys, train_keys = split_config(config, model_table, factory)
+        model_keys, train_keys = split_config(config, model_table, factory, settings)
         run_params = dict(params, **model_keys, seed=None)
-        resolve_model_params(run_params, owner=model.__name__, extra=extra)
-        run_tp = dict(train_params, **train_keys)
-        resolve_train_params(run_tp)
+        where = f" (configuration {_short(config)})" if config else ""
+        try:
+            resolved = resolve_model_params(run_params, owner=model.__name__, extra=extra)
+            _check_model_values(model, resolved, task)
+            run_tp = dict(train_params, **train_keys)
+            _check_train_values(resolve_train_params(run_tp), resolved)
+        except MinirnnError as exc:  # the same error, naming the configuration too
+            try:
+                named = type(exc)(f"{exc}{where}")
+            except Exception:  # noqa: BLE001 - an error class with other arguments: raise it as it is
+                raise exc from None
+            raise named from None
         spec = {"config": config, "params": run_params, "train_params": run_tp, "model": model.__name__,
                 "task": _task_description(task), "eval_seed": int(eval_seed)}
         quiet = dict(spec, train_params={k: v for k, v in run_tp.items() if k != "verbosity"})
@@ -351,15 +408,97 @@ def _plan_runs(configs, seeds, task, params, train_params, model, model_table, e
     return plans
 
 
+def _short(config) -> str:
+    text = ", ".join(f"{k}={v!r}" for k, v in config.items())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _check_model_values(model, p, task):
+    """The checks ``model(p)`` makes beyond :func:`resolve_model_params` (``p`` is its result), without building a model
+    (whose initialisation, a spectral radius at large ``N_rec``, can take long): the same rules and
+    messages, from the same validators where they are functions. Raises ParameterError/ShapeError.
+
+    The backend's *name* is checked, not that its library imports here: on a cluster the workers
+    may have CuPy or numba while the machine planning the sweep has not."""
+    from types import SimpleNamespace
+
+    from .backends import BACKENDS, Backend, get_backend
+    from .errors import ShapeError
+    from .nn.activations import get_activation
+    from .nn.losses import get_loss
+
+    owner = model.__name__  # sizes, dtype, dale_ratio and ranges: resolve_model_params checked them
+    if not isinstance(p["backend"], Backend) and p["backend"] not in BACKENDS:
+        get_backend(p["backend"])  # raises, naming the choices
+    get_loss(p["loss_function"], p)
+    get_activation(p["transfer_function"])
+    check_time_constants = getattr(model, "_check_time_constants", None)  # RNN's: dt, tau (its shape), rec_noise
+    if check_time_constants is not None:
+        check_time_constants(SimpleNamespace(N_rec=int(p["N_rec"])), p)
+    variant = p.get("lstm_variant")
+    if variant is not None:  # LSTM._build's rule (None: chosen from a weights file, or "standard")
+        from .models.lstm import VARIANTS
+
+        if not isinstance(variant, str) or variant not in VARIANTS:
+            hint = suggest(variant, VARIANTS) if isinstance(variant, str) else ""
+            raise ParameterError(f"The 'lstm_variant' parameter of {owner} must be one of {sorted(VARIANTS)} or "
+                                 f"None. Got {variant!r} instead{hint or '.'}")
+    if hasattr(task, "generate_batch"):  # a factory's sizes are known only on the worker
+        for key in ("N_in", "N_out"):
+            if getattr(task, key, p[key]) != p[key]:
+                raise ShapeError(f"params[{key!r}] is {p[key]} but the task has {key}={getattr(task, key)}; "
+                                 f"the model's {key} must match the task's (params = dict(task.get_task_params(), "
+                                 f"N_rec=...) keeps them together).")
+
+
+def _check_train_values(tp, p):
+    """The checks ``train()`` makes beyond :func:`resolve_train_params`: the optimizer's name and
+    its learning rate (by building it: cheap, no state until the first update), and a curriculum
+    that can train the model and has not already finished (each run trains on a fresh copy of it)."""
+    from .errors import ShapeError
+    from .nn.optimizers import get_optimizer
+    from .train.curriculum import Curriculum
+
+    lr = tp["learning_rate"]
+    get_optimizer(tp["optimizer"], learning_rate=np.asarray(lr, dtype=np.float64) if isinstance(lr, (list, tuple))
+                  else lr)
+    curriculum = tp["curriculum"]
+    if curriculum is None:
+        return
+    if not isinstance(curriculum, Curriculum):
+        raise ParameterError("The 'curriculum' training parameter must be a minirnn Curriculum (Curriculum(tasks, "
+                             f"...)). Got {type(curriculum).__name__} instead.")
+    if curriculum.stop_training or curriculum.stage >= len(curriculum.tasks):
+        raise ParameterError(f"The curriculum in train_params has already finished (stage {curriculum.stage} of "
+                             f"{len(curriculum.tasks)}): every run of the sweep would start from its end. "
+                             f"{'Call curriculum.reset() or make' if hasattr(curriculum, 'reset') else 'Make'} "
+                             "a new Curriculum (each run trains on its own copy of the curriculum as given).")
+    for i, task in enumerate(curriculum.tasks):
+        for size in ("N_in", "N_out"):
+            if getattr(task, size, None) is not None and getattr(task, size) != p[size]:
+                raise ShapeError(f"Curriculum stage {i} ({type(task).__name__}) has {size}={getattr(task, size)} "
+                                 f"but the model has {size}={p[size]}.")
+
+
 def _raise_unfinished(failed, crashed, retries, n_rows, csv_path):
-    """One MinirnnError naming the runs that failed in training and the tasks that ran out of retries."""
+    """One MinirnnError naming the runs that failed in training and the tasks that ran out of
+    attempts (with only their runs that have no marker: a failed task may have finished some)."""
     lines = [f"  {run_id}: {message}" for run_id, message in failed[:5]]
-    lines += [f"  {s['config_id']} seeds {s['seeds']}: task failed {retries + 1} times, last with "
-              f"{type(exc).__name__}: {exc}" for s, exc in crashed[:5]]
-    n = len(failed) + sum(len(s["seeds"]) for s, _ in crashed)
+    unfinished = []
+    for s, exc, attempts in crashed:
+        left = [seed for seed, d in zip(s["seeds"], s["run_dirs"]) if _read_marker(d) is None]
+        if left:
+            unfinished.append((s, exc, attempts, left))
+    where = [_run_id(s["config_id"], left[0]) if len(left) == 1 else f"{s['config_id']} seeds {left}"
+             for s, _, _, left in unfinished[:5]]
+    lines += [f"  {w}: task failed {attempts} time{'s' * (attempts > 1)}, last with {type(exc).__name__}: {exc}"
+              for w, (s, exc, attempts, left) in zip(where, unfinished[:5])]
+    n = len(failed) + sum(len(left) for *_, left in unfinished)
+    if n == 0:  # a task that failed after writing all its runs (its retry found nothing to do)
+        return
     raise MinirnnError(f"{n} run(s) of the sweep did not finish:\n" + "\n".join(lines) + f"\nThe {n_rows} "
                        f"finished runs are saved and listed in {csv_path}; calling sweep() again retries only "
-                       "the unfinished ones.") from (crashed[0][1] if crashed else None)
+                       "the unfinished ones.") from (unfinished[0][1] if unfinished else None)
 
 
 def _check_seeds(seeds) -> list:
@@ -469,10 +608,13 @@ def _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds
                 specs.append(dict(plan, seeds=[int(s) for s in pack], task=task, model_class=model,
                                   out_dir=out_dir, blas_threads=blas_threads,
                                   run_dirs=[os.path.join(out_dir, cid, f"seed-{s}") for s in pack]))
-        failed, crashed = [], []  # (run id, message): training errors; (spec, exception): tasks
-        if client is None:  # "synchronous": in this process; unexpected exceptions surface directly
-            for spec in specs:
-                failed += run_pack(spec)["failed"]
+        failed, crashed = [], []  # (run id, message): training errors; (spec, exception, attempts): tasks
+        if client is None:  # "synchronous": in this process, once; an unexpected exception is reported at
+            for spec in specs:  # the end (as the cause of the sweep's error) without stopping the other tasks
+                try:
+                    failed += run_pack(spec)["failed"]
+                except Exception as exc:  # noqa: BLE001 - reported together below
+                    crashed.append((spec, exc, 1))
         else:
             from distributed import as_completed
 
@@ -483,7 +625,7 @@ def _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds
                 try:
                     failed += future.result()["failed"]
                 except Exception as exc:  # noqa: BLE001 - reported together below
-                    crashed.append((futures[future], exc))
+                    crashed.append((futures[future], exc, retries + 1))
         return failed, crashed
 
 
@@ -536,9 +678,14 @@ def run_pack(spec) -> dict:
     Called on a worker (or in-process with ``scheduler="synchronous"``). Idempotent: runs whose
     marker exists are left alone, so a retried task trains only what its dead attempt had not
     finished. A :class:`MinirnnError` in training (a NaN loss: deterministic, so not worth a
-    retry) is returned, not raised; in a pack it stops every network, so the pack's seeds are then
-    trained one by one and only the culprit fails. Returns ``{"done": [run ids], "failed":
-    [(run id, message)]}``; other exceptions propagate (the scheduler retries the task)."""
+    retry) is returned, not raised. In a pack it stops every network, so the pack is split: the
+    networks it names (``NonFiniteError.networks``) are trained alone and the others as a smaller
+    pack, or, when it names none, every seed alone; only the culprits fail. Any other exception
+    from a pack also makes its seeds train one by one (an ensemble's own trouble, such as memory,
+    does not cost the seeds a run); an exception of a single run is raised after its pack-mates
+    are done (the scheduler retries the task, which then trains only that run).
+
+    Returns ``{"done": [run ids], "failed": [(run id, message)]}``."""
     todo = [(s, d) for s, d in zip(spec["seeds"], spec["run_dirs"]) if _read_marker(d) is None]
     if not todo:
         return {"done": [], "failed": []}
@@ -548,22 +695,48 @@ def run_pack(spec) -> dict:
             _log(spec, seed, "start")
         task = spec["task"] if hasattr(spec["task"], "generate_batch") else spec["task"](dict(spec["config"]))
         try:
-            nets, histories, seconds = _train(spec, task, [s for s, _ in todo])
+            nets, histories, seconds, curriculum = _train(spec, task, [s for s, _ in todo])
         except MinirnnError as exc:
             if len(todo) == 1:
                 _log(spec, todo[0][0], "failed")
                 return {"done": [], "failed": [(_run_id(spec["config_id"], todo[0][0]), f"{type(exc).__name__}: {exc}")]}
-            alone = [run_pack(dict(spec, seeds=[s], run_dirs=[d])) for s, d in todo]
-            return {key: [item for result in alone for item in result[key]] for key in ("done", "failed")}
+            return _split_pack(spec, todo, getattr(exc, "networks", None))
+        except Exception as exc:  # not a training error: train the pack's seeds one by one
+            if len(todo) == 1:
+                raise
+            logger.warning("sweep: a pack of %d seeds of %s raised %s: %s; training them one by one", len(todo),
+                           spec["config_id"], type(exc).__name__, exc)
+            return _split_pack(spec, todo, None)
         eval_x, eval_y, eval_mask, _ = _reseeded(task, spec["spec"]["eval_seed"]).generate_batch()
         done = []
         for (seed, run_dir), net, history in zip(todo, nets, histories):
             row = _evaluate(spec, task, net, seed, history, (eval_x, eval_y, eval_mask))
             row.update(train_time_s=round(seconds, 3), packed_with=len(todo))
-            _write_run(spec, task, run_dir, net, seed, history, row, [s for s, _ in todo], seconds)
+            _write_run(spec, task, run_dir, net, seed, history, row, [s for s, _ in todo], seconds, curriculum)
             _log(spec, seed, "done")
             done.append(_run_id(spec["config_id"], seed))
         return {"done": done, "failed": []}
+
+
+def _split_pack(spec, todo, culprits) -> dict:
+    """Train a failed pack again in parts: each culprit (an index into ``todo``) alone and the
+    rest as one pack, or, without culprits, every seed alone. Every part runs even when one raises;
+    the first exception is raised afterwards (a retry then trains only the unfinished runs)."""
+    culprits = sorted({int(k) for k in culprits or () if 0 <= int(k) < len(todo)})
+    if culprits and len(culprits) < len(todo):
+        rest = [item for k, item in enumerate(todo) if k not in culprits]
+        parts = [[todo[k]] for k in culprits] + [rest]
+    else:
+        parts = [[item] for item in todo]
+    results, errors = [], []
+    for part in parts:
+        try:
+            results.append(run_pack(dict(spec, seeds=[s for s, _ in part], run_dirs=[d for _, d in part])))
+        except Exception as exc:  # noqa: BLE001 - raised below, once the other parts are done
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+    return {key: [item for result in results for item in result[key]] for key in ("done", "failed")}
 
 
 def _reseeded(task, seed):
@@ -574,35 +747,51 @@ def _reseeded(task, seed):
 
 def _train(spec, task, seeds):
     """Train one single model or one ensemble of ``len(seeds)``; return the networks (single models),
-    their per-network histories and the training seconds."""
-    cls, params, tp = spec["model_class"], spec["params"], dict(spec["train_params"])
+    their per-network histories, the training seconds and the curriculum trained on (or None).
+
+    ``train_params`` is copied for every training, so stateful options (a Curriculum, an Optimizer
+    object) start fresh in every run, as they would in a run of its own. A curriculum's tasks are
+    reseeded with the run's seed like the task (an ensemble does this per network itself); its
+    ``output_file`` is written into each run's folder afterwards (see :func:`_write_run`)."""
+    import copy
+
+    cls, params, tp = spec["model_class"], spec["params"], copy.deepcopy(dict(spec["train_params"]))
+    curriculum = tp.get("curriculum")
+    if curriculum is not None:
+        curriculum.output_file = None  # one file per run, written by _write_run
     t0 = time.perf_counter()
     if len(seeds) == 1:
+        if curriculum is not None:
+            curriculum.tasks = [_reseeded(t, seeds[0]) for t in curriculum.tasks]
         net = cls(dict(params, seed=seeds[0]))
-        net.train(_reseeded(task, seeds[0]), tp)
-        return [net], [_plain_history(net.history)], time.perf_counter() - t0
+        net.train(None if curriculum is not None else _reseeded(task, seeds[0]), tp)
+        return [net], [_plain_history(net.history)], time.perf_counter() - t0, curriculum
     ens = cls(dict(params, seed=None), n_networks=len(seeds), seeds=seeds)
-    ens.train(task, tp)  # network k trains on the task reseeded with seeds[k] (BatchSource)
+    # network k trains on the task (or each curriculum task) reseeded with seeds[k] (BatchSource)
+    ens.train(None if curriculum is not None else task, tp)
     seconds = time.perf_counter() - t0
     cutoff = tp.get("performance_cutoff")
     return ([ens.network(k) for k in range(len(seeds))],
-            [_network_history(ens.history, k, cutoff) for k in range(len(seeds))], seconds)
+            [_network_history(ens.history, k, cutoff) for k in range(len(seeds))], seconds, curriculum)
 
 
 def _plain_history(h) -> dict:
     return {"loss": [float(v) for v in h["loss"]], "update": [int(u) for u in h["update"]],
-            "performance": [[int(u), _describe(v)] for u, v in h["performance"]]}
+            "performance": [[int(u), _describe(v)] for u, v in h["performance"]],
+            "stages": _describe(h.get("stages", []))}
 
 
 def _network_history(h, k, cutoff) -> dict:
-    """Network k's history, cut where it reached ``performance_cutoff`` (where its single twin stops)."""
+    """Network k's history, cut where it reached ``performance_cutoff`` (where its single twin stops).
+    Curriculum stages are the ensemble's (one curriculum for all its networks)."""
     last = None
     if cutoff is not None:
         last = next((u for u, v in h["performance"] if np.ndim(v) and np.asarray(v)[k] >= cutoff), None)
     keep = [i for i, u in enumerate(h["update"]) if last is None or u <= last]
     return {"loss": [float(np.asarray(h["loss"][i])[k]) for i in keep], "update": [int(h["update"][i]) for i in keep],
             "performance": [[int(u), _describe(np.asarray(v)[k] if np.ndim(v) else v)] for u, v in h["performance"]
-                            if last is None or u <= last]}
+                            if last is None or u <= last],
+            "stages": _describe([st for st in h.get("stages", []) if last is None or st["update"] <= last])}
 
 
 def _evaluate(spec, task, net, seed, history, batch) -> dict:
@@ -618,17 +807,21 @@ def _evaluate(spec, task, net, seed, history, batch) -> dict:
             "backend": net.backend.name, "config": _describe(spec["config"])}
 
 
-def _write_run(spec, task, run_dir, net, seed, history, row, packed, seconds):
+def _write_run(spec, task, run_dir, net, seed, history, row, packed, seconds, curriculum=None):
     """``weights.npz`` and ``run.json`` (the run directory of :mod:`minirnn.runs`, so
-    ``runs.load_run(run_dir)`` rebuilds the model and its task), then the marker: each atomic, the
-    marker last."""
+    ``runs.load_run(run_dir)`` rebuilds the model and its task), the curriculum's metric history
+    when the user's curriculum had an ``output_file`` (its base name, in the run folder), then the
+    marker: each atomic, the marker last."""
     from . import runs
     from .train.checkpoint import write_json_atomic
 
     for name in os.listdir(run_dir):  # temporaries of an attempt killed while writing
         if name.startswith(".") and name.endswith(".tmp"):
             os.remove(os.path.join(run_dir, name))
-    net.history = dict(history, stages=[])
+    net.history = {"stages": [], **history}
+    output_file = getattr(spec["train_params"].get("curriculum"), "output_file", None)
+    if curriculum is not None and output_file:
+        curriculum.save(os.path.join(run_dir, os.path.basename(output_file)))
     sweep_record = {"run_id": row["run_id"], "config_id": spec["config_id"], "config": _describe(spec["config"]),
                     "seed": int(seed), "packed_with_seeds": packed, "fingerprint": spec["fingerprint"],
                     "spec": _describe(spec["spec"]), "host": socket.gethostname(), "pid": os.getpid(),

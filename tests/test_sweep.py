@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from minirnn import Basic, MinirnnError, ParameterError, runs
+from minirnn import Basic, Curriculum, MinirnnError, ParameterError, runs
+from minirnn.errors import ShapeError
 from minirnn.io import read_npz
 from minirnn.sweep import config_id, expand_grid, sweep
 from minirnn.tasks import PerceptualDiscrimination
@@ -92,12 +93,48 @@ def test_grid_dict_is_a_cartesian_product_first_key_slowest():
     ({"N_recc": [8]}, "'N_recc'.*did you mean 'N_rec'"),
     ({"seed": [1, 2]}, "seeds"),
     ({"save_weights_path": ["w"]}, "save_weights_path"),
+    # settings of a Task object: the object's trials would not change (dt: nor would the model match them)
+    ({"T": [200, 1000]}, "'T', a setting of the task.*factory"),
+    ({"N_batch": [4, 8]}, "'N_batch', a setting of the task.*factory"),
+    ({"dt": [5, 10]}, "'dt', a setting of the task.*factory"),
+    ({"alpha": [0.2]}, "'alpha'.*dt / tau"),
+    # an empty list of values would silently give no runs at all
+    ({"L2_rec": []}, "no values for 'L2_rec'"),
+    ([], "empty list"),
+    # values the model or train() would refuse on a worker, refused at planning
+    ({"dale_ratio": [0.5, 1.5]}, r"'dale_ratio'.*\(0, 1\).*Got 1.5.*configuration dale_ratio=1.5"),
+    ({"learning_rate": [1e-3, -1]}, "'learning_rate'.*> 0.*Got -1"),
+    ({"optimizer": ["adm"]}, "'adm'; did you mean 'adam'"),
+    ({"transfer_function": ["tanhh"]}, "'tanhh'; did you mean 'tanh'"),
+    ({"N_rec": [5, 0]}, "'N_rec'.*positive int. Got 0"),
+    ({"loss_function": ["mse"]}, "loss_function 'mse'"),
+    ({"backend": ["nump"]}, "did you mean 'numpy'"),
+    ({"dtype": ["float16"]}, "'dtype'.*float16"),
 ])
 def test_bad_grid_keys_are_refused_before_anything_runs(tmp_path, grid, message):
     out = tmp_path / "sweep"
     with pytest.raises(ParameterError, match=message):
         sweep(grid, SEEDS, make_task(), PARAMS, TRAIN, str(out), scheduler="synchronous")
     assert not out.exists()
+
+
+def test_shape_errors_are_found_at_planning(tmp_path):
+    out = tmp_path / "sweep"
+    with pytest.raises(ShapeError, match=r"tau has shape \(3,\).*N_rec"):
+        sweep({"tau": [[50.0, 60.0, 70.0]]}, [1], make_task(), PARAMS, TRAIN, str(out), scheduler="synchronous")
+    with pytest.raises(ShapeError, match="params\\['N_in'\\] is 3 but the task has N_in=2"):
+        sweep({"N_rec": [5]}, [1], make_task(), dict(PARAMS, N_in=3), TRAIN, str(out), scheduler="synchronous")
+    assert not out.exists()
+
+
+def test_tau_of_a_task_object_is_the_models_to_sweep(tmp_path):
+    """A task only records tau (in its alpha); the model's time constant is the grid's."""
+    per_unit = np.linspace(50.0, 150.0, PARAMS["N_rec"])
+    result = sweep({"tau": [per_unit, 100]}, [1], make_task(), PARAMS, TRAIN, str(tmp_path), scheduler="synchronous")
+    alphas = [runs.load_run(os.path.join(tmp_path, r["run_id"]))[0].alpha for r in result]
+    np.testing.assert_allclose(np.ravel(alphas[0]), 10 / per_unit)
+    np.testing.assert_allclose(np.ravel(alphas[1]), 0.1)
+    assert result[0]["final_loss"] != result[1]["final_loss"]
 
 
 def test_a_task_factory_takes_the_task_keys(tmp_path):
@@ -172,6 +209,101 @@ def test_a_failing_seed_does_not_take_its_pack_down(tmp_path):
     with open(tmp_path / "summary.csv") as fh:
         assert [line.split(",")[2] for line in fh.read().splitlines()[1:]] == ["1", "5"]
     assert [e["run"].rsplit("-", 1)[1] for e in read_log(tmp_path) if e["event"] == "failed"] == ["2"]
+
+
+class InfLossForSeed2(PerceptualDiscrimination):
+    """Targets of 1e200 (finite) when the task's stream is that of seed 2: its squared error is inf
+    at the first update, so in an ensemble only that network diverges (NonFiniteError.networks)."""
+
+    def build_trials(self, params, rng=None):
+        x, y, mask = super().build_trials(params, rng)
+        if self.rng.bit_generator.seed_seq.entropy == 2:
+            y = np.full_like(y, 1e200)
+        return x, y, mask
+
+
+class RaisesForSeed2(PerceptualDiscrimination):
+    """A task with a bug that shows only in seed 2's stream (not a minirnn error)."""
+
+    def build_trials(self, params, rng=None):
+        if self.rng.bit_generator.seed_seq.entropy == 2:
+            raise RuntimeError("a bug in the task, for seed 2 only")
+        return super().build_trials(params, rng)
+
+
+def check_only_seed_2_lost(out, result_error, healthy_packed_with):
+    """summary.csv lists seeds 1 and 5 (trained as they would be alone), the error names seed 2 only."""
+    assert "1 run(s) of the sweep did not finish" in str(result_error) and "seed-2" in str(result_error)
+    assert "2 finished runs are saved" in str(result_error)
+    with open(os.path.join(out, "summary.csv")) as fh:
+        rows = [line.split(",") for line in fh.read().splitlines()[1:]]
+    assert [r[2] for r in rows] == ["1", "5"] and [r[8] for r in rows] == [healthy_packed_with] * 2
+    alone = sweep({"learning_rate": [1e-2]}, [1, 5], make_task(), PARAMS, TRAIN, os.path.join(out, "alone"),
+                  scheduler="synchronous", pack_seeds=False)
+    for row, single in zip(rows, alone):
+        assert float(row[4]) == pytest.approx(single["eval_loss"], rel=1e-10)
+        assert float(row[3]) == pytest.approx(single["final_loss"], rel=1e-10)
+    assert not os.path.exists(os.path.join(out, config_id({"learning_rate": 1e-2}), "seed-2", "DONE.json"))
+
+
+def test_a_diverging_network_of_a_pack_fails_alone_and_its_pack_mates_train_together(tmp_path):
+    task = InfLossForSeed2(dt=10, tau=100, T=300, N_batch=16, seed=0)
+    with pytest.raises(MinirnnError, match=r"seed-2: NonFiniteError: loss became NaN or inf") as info:
+        sweep({"learning_rate": [1e-2]}, [1, 2, 5], task, PARAMS, TRAIN, str(tmp_path), scheduler="synchronous",
+              pack_seeds=True)
+    check_only_seed_2_lost(str(tmp_path), info.value, "2")  # the culprit alone, the other two as a pack
+    assert [e["run"].rsplit("-", 1)[1] for e in read_log(tmp_path) if e["event"] == "failed"] == ["2"]
+
+
+def test_an_unexpected_exception_in_a_pack_loses_only_its_seed(tmp_path):
+    task = RaisesForSeed2(dt=10, tau=100, T=300, N_batch=16, seed=0)
+    with pytest.raises(MinirnnError, match=r"seed-2: task failed 1 time, last with RuntimeError: a bug") as info:
+        sweep({"learning_rate": [1e-2]}, [1, 2, 5], task, PARAMS, TRAIN, str(tmp_path), scheduler="synchronous",
+              pack_seeds=True)
+    assert isinstance(info.value.__cause__, RuntimeError)  # the traceback to debug is kept
+    check_only_seed_2_lost(str(tmp_path), info.value, "1")  # after the pack raised, seed by seed
+
+
+def curriculum_tasks(seed=0):
+    return [PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, coherence=c, seed=seed) for c in (0.5, 0.2)]
+
+
+def check_curriculum_runs(out, result, user_curriculum):
+    """Every run trained on its own fresh curriculum whose tasks have the run's seed, as by hand."""
+    assert user_curriculum.stage == 0 and user_curriculum.history == []  # the caller's object is untouched
+    assert not os.path.exists(user_curriculum_file(out))  # each run writes its own copy (below) instead
+    for row in result:
+        run_dir = os.path.join(out, row["run_id"])
+        by_hand = Basic(dict(PARAMS, seed=row["seed"]))
+        curriculum = Curriculum(curriculum_tasks(seed=row["seed"]), thresholds=[0.0, 0.0], metric_epoch=2)
+        by_hand.train(None, dict(TRAIN, verbosity=False, learning_rate=1e-2, curriculum=curriculum))
+        model, _, record = runs.load_run(run_dir)
+        np.testing.assert_allclose(model.get_weights()["W_rec"], by_hand.get_weights()["W_rec"], rtol=1e-10,
+                                   atol=1e-13)
+        assert record["history"]["loss"] == pytest.approx(by_hand.history["loss"], rel=1e-10)
+        assert [(s["update"], s["stage"]) for s in record["curriculum_stages"]] == [(2, 1), (4, 2)]
+        assert record["curriculum_stages"] == pytest.approx(by_hand.history["stages"])
+        with open(os.path.join(run_dir, "stages.json")) as fh:
+            assert [h["stage"] for h in json.load(fh)["history"]] == [0, 1]
+    assert result[0]["final_loss"] != result[1]["final_loss"]  # seeds 1 and 2: different trials
+
+
+def user_curriculum_file(out):
+    return os.path.join(os.path.dirname(out), "user", "stages.json")
+
+
+def test_each_run_trains_on_its_own_curriculum_reseeded_with_its_seed(tmp_path):
+    out = str(tmp_path / "out")
+    curriculum = Curriculum(curriculum_tasks(), thresholds=[0.0, 0.0], metric_epoch=2,
+                            output_file=user_curriculum_file(out))
+    result = sweep({"learning_rate": [1e-2]}, [1, 2], make_task(), PARAMS, dict(TRAIN, curriculum=curriculum), out,
+                   scheduler="synchronous")  # the second run used to find the curriculum finished
+    assert [r["n_updates"] for r in result] == [4, 4] and [r["packed_with"] for r in result] == [1, 1]
+    check_curriculum_runs(out, result, curriculum)
+    curriculum.stage, curriculum.stop_training = 2, True
+    with pytest.raises(ParameterError, match="curriculum in train_params has already finished"):
+        sweep({"learning_rate": [3e-3]}, [1], make_task(), PARAMS, dict(TRAIN, curriculum=curriculum), out,
+              scheduler="synchronous")
 
 
 # ---- on a real LocalCluster, with a worker killed mid-sweep ---------------------------------------
@@ -288,3 +420,31 @@ def test_a_sweep_task_pins_the_kernel_threads_and_restores_them():
         assert nk.num_threads() == 3
     finally:
         nk.set_num_threads(before)
+
+
+# ---- the same on dask: worker processes, specs pickled -------------------------------------------
+@pytest.fixture(scope="module")
+def one_worker_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.mark.slow
+def test_on_dask_a_diverging_network_of_a_pack_fails_alone(tmp_path, one_worker_cluster):
+    task = InfLossForSeed2(dt=10, tau=100, T=300, N_batch=16, seed=0)
+    with pytest.raises(MinirnnError, match=r"seed-2: NonFiniteError") as info:
+        sweep({"learning_rate": [1e-2]}, [1, 2, 5], task, PARAMS, TRAIN, str(tmp_path), scheduler=one_worker_cluster,
+              pack_seeds=True, retries=1)
+    check_only_seed_2_lost(str(tmp_path), info.value, "2")
+
+
+@pytest.mark.slow
+def test_on_dask_each_run_trains_on_its_own_curriculum(tmp_path, one_worker_cluster):
+    out = str(tmp_path / "out")
+    curriculum = Curriculum(curriculum_tasks(), thresholds=[0.0, 0.0], metric_epoch=2,
+                            output_file=user_curriculum_file(out))
+    result = sweep({"learning_rate": [1e-2]}, [1, 2], make_task(), PARAMS, dict(TRAIN, curriculum=curriculum), out,
+                   scheduler=one_worker_cluster)
+    check_curriculum_runs(out, result, curriculum)
