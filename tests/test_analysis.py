@@ -3,6 +3,8 @@
 Tolerances are stated per test. Fixed points are checked against independent references: a linear
 solve for a linear network, and scalar root-finding (scipy.optimize.brentq) for tanh networks.
 """
+import os
+
 import numpy as np
 import pytest
 from scipy import optimize
@@ -297,6 +299,38 @@ def test_fixed_points_save_load_roundtrip(tmp_path):
         assert set(f.files) == {"xstar", "inputs", "q", "eigvals", "minirnn"}
     sub = fps[fps.stable]
     assert len(sub) == 4 and np.all(sub.stable)
+
+
+def _torn_savez(file, *args, **kwargs):
+    """np.savez that dies half-way: a few bytes of a zip written, then the disk is 'full'."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "wb") as fh:
+            fh.write(b"PK\x03\x04torn")
+    else:
+        file.write(b"PK\x03\x04torn")
+    raise OSError("No space left on device")
+
+
+def test_fixed_point_files_are_written_atomically(tmp_path, monkeypatch):
+    dyn = RateDynamics(2.0 * np.eye(2), np.zeros((2, 1)), np.zeros(2), 0.2, "tanh")
+    fps = find_fixed_points(dyn, np.random.default_rng(10).uniform(-3, 3, (50, 2)), dt=10.0)
+    path_obj = continue_fixed_points(dyn, fps, np.linspace([0.0], [0.1], 3))
+    fps_file, path_file = str(tmp_path / "fps.npz"), str(tmp_path / "path.npz")
+    fps.save(fps_file)
+    path_obj.save(path_file)
+    monkeypatch.setattr(np, "savez", _torn_savez)  # a crash in the middle of the next writes
+    with pytest.raises(OSError, match="No space"):
+        fps[:1].save(fps_file)
+    with pytest.raises(OSError, match="No space"):
+        path_obj.save(path_file)
+    monkeypatch.undo()
+    back, back_path = FixedPoints.load(fps_file), FixedPointPath.load(path_file)  # the old files, intact
+    np.testing.assert_array_equal(back.xstar, fps.xstar)
+    np.testing.assert_array_equal(back_path.xstar, path_obj.xstar)
+    assert sorted(os.listdir(tmp_path)) == ["fps.npz", "path.npz"]  # no temporary file left behind
+    with pytest.raises(ParameterError, match="FixedPointPath"):
+        FixedPointPath.load(fps_file)
+    assert fps.save(tmp_path / "again") == str(tmp_path / "again.npz")  # the path written, suffix added
 
 
 def test_max_q_keeps_or_drops_slow_points():

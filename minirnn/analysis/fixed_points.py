@@ -45,6 +45,7 @@ import numpy as np
 from scipy import optimize
 
 from ..errors import ParameterError, ShapeError
+from ..io import atomic_savez
 from ..nn.activations import get_activation
 
 FORMAT = "minirnn.FixedPoints/1"
@@ -212,10 +213,14 @@ class FixedPoints:
                 f"max_q={float(self.q.max()) if len(self) else float('nan'):.2e})")
 
     def save(self, path):
-        """Write to ``.npz`` (no pickle); ``FixedPoints.load(path)`` reads it back."""
+        """Write to ``.npz`` (no pickle) atomically; ``FixedPoints.load(path)`` reads it back.
+
+        Returns the path written (``.npz`` is appended when missing, as ``np.savez`` does). A crash
+        or an exception mid-write leaves any previous file at ``path`` intact.
+        """
         meta = json.dumps({"format": FORMAT, "dt": self.dt, "n_inits": self.n_inits, "meta": self.meta})
-        np.savez(path, xstar=self.xstar, inputs=self.inputs, q=self.q, eigvals=self.eigvals,
-                 minirnn=np.array(meta))
+        return atomic_savez(path, dict(xstar=self.xstar, inputs=self.inputs, q=self.q, eigvals=self.eigvals,
+                                       minirnn=np.array(meta)))
 
     @classmethod
     def load(cls, path):
@@ -452,13 +457,18 @@ class FixedPointPath:
         return self.found & np.all(np.abs(self.eigvals) < 1, axis=-1)
 
     def save(self, path):
+        """Write to ``.npz`` (no pickle) atomically; ``FixedPointPath.load(path)`` reads it back.
+        Returns the path written."""
         meta = json.dumps({"format": FORMAT + "-path", "dt": self.dt})
-        np.savez(path, xstar=self.xstar, inputs=self.inputs, q=self.q, eigvals=self.eigvals, minirnn=np.array(meta))
+        return atomic_savez(path, dict(xstar=self.xstar, inputs=self.inputs, q=self.q, eigvals=self.eigvals,
+                                       minirnn=np.array(meta)))
 
     @classmethod
     def load(cls, path):
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["minirnn"]))
+            if meta.get("format") != FORMAT + "-path":
+                raise ParameterError(f"{path} is not a minirnn FixedPointPath file (format {meta.get('format')!r}).")
             return cls(f["xstar"], f["inputs"], f["q"], f["eigvals"], meta["dt"])
 
 
