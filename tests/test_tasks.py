@@ -1,6 +1,9 @@
 """Tests of minirnn.tasks: the Task base class (both paths), the built-in tasks' definitions
 (REFERENCE.md "Task definitions (exact)"), seeding, counters, checkpoints and error messages."""
+import copy
+import io
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -69,20 +72,149 @@ def test_batch_shapes_dtypes_and_trial_params(cls):
     assert np.asarray(trial_params).shape == (5,) and np.asarray(trial_params).dtype == object
 
 
-def test_trial_params_lazy_dicts_and_arrays():
+def test_trial_params_dicts_and_columns():
     task = make(PerceptualDiscrimination, N_batch=4)
     *_, trial_params = task.generate_batch()
     assert isinstance(trial_params, TrialParams)
     first = trial_params[0]
     assert set(first) == {"coherence", "direction", "stim_noise", "onset_time", "stim_duration"}
     assert isinstance(first["direction"], int) and isinstance(first["coherence"], float)
-    assert trial_params["direction"].shape == (4,)  # the fast per-parameter view
+    assert trial_params["direction"].shape == (4,)  # one parameter of every trial, as an array
     assert [p["direction"] for p in trial_params] == list(trial_params["direction"])
     assert len(trial_params[1:3]) == 2
     with pytest.raises(IndexError):
         trial_params[4]
     with pytest.raises(KeyError, match="did you mean 'coherence'"):
         trial_params["coherance"]
+
+
+# ------------------------------------------------------------------ trial_params: PsychRNN's object array
+
+def psychrnn_style(trial_params):
+    """What PsychRNN's get_trial_batch returns for the same trials: ``np.array(params)``."""
+    return np.array(list(trial_params))
+
+
+def per_step(cls):
+    """``cls`` forced onto the per-trial path (generate_trial_params + trial_function)."""
+    class PerStep(cls):
+        def trial_function(self, t, params):
+            return super().trial_function(t, params)
+    return PerStep
+
+
+@pytest.mark.parametrize("cls", BUILT_INS + [per_step(PerceptualDiscrimination)])
+def test_trial_params_is_an_object_ndarray_of_dicts(cls):
+    *_, trial_params = make(cls, N_batch=6).generate_batch()
+    reference = psychrnn_style(trial_params)
+    assert isinstance(trial_params, np.ndarray) and trial_params.dtype == object
+    assert trial_params.shape == reference.shape == (6,) and trial_params.ndim == 1
+    assert trial_params.size == len(trial_params) == 6
+    as_list = trial_params.tolist()
+    assert type(as_list) is list and all(type(p) is dict for p in as_list)
+    assert all(a is b for a, b in zip(as_list, trial_params))  # the same dicts, not copies
+    assert all(a is b for a, b in zip(trial_params, reference))
+
+
+@pytest.mark.parametrize("cls", BUILT_INS)
+def test_trial_params_indexes_like_psychrnns_array(cls):
+    *_, trial_params = make(cls, N_batch=6).generate_batch()
+    reference = psychrnn_style(trial_params)
+    correct = np.array([True, False, True, True, False, False])
+    for index in (0, -1, np.int64(2), slice(1, 4), slice(None, None, -2), np.array([0, 2, 2]),
+                  [5, 1], correct, np.nonzero(correct), np.array([], dtype=int)):
+        got, want = trial_params[index], reference[index]
+        if isinstance(want, dict):
+            assert got is want
+            continue
+        assert isinstance(got, np.ndarray) and got.dtype == object and got.shape == want.shape
+        assert all(a is b for a, b in zip(got, want))
+        assert got.tolist() == want.tolist()
+
+
+def test_trial_params_mask_like_a_psychrnn_analysis():
+    task = make(PerceptualDiscrimination, N_batch=32)
+    *_, trial_params = task.generate_batch()
+    right = np.array([p["direction"] for p in trial_params]) == 1
+    chosen = trial_params[right]
+    assert chosen.shape == (right.sum(),) and all(p["direction"] == 1 for p in chosen)
+    high = trial_params[[p["coherence"] > 0.4 for p in trial_params]]
+    assert all(p["coherence"] > 0.4 for p in high)
+    assert np.array_equal(chosen["coherence"], trial_params["coherence"][right])
+
+
+@pytest.mark.parametrize("cls", BUILT_INS)
+def test_trial_params_edits_persist(cls):
+    *_, trial_params = make(cls, N_batch=5).generate_batch()
+    key = next(iter(trial_params[0]))
+    trial_params[0][key] = "edited"
+    trial_params[1:3][1]["extra"] = 7  # a slice is a view of the same dicts
+    trial_params[np.array([4])][0]["extra"] = 8  # an index array copies the array, not the dicts
+    assert trial_params[0][key] == "edited" and trial_params.tolist()[0][key] == "edited"
+    assert trial_params[2]["extra"] == 7 and trial_params[4]["extra"] == 8
+    assert trial_params[key][0] == "edited"  # a column reads the dicts as they are now
+    trial_params[3] = {"replaced": True}
+    assert trial_params[3] == {"replaced": True}
+
+
+@pytest.mark.parametrize("cls", BUILT_INS)
+def test_vectorised_trial_params_equal_the_per_step_paths(cls):
+    # One trial: both paths make it from the same first draws, so the dicts are equal, types too.
+    fast = make(cls, N_batch=1).generate_batch(np.random.default_rng(3))[3]
+    slow = make(per_step(cls), N_batch=1).generate_batch(np.random.default_rng(3))[3]
+    assert type(slow) is type(fast) is TrialParams and fast.shape == slow.shape == (1,)
+    assert fast[0].keys() == slow[0].keys()
+    for key, value in fast[0].items():
+        assert type(value) is type(slow[0][key]) and np.array_equal(value, slow[0][key])
+    # More trials: the same keys and types in every dict, and the same columns.
+    fast = make(cls, N_batch=5).generate_batch()[3]
+    slow = make(per_step(cls), N_batch=5).generate_batch()[3]
+    types = {key: type(value) for key, value in fast[0].items()}
+    assert all({key: type(value) for key, value in p.items()} == types for p in [*fast, *slow])
+    for key in types:
+        assert fast[key].shape == slow[key].shape and fast[key].dtype == slow[key].dtype
+
+
+def test_trial_params_built_from_arrays_equal_one_trial_at_a_time():
+    task = make(DelayedDiscrimination, N_batch=7)
+    arrays = task.sample_trial_params(task.rng, 7)
+    batch = TrialParams(arrays)
+    for i in range(7):
+        one = TrialParams({key: value[i:i + 1] for key, value in arrays.items()}, 1)[0]
+        assert batch[i] == one and batch[i] is not batch[(i + 1) % 7]
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(batch[key], value)
+    flip_flop = FlipFlop(dt=10, tau=100, T=200, N_batch=3, seed=0)
+    pulses = flip_flop.sample_trial_params(np.random.default_rng(0), 3)  # (3, N_steps, N_bits)
+    rows = TrialParams(pulses, 3)
+    assert rows[1]["pulses"].shape == (20, flip_flop.N_bits) and np.array_equal(rows["pulses"], pulses["pulses"])
+
+
+def test_trial_params_results_saving_and_copies():
+    *_, trial_params = make(PerceptualDiscrimination, N_batch=4).generate_batch()
+    same = trial_params == trial_params[0]  # not dicts: a plain boolean array
+    assert type(same) is np.ndarray and same.dtype == bool and same[0]
+    assert type(np.asarray(trial_params)) is np.ndarray
+    loaded = pickle.loads(pickle.dumps(trial_params))  # a plain object array, as PsychRNN pickles
+    assert type(loaded) is np.ndarray and loaded.dtype == object
+    assert loaded.tolist() == trial_params.tolist()
+    buffer = io.BytesIO()
+    np.save(buffer, trial_params)
+    buffer.seek(0)
+    assert np.load(buffer, allow_pickle=True).tolist() == trial_params.tolist()
+    deep = copy.deepcopy(trial_params)
+    assert deep.tolist() == trial_params.tolist() and deep[0] is not trial_params[0]
+
+
+def test_trial_params_from_per_trial_tasks_and_bad_arrays():
+    np.random.seed(0)
+    *_, trial_params = PsychRNNStyleTask(dt=10, tau=100, T=100, N_batch=3).generate_batch()
+    assert isinstance(trial_params, TrialParams) and trial_params.shape == (3,)
+    np.testing.assert_array_equal(trial_params["onset"], [50.0] * 3)
+    assert TrialParams({"a": [1, 2], "scale": 0.5})[1] == {"a": 2, "scale": 0.5}
+    assert TrialParams({}, 2).tolist() == [{}, {}]
+    with pytest.raises(ShapeError, match=r"'b' has 3 entries .* N_batch=2"):
+        TrialParams({"a": [1, 2], "b": [1, 2, 3]})
 
 
 def test_steps_alpha_and_per_unit_tau():

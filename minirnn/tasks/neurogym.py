@@ -35,7 +35,7 @@ import logging
 import numpy as np
 
 from ..errors import MissingDependencyError, ParameterError, ParameterTypeError
-from .task import Task
+from .task import Task, TrialParams
 
 logger = logging.getLogger("minirnn")
 
@@ -138,7 +138,7 @@ class NeurogymTask(Task):
         Returns
         -------
         x : (N_batch, N_steps, N_in).  y, mask : (N_batch, N_steps, N_out).
-        trial_params : object array of the trials' dicts (``env.trial``), length N_batch.
+        trial_params : TrialParams, the object array of the trials' dicts (``env.trial``), length N_batch.
         """
         rng, own_stream = self._batch_rng(rng)
         self._env.seed(int(rng.integers(2**32)))  # the batch is a function of the task's stream
@@ -164,7 +164,7 @@ class NeurogymTask(Task):
             trial_params[b] = dict(info, n_steps=n)
         if own_stream:
             self.batch_index += 1
-        return (*self._checked(x, y, mask), trial_params)
+        return (*self._checked(x, y, mask), trial_params.view(TrialParams))
 
     def accuracy_function(self, correct_output, test_output, output_mask):
         """Fraction of trials whose decision-period choice is right (see the module docstring).

@@ -5,7 +5,7 @@ A task makes one batch of ``N_batch`` trials at a time::
     x     (N_batch, N_steps, N_in)    inputs u_k, step k at trial time t = k * dt
     y     (N_batch, N_steps, N_out)   targets
     mask  (N_batch, N_steps, N_out)   1 where the loss looks at the output, 0 elsewhere
-    trial_params                      N_batch per-trial dicts (PsychRNN's shape)
+    trial_params  (N_batch,)          object ndarray of per-trial dicts (PsychRNN's), a TrialParams
 
 with ``N_steps = ceil(T / dt)`` and ``alpha = dt / tau`` (DESIGN.md §3). There are two ways to
 define a task:
@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import itertools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 import numpy as np
@@ -156,55 +157,107 @@ def _defined_in(cls: type, name: str) -> type | None:
 
 
 # --------------------------------------------------------------------------------------------
-# The per-trial dicts of a vectorised batch, made on access
+# The per-trial dicts of a batch: PsychRNN's object array
 # --------------------------------------------------------------------------------------------
 
-class TrialParams(Sequence):
-    """The ``N_batch`` per-trial parameter dicts of one batch, built lazily from arrays.
+def _plain(value):
+    """``value`` as a plain ndarray when it is a TrialParams (so results that are not dicts are plain)."""
+    return value.view(np.ndarray) if isinstance(value, TrialParams) else value
 
-    ``trial_params[i]`` is trial ``i``'s dict (PsychRNN's shape: ``{"coherence": 0.3, ...}``);
-    ``trial_params["coherence"]`` is the whole ``(N_batch,)`` array, the fast way to read one
-    parameter for every trial. ``np.asarray(trial_params)`` gives PsychRNN's object array.
+
+class TrialParams(np.ndarray):
+    """The per-trial parameter dicts of one batch: PsychRNN's ``np.array(params)``, plus columns.
+
+    PsychRNN's ``get_trial_batch()`` returns a 1-D ndarray of dtype object whose items are the
+    trials' dicts. This is such an array (a thin ndarray subclass), so a PsychRNN script sees the
+    same thing: ``.shape == (N_batch,)``, ``.tolist()``, iteration, ``trial_params[i]["coherence"]``,
+    boolean masks (``trial_params[correct]``), index arrays and slices (object arrays again),
+    ``np.save``. The items are real dicts, so ``trial_params[0]["coherence"] = 0.5`` sticks.
+
+    One addition: ``trial_params["coherence"]`` (a string index) reads one parameter of every
+    trial as an array of shape ``trial_params.shape + value shape``, from the dicts as they are
+    now. Results that are not dicts (``trial_params == other`` and other ufuncs) are plain
+    ndarrays, and pickling (``np.save``) writes a plain object array, so a saved file loads
+    without minirnn, as PsychRNN's do.
 
     Parameters
     ----------
-    arrays : dict of str to ndarray, each of shape (N_batch, ...)
-    N_batch : int
+    arrays : dict of str to array_like, each of shape (N_batch, ...)
+        What ``sample_trial_params`` returns. Trial ``i``'s dict maps each key to ``value[i]``: a
+        Python scalar for a 1-D array (as PsychRNN's dicts hold), the row ``value[i]`` (a view)
+        otherwise. A scalar (0-d) value is given to every trial.
+    N_batch : int, optional
+        Number of trials; default the arrays' common length.
+
+    Notes
+    -----
+    The dicts are made when the batch is made (``N_batch`` dicts; about 80 us for 128 trials of
+    5 keys, a few percent of building the batch). Per-trial tasks' object arrays are viewed as
+    this class at no cost.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], N_batch: int):
-        self.arrays = arrays
-        self.N_batch = int(N_batch)
-
-    def __len__(self) -> int:
-        return self.N_batch
-
-    def _trial(self, i: int) -> dict[str, Any]:
-        # 1-D arrays give Python scalars (as PsychRNN's dicts hold); others give trial i's slice.
-        return {key: (value[i].item() if value.ndim == 1 else value[i])
-                for key, value in self.arrays.items()}
+    def __new__(cls, arrays: dict[str, Any], N_batch: int | None = None) -> "TrialParams":
+        arrays = {key: np.asarray(value) for key, value in arrays.items()}
+        lengths = {key: len(value) for key, value in arrays.items() if value.ndim}
+        if N_batch is None:
+            if not lengths:
+                raise ShapeError("TrialParams needs N_batch when no parameter is an array of shape "
+                                 "(N_batch, ...).")
+            N_batch = next(iter(lengths.values()))
+        wrong = {key: n for key, n in lengths.items() if n != N_batch}
+        if wrong:
+            key, n = next(iter(wrong.items()))
+            raise ShapeError(f"Trial parameter {key!r} has {n} entries along its first axis; every "
+                             f"parameter from sample_trial_params must have shape (N_batch, ...) "
+                             f"with N_batch={N_batch}.")
+        # One Python list per key: .tolist() turns a 1-D array into Python scalars in one C call;
+        # a higher-dimensional array gives its rows; a 0-d value is repeated for every trial.
+        keys = list(arrays)
+        columns = [value.tolist() if value.ndim == 1 else list(value) if value.ndim
+                   else [value.item()] * N_batch for value in arrays.values()]
+        rows = zip(*columns) if keys else ((),) * N_batch
+        trials = map(dict, map(zip, itertools.repeat(keys), rows))  # {key: value[i]} for each i
+        return np.fromiter(trials, dtype=object, count=N_batch).view(cls)
 
     def __getitem__(self, index):
         if isinstance(index, str):
-            if index not in self.arrays:
-                raise KeyError(f"No trial parameter {index!r}{suggest(index, self.arrays)}; "
-                               f"this batch has {sorted(self.arrays)}.")
-            return self.arrays[index]
-        if isinstance(index, slice):
-            return [self._trial(i) for i in range(*index.indices(self.N_batch))]
-        i = int(index)
-        if not -self.N_batch <= i < self.N_batch:
-            raise IndexError(f"trial index {i} is out of range for a batch of {self.N_batch}")
-        return self._trial(i % self.N_batch)
+            return self._column(index)
+        return super().__getitem__(index)
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = np.empty(self.N_batch, dtype=object)
-        for i in range(self.N_batch):
-            out[i] = self._trial(i)
-        return out
+    def _column(self, key: str) -> np.ndarray:
+        """Parameter ``key`` of every trial, shape ``self.shape + value shape``."""
+        try:
+            values = [trial[key] for trial in self.flat]
+        except (KeyError, TypeError, IndexError):
+            trial = next((t for t in self.flat if not isinstance(t, Mapping) or key not in t), None)
+            if trial is None:
+                raise
+            if not isinstance(trial, Mapping):
+                raise TypeError(f"trial_params[{key!r}] needs dicts, but a trial's parameters are "
+                                f"a {type(trial).__name__}.") from None
+            raise KeyError(f"No trial parameter {key!r} in this batch (a trial has "
+                           f"{sorted(trial)}){suggest(key, trial) or '.'}") from None
+        try:
+            column = np.array(values)
+        except ValueError:  # values of different shapes: one object per trial
+            column = np.fromiter(values, dtype=object, count=len(values))
+        return column.reshape(self.shape + column.shape[1:])
 
-    def __repr__(self) -> str:
-        return f"TrialParams(N_batch={self.N_batch}, keys={list(self.arrays)})"
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        # Comparisons and other ufuncs give plain ndarrays (booleans are not trial parameters).
+        if out is not None:
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        result = getattr(ufunc, method)(*(_plain(i) for i in inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return result
+
+    def __reduce_ex__(self, protocol):
+        # Pickle (np.save, multiprocessing) as PsychRNN's plain object array.
+        return self.view(np.ndarray).__reduce_ex__(protocol)
+
+    def __reduce__(self):
+        return self.view(np.ndarray).__reduce__()
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,7 +471,9 @@ class Task:
         x : ndarray, shape (N_batch, N_steps, N_in)
         y : ndarray, shape (N_batch, N_steps, N_out)
         mask : ndarray, shape (N_batch, N_steps, N_out)
-        trial_params : TrialParams or ndarray of dicts, length N_batch
+        trial_params : TrialParams, shape (N_batch,)
+            PsychRNN's object ndarray of the trials' dicts (``trial_params["key"]`` also reads
+            one parameter of every trial as an array).
 
         Raises
         ------
@@ -431,7 +486,7 @@ class Task:
         if self._uses_vectorised_path():
             arrays = self.sample_trial_params(rng, self.N_batch)
             x, y, mask = self.build_trials(arrays, rng)
-            trial_params = TrialParams(arrays, self.N_batch)
+            trial_params = TrialParams(arrays, self.N_batch)  # PsychRNN's object array of dicts
         else:
             x, y, mask, trial_params = self._per_trial_batch(rng)
         if own_stream:
@@ -451,7 +506,7 @@ class Task:
                 x[trial], y[trial], mask[trial] = self.generate_trial(trial_params[trial])
         finally:
             self.rng = own_rng
-        return x, y, mask, trial_params
+        return x, y, mask, trial_params.view(TrialParams)
 
     def _checked(self, x, y, mask):
         """Cast to float64 and check shapes and finiteness before anything trains on the batch."""
