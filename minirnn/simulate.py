@@ -4,7 +4,8 @@
 file + params, or from a weights dict + ``alpha`` or ``dt``/``tau``) and ``run_trials(trial_input,
 t_connectivity=None) -> (outputs, states)``. They build a model object from the weights and call
 its forward pass, the very code ``train`` and ``test`` run (DESIGN.md §1), so with noise off a
-simulator and ``model.test`` agree bit for bit.
+simulator and ``model.test`` agree bit for bit. ``Simulator`` is their base class and ``relu``,
+``sigmoid`` the NumPy transfer functions, as in PsychRNN's ``psychrnn.backend.simulation``.
 
 Perturbations, beyond PsychRNN, are arrays (never Python callbacks), built by :class:`Perturbation`
 and applied inside the time loop of :func:`minirnn.dynamics.rate.recur_forward`. For the rate RNN
@@ -32,22 +33,36 @@ For the LSTM, ``silence`` and ``clamp`` act on the hidden state ``h`` (silence: 
 defined (the LSTM has no drive equation nor noise) and raise.
 
 Time windows are ``t_start <= t < t_end`` with ``t = k dt``, in ms when the Perturbation has a
-``dt``, else in steps; ``None`` means the start / the end of the trial. Perturbations compose:
+``dt``, else in steps; ``None`` means the start / the end of the trial. A window that selects no
+step of the trial (past its end, before its start, or between two steps) is an error, and so is a
+Perturbation whose ``dt`` differs from the simulator's. Perturbations compose:
 lesions multiply, injected currents add, and for clamps and noise levels the later call wins where
 windows overlap. A perturbation applies to every trial of the batch.
 """
 from __future__ import annotations
 
+import difflib
+import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError, ShapeError
+from .errors import ParameterError, ParameterTypeError, ShapeError
 from .nn import noise
+from .nn import activations as _activations
 from .nn.activations import get_activation
 
-__all__ = ["Perturbation", "PerturbationArrays", "BasicSimulator", "LSTMSimulator", "silent_state"]
+__all__ = ["Perturbation", "PerturbationArrays", "Simulator", "BasicSimulator", "LSTMSimulator", "silent_state",
+           "relu", "sigmoid"]
+
+
+# PsychRNN's psychrnn.backend.simulation.relu and .sigmoid: NumPy versions of tf.nn.relu and
+# tf.nn.sigmoid (max(x, 0) and 1 / (1 + e^-x)). They are minirnn's own activations, whose names
+# simulators and models recognise: BasicSimulator(..., transfer_function=relu) is relu.
+relu = _activations.relu
+sigmoid = _activations.sigmoid
 
 
 def silent_state(transfer_function) -> float:
@@ -104,71 +119,106 @@ class Perturbation:
             raise ParameterError(f"The 'dt' parameter of Perturbation must be a positive number or None. "
                                  f"Got {dt!r} instead.")
         self.N_steps, self.N_rec, self.dt = int(N_steps), int(N_rec), dt
-        self.ops = []  # (kind, units mask (N,), steps mask (T,), value)
+        self.ops = []  # (kind, units mask (N,), steps mask (T,), value: a float or an (N,) row)
 
     # ---- selection helpers ---------------------------------------------------------------------
-    def _units(self, units) -> np.ndarray:
-        """int, sequence of ints, bool mask (N_rec,), slice or None (all) -> bool mask (N_rec,)."""
-        sel = np.zeros(self.N_rec, dtype=bool)
+    def _unit_order(self, units) -> np.ndarray:
+        """int, sequence of ints, bool mask (N_rec,), slice or None (all) -> the unit indices, in the
+        order given (a slice's own order, a mask's increasing order): per-unit values follow it."""
         if units is None:
-            sel[:] = True
-            return sel
+            return np.arange(self.N_rec)
         if isinstance(units, slice):
-            sel[units] = True
-            return sel
+            return np.arange(self.N_rec)[units]
         u = np.asarray(units)
         if u.dtype == bool:
             if u.shape != (self.N_rec,):
                 raise ShapeError(f"a boolean unit mask must have shape (N_rec,) = ({self.N_rec},). Got {u.shape}.")
-            return u.copy()
+            return np.flatnonzero(u)
         if u.dtype.kind not in "iu" or np.any(u < 0) or np.any(u >= self.N_rec):
             raise ParameterError(f"units must be ints in [0, {self.N_rec}), a bool mask or a slice. Got {units!r}.")
-        sel[u.ravel()] = True
+        return u.ravel().astype(np.intp)
+
+    def _units(self, units) -> np.ndarray:
+        """The units (see :meth:`_unit_order`) as a bool mask (N_rec,)."""
+        sel = np.zeros(self.N_rec, dtype=bool)
+        sel[self._unit_order(units)] = True
         return sel
 
-    def _steps(self, t_start, t_end) -> np.ndarray:
-        """Window ``t_start <= t_k < t_end`` (``t_k = k dt`` in ms, or ``k`` in steps) -> bool (T,)."""
+    def _steps(self, t_start, t_end, what) -> np.ndarray:
+        """Window ``t_start <= t_k < t_end`` (``t_k = k dt`` in ms, or ``k`` in steps) -> bool (T,).
+
+        A window that selects no step of the trial is an error: it would silently do nothing (the
+        usual cause is a window in ms on a Perturbation without ``dt``, whose windows are in steps).
+        """
+        for name, value in (("t_start", t_start), ("t_end", t_end)):
+            if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+                                      or np.isnan(value)):
+                raise ParameterError(f"{what}: {name} must be a number or None. Got {value!r} instead.")
         t = np.arange(self.N_steps) * (self.dt if self.dt is not None else 1)
         lo = -np.inf if t_start is None else t_start
         hi = np.inf if t_end is None else t_end
         if not hi > lo:
-            raise ParameterError(f"the window needs t_end > t_start. Got t_start={t_start!r}, t_end={t_end!r}.")
-        return (t >= lo) & (t < hi)
+            raise ParameterError(f"{what}: the window needs t_end > t_start. Got t_start={t_start!r}, t_end={t_end!r}.")
+        steps = (t >= lo) & (t < hi)
+        if not steps.any():
+            if self.dt is None:
+                trial = (f"the trial has N_steps={self.N_steps} steps, t = 0 ... {self.N_steps - 1}; this "
+                         "Perturbation has no dt, so windows are in steps (for windows in ms pass "
+                         "Perturbation(N_steps, N_rec, dt=...))")
+            else:
+                trial = (f"the trial has N_steps={self.N_steps} steps of dt={self.dt} ms, t = 0 ... "
+                         f"{(self.N_steps - 1) * self.dt} ms")
+            unit = "" if self.dt is None else " ms"
+            raise ParameterError(f"{what}: the window t_start={t_start!r}, t_end={t_end!r}{unit} selects no step of "
+                                 f"the trial, so it would have no effect; {trial}.")
+        return steps
 
-    @staticmethod
-    def _values(value, sel, what):
-        """A scalar, or one finite value per selected unit (in increasing unit order)."""
+    def _values(self, value, order, what):
+        """A scalar, or one finite value per unit in ``order`` (the order the units were given)
+        -> a float, or an (N_rec,) row with ``row[order[i]] = value[i]`` (zeros elsewhere)."""
         v = np.asarray(value, dtype=np.float64)
-        if v.ndim and v.shape != (int(sel.sum()),):
-            raise ShapeError(f"{what} has shape {v.shape} but must be a scalar or one value per selected unit "
-                             f"({int(sel.sum())}).")
+        if v.ndim and v.shape != (order.size,):
+            raise ShapeError(f"{what} has shape {v.shape} but must be a scalar or one value per unit given "
+                             f"({order.size}: units {order.tolist()}), in the same order.")
         if not np.all(np.isfinite(v)):
             raise ParameterError(f"{what} must be finite. Got {value!r}.")
-        return v if v.ndim else float(v)
+        if not v.ndim:
+            return float(v)
+        units, counts = np.unique(order, return_counts=True)
+        if np.any(counts > 1):
+            raise ParameterError(f"{what}: unit(s) {units[counts > 1].tolist()} appear more than once in units "
+                                 f"{order.tolist()}, so which of their values applies is ambiguous. Give each unit once.")
+        row = np.zeros(self.N_rec)
+        row[order] = v  # value i belongs to the i-th unit given
+        return row
 
     # ---- perturbations -------------------------------------------------------------------------
     def silence(self, units, t_start=None, t_end=None) -> "Perturbation":
         """Rate zero for ``units`` in the window (state clamped where ``f(x) = 0``; LSTM: ``h = 0``)."""
-        self.ops.append(("silence", self._units(units), self._steps(t_start, t_end), None))
+        self.ops.append(("silence", self._units(units), self._steps(t_start, t_end, "silence"), None))
         return self
 
     def clamp(self, units, value, t_start=None, t_end=None) -> "Perturbation":
-        """State ``x`` (LSTM: ``h``) of ``units`` held at ``value`` (scalar, or one per selected unit)."""
-        sel = self._units(units)
-        self.ops.append(("clamp", sel, self._steps(t_start, t_end), self._values(value, sel, "value")))
+        """State ``x`` (LSTM: ``h``) of ``units`` held at ``value``: a scalar, or one value per unit in the
+        order the units are given (``clamp([4, 1], [0.3, -0.2])`` holds unit 4 at 0.3)."""
+        order = self._unit_order(units)
+        values = self._values(value, order, "value")
+        self.ops.append(("clamp", self._units(order), self._steps(t_start, t_end, "clamp"), values))
         return self
 
     def inject(self, units, amount, t_start=None, t_end=None) -> "Perturbation":
-        """Add the current ``amount`` (scalar, or one per selected unit) to the drive of ``units``."""
-        sel = self._units(units)
-        self.ops.append(("inject", sel, self._steps(t_start, t_end), self._values(amount, sel, "amount")))
+        """Add the current ``amount`` to the drive of ``units``: a scalar, or one value per unit in the
+        order the units are given."""
+        order = self._unit_order(units)
+        amounts = self._values(amount, order, "amount")
+        self.ops.append(("inject", self._units(order), self._steps(t_start, t_end, "inject"), amounts))
         return self
 
     def lesion(self, post=None, pre=None, t_start=None, t_end=None) -> "Perturbation":
         """Zero the recurrent weights from ``pre`` units onto ``post`` units (None: all) in the window."""
         M = np.ones((self.N_rec, self.N_rec))
         M[np.ix_(self._units(post), self._units(pre))] = 0
-        self.ops.append(("W_mask", None, self._steps(t_start, t_end), M))
+        self.ops.append(("W_mask", None, self._steps(t_start, t_end, "lesion"), M))
         return self
 
     def connectivity(self, t_connectivity) -> "Perturbation":
@@ -184,7 +234,7 @@ class Perturbation:
         """Set the recurrent noise level ``sigma_rec`` of ``units`` (None: all) in the window."""
         if not (np.isscalar(rec_noise) and np.isfinite(rec_noise) and rec_noise >= 0):
             raise ParameterError(f"rec_noise must be a number >= 0. Got {rec_noise!r} instead.")
-        self.ops.append(("noise", self._units(units), self._steps(t_start, t_end), float(rec_noise)))
+        self.ops.append(("noise", self._units(units), self._steps(t_start, t_end, "noise"), float(rec_noise)))
         return self
 
     # ---- the arrays ------------------------------------------------------------------------------
@@ -235,6 +285,9 @@ class Perturbation:
         if "noise" in kinds:
             if alpha is None or rng is None:
                 raise ParameterError("noise perturbations need the network's alpha and a random generator.")
+            if not isinstance(rng, np.random.Generator):
+                raise ParameterTypeError(f"Perturbation.arrays: rng must be a numpy.random.Generator. Got {rng!r} "
+                                         f"({type(rng).__name__}) instead; for a seed s pass np.random.default_rng(s).")
             sigma = np.full((T, 1, N), float(np.max(np.asarray(rec_noise))))
             for kind, sel, steps, v in self.ops:
                 if kind == "noise":
@@ -250,18 +303,25 @@ class Perturbation:
 
 
 def _per_selected(v, sel):
-    """A scalar, or one value per selected unit -> an (N,) row (zeros off the selection)."""
-    row = np.zeros(sel.shape[0])
-    row[sel] = v
-    return row
+    """A scalar, or an (N,) row of per-unit values (see ``Perturbation._values``) -> an (N,) row,
+    zeros off the selection."""
+    return np.where(sel, v, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
 # simulators
 
 
-class _Simulator:
-    """Shared constructor logic (PsychRNN's precedence and conflict rules) and ``run_trials``."""
+class Simulator:
+    """PsychRNN's ``Simulator`` base class: the shared constructor (PsychRNN's precedence and conflict
+    rules) and ``run_trials``.
+
+    As in PsychRNN, it reads a rate network's weights (``W_in, W_rec, W_out, b_rec, b_out,
+    init_state``, set as attributes) with ``alpha``, ``rec_noise`` and ``transfer_function``;
+    subclasses (PsychRNN-style ones included) add ``rnn_step`` or override ``run_trials``. Unlike
+    PsychRNN's abstract class it is usable as it is: ``run_trials`` runs the rate network it built
+    (:class:`BasicSimulator` adds ``rnn_step``; :class:`LSTMSimulator` builds an LSTM instead).
+    """
 
     architecture = "basic"
 
@@ -280,6 +340,7 @@ class _Simulator:
             raise ParameterError(f"{owner}: params was passed in but rnn_model takes precedence; pass only one.")
         if weights is None and weights_path is None and rnn_model is None:
             raise ParameterError(f"{owner}: either weights, rnn_model or weights_path must be passed in.")
+        params = _check_params(params, owner, self._param_table())  # a copy; {} for None
         meta = {}
         if rnn_model is not None:
             if getattr(rnn_model, "architecture", "basic") != self.architecture:
@@ -296,22 +357,36 @@ class _Simulator:
             p = rnn_model.params
             settings = {"dt": p["dt"], "tau": p["tau"], "rec_noise": p["rec_noise"], "dtype": str(rnn_model.dtype),
                         "backend": rnn_model.backend, "transfer_function": model_act}
+            self.dt = _ms(p["dt"])
         else:
+            file_tf = None
             if weights_path is not None:
                 weights = io.read_npz(weights_path)
                 info = io.classify_weights(weights)
                 meta = info["meta"] or {}
                 if info["architecture"] != self.architecture:
                     raise ParameterError(f"{owner}: {weights_path} holds {info['architecture']} weights.")
-                if info["transfer_function"] and transfer_function is None:
-                    transfer_function = info["transfer_function"]
+                file_tf = info["transfer_function"] or None
                 if "lstm_variant" in meta:
                     weights = dict(weights, lstm_variant=meta["lstm_variant"])
+                if self.architecture == "basic":
+                    _warn_alpha_conflict(params, meta, weights_path, owner)
+            elif not hasattr(weights, "keys"):
+                raise ParameterError(f"{owner}: weights must be a dict of arrays (as get_weights() returns). "
+                                     f"Got {type(weights).__name__} instead.")
             settings = self._settings_from_params(params, meta, owner)
-            tf = transfer_function if transfer_function is not None else "relu"  # PsychRNN's default
-            settings["transfer_function"] = get_activation(tf)
+            settings["transfer_function"] = _pick_activation(
+                owner, (("the transfer_function argument", transfer_function),
+                        ("params['transfer_function']", params.get("transfer_function") if self.architecture == "basic"
+                         else None),
+                        (f"the weights file {weights_path}", file_tf)))
+            self.dt = _ms(params["dt"] if params.get("dt") is not None else meta.get("dt"))
         self.weights = {k: v for k, v in dict(weights).items() if "/" not in k}
         self.model = self._build_model(self.weights, settings, seed)
+        for key in ("N_in", "N_rec", "N_out"):  # a params dict that describes another network
+            if params.get(key) is not None and params[key] != getattr(self.model, key):
+                raise ShapeError(f"{owner}: params has {key}={params[key]!r} but the weights have "
+                                 f"{key}={getattr(self.model, key)}.")
         alpha = _host_alpha(self.model)  # PsychRNN's attribute: a float (an (N_rec,) array per unit)
         self.alpha = None if alpha is None else (float(alpha.flat[0]) if np.all(alpha == alpha.flat[0])
                                                  else alpha.reshape(-1))
@@ -323,9 +398,12 @@ class _Simulator:
         self.rng = self.model.rng_eval  # recurrent noise of run_trials (unless a rng is passed)
         self.N_in, self.N_rec, self.N_out = self.model.N_in, self.model.N_rec, self.model.N_out
 
+    def _param_table(self) -> dict:
+        """The keys a simulator's ``params`` may hold (beyond a model's and a task's): name -> doc."""
+        return dict(_SIM_PARAMS)
+
     @staticmethod
     def _settings_from_params(params, meta, owner):
-        params = {} if params is None else dict(params)
         s = {"rec_noise": params.get("rec_noise", meta.get("rec_noise", 0.0)) or 0.0,
              "dtype": params.get("dtype", "float64"), "backend": params.get("backend", "auto")}
         if params.get("alpha") is not None:
@@ -344,7 +422,26 @@ class _Simulator:
         return s
 
     def _build_model(self, weights, settings, seed):
-        raise NotImplementedError
+        """The rate network (:class:`minirnn.Basic`) of ``weights``; LSTMSimulator builds an LSTM."""
+        from .models.basic import Basic
+
+        names = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")
+        missing = [k for k in names if k not in weights]
+        if missing:
+            raise ParameterError(f"{type(self).__name__}: the weights lack {missing}; keys present: {sorted(weights)}. "
+                                 f"A Basic network needs {list(names)} (as get_weights() returns them).")
+        W = {k: np.asarray(weights[k]) for k in names}
+        N_rec, N_in, N_out = W["W_rec"].shape[0], W["W_in"].shape[1], W["W_out"].shape[0]
+        p = dict(N_in=N_in, N_rec=N_rec, N_out=N_out, dt=settings["dt"], tau=settings["tau"],
+                 rec_noise=settings["rec_noise"], transfer_function=settings["transfer_function"],
+                 dtype=settings["dtype"], backend=settings["backend"], seed=seed, **W)
+        return Basic(p)
+
+    def _check_rng(self, rng, where):
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ParameterTypeError(f"{type(self).__name__}.{where}: rng must be a numpy.random.Generator or None "
+                                     f"(None: the simulator's own stream, seeded by seed=). Got {rng!r} "
+                                     f"({type(rng).__name__}) instead; for a seed s pass np.random.default_rng(s).")
 
     def _perturb(self, perturbation, t_connectivity, T, B, rng):
         """Combine ``t_connectivity`` and a Perturbation into the object the model's forward takes."""
@@ -355,6 +452,11 @@ class _Simulator:
         elif not isinstance(perturbation, (Perturbation, PerturbationArrays)):
             raise ParameterError(f"perturbation must be a Perturbation. Got {type(perturbation).__name__}.")
         if isinstance(perturbation, Perturbation):
+            if perturbation.dt is not None and self.dt is not None and not np.isclose(perturbation.dt, self.dt,
+                                                                                        rtol=1e-9, atol=0):
+                raise ParameterError(f"the Perturbation has dt={perturbation.dt} ms but this simulator's network has "
+                                     f"dt={self.dt} ms, so its windows would land at the wrong times. Build it "
+                                     f"with Perturbation(N_steps, N_rec, dt={self.dt}).")
             if (perturbation.N_steps, perturbation.N_rec) != (T, self.N_rec):
                 raise ShapeError(f"the Perturbation is for N_steps={perturbation.N_steps}, N_rec={perturbation.N_rec} "
                                  f"but the trials have N_steps={T} and the network N_rec={self.N_rec}.")
@@ -387,6 +489,7 @@ class _Simulator:
         outputs : (N_batch, N_steps, N_out).  states : (N_batch, N_steps, N_rec) (LSTM: ``h``).
         """
         model = self.model
+        self._check_rng(rng, "run_trials")
         x = model._check_batch(trial_input)
         T, B = x.shape[-2], x.shape[-3]
         rng = self.rng if rng is None else rng
@@ -409,7 +512,124 @@ def _host_alpha(model):
     return None if alpha is None else np.asarray(model.backend.to_host(alpha), dtype=np.float64)
 
 
-class BasicSimulator(_Simulator):
+# The keys a simulator's params use. A params dict may also hold every model option (a PsychRNN
+# script passes its network_params) and a task's settings: those are carried, not used (the weights
+# are the effective ones, so masks, Dale and initializers are already in them). Only a near miss of
+# a known key is an error, as for models (minirnn._params).
+_SIM_PARAMS = {
+    "alpha": "dt / tau (a number or per-unit array); takes precedence over dt and tau",
+    "dt": "time step (ms); with tau gives alpha, and converts Perturbation windows in ms",
+    "tau": "time constant (ms), a number or per-unit array",
+    "rec_noise": "recurrent noise level sigma_rec (default 0, or the weights file's)",
+    "dtype": "float64 (default) or float32",
+    "backend": "auto (default) | numpy | numba | cupy",
+    "transfer_function": "the network's transfer function (BasicSimulator; default relu, or the file's)",
+}
+
+
+def _check_params(params, owner, table):
+    """Validate a simulator's ``params`` dict before any work; returns a copy ({} for None).
+
+    Unknown keys that are near misses of a known simulator or model option are errors with a
+    suggestion; other unknown keys (a task's own settings) are carried, as ``Basic(params)`` does.
+    """
+    from ._params import MODEL_PARAMS, check_model_values
+
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ParameterError(f"{owner} takes params as a dict. Got {type(params).__name__} instead.")
+    known = list(dict.fromkeys(list(table) + list(MODEL_PARAMS)))
+    for key in params:
+        if not isinstance(key, str):
+            raise ParameterError(f"{owner}: parameter names must be strings. Got {key!r}.")
+        if key in table or key in MODEL_PARAMS or "/" in key:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)  # the models' near-miss rule
+        if close:
+            raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}? "
+                                 f"{owner} uses {sorted(table)}.")
+    check_model_values({k: params[k] for k in ("dt", "tau", "rec_noise") if params.get(k) is not None}, owner)
+    if params.get("alpha") is not None:
+        alpha = np.asarray(params["alpha"], dtype=np.float64) if _is_numeric(params["alpha"]) else None
+        if alpha is None or alpha.size == 0 or not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+            raise ParameterError(f"The 'alpha' parameter of {owner} must be a number > 0 (or a per-unit array "
+                                 f"of them). Got {params['alpha']!r} instead.")
+    return dict(params)
+
+
+def _is_numeric(value):
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        return False
+
+
+def _ms(dt):
+    """The time step in ms when it is one known number, else None (windows in ms cannot be checked)."""
+    if dt is None or not _is_numeric(dt) or np.ndim(dt) != 0:
+        return None
+    return float(dt)
+
+
+def _pick_activation(owner, sources):
+    """The transfer function from ``(where, value)`` sources; two that disagree are an error."""
+    given = [(where, get_activation(value)) for where, value in sources if value is not None]
+    names = {act.name for _, act in given}
+    if len(names) > 1:
+        listed = ", ".join(f"{act.name!r} from {where}" for where, act in given)
+        raise ParameterError(f"{owner}: conflicting transfer functions: {listed}. Give one of them.")
+    return given[0][1] if given else get_activation("relu")  # PsychRNN's default
+
+
+def _warn_alpha_conflict(params, meta, weights_path, owner):
+    """Warn when params set an alpha other than the one the file's network was trained with."""
+    if not ("dt" in meta and "tau" in meta) or not (params.get("alpha") is not None
+                                                     or params.get("dt") is not None and params.get("tau") is not None):
+        return
+    try:
+        file_alpha = np.asarray(meta["dt"], dtype=np.float64) / np.asarray(meta["tau"], dtype=np.float64)
+        if params.get("alpha") is not None:
+            given, how = np.asarray(params["alpha"], dtype=np.float64), f"alpha={params['alpha']!r}"
+        else:
+            given = np.asarray(params["dt"], dtype=np.float64) / np.asarray(params["tau"], dtype=np.float64)
+            how = f"dt={params['dt']!r}, tau={params['tau']!r}"
+        same = np.allclose(*np.broadcast_arrays(given, file_alpha), rtol=1e-9, atol=0)
+    except ValueError:
+        same = False
+    if not same:
+        warnings.warn(f"{owner}: params give {how} but {weights_path} was trained with dt={meta['dt']!r}, "
+                      f"tau={meta['tau']!r}; simulating with params' alpha. Leave dt, tau and alpha out of "
+                      "params to use the file's.", UserWarning, stacklevel=3)
+
+
+def _step_arrays(model, states, rnn_in):
+    """Check the arrays of one ``rnn_step`` before any work: each state ``(B, N_rec)`` or ``(N_rec,)``,
+    ``rnn_in (B, N_in)`` or ``(N_in,)``, one batch size B (or 1, broadcast). Returns the model arrays
+    ``(*states (B, N_rec), u (B, 1, N_in))`` and B."""
+    shapes = {}
+    for name, a, n in tuple(states) + (("rnn_in", rnn_in, model.N_in),):
+        shape = np.shape(a)
+        if len(shape) not in (1, 2) or shape[-1] != n:
+            raise ShapeError(f"rnn_step: {name} has shape {shape} but must be (N_batch, {n}) or ({n},) for this "
+                             f"network (N_rec={model.N_rec}, N_in={model.N_in}).")
+        shapes[name] = 1 if len(shape) == 1 else shape[0]
+    if 0 in shapes.values():
+        raise ShapeError(f"rnn_step: {', '.join(f'{k} has {b}' for k, b in shapes.items())} rows; a step needs "
+                         "at least one trial.")
+    batch = {b for b in shapes.values() if b != 1}
+    if len(batch) > 1:
+        raise ShapeError(f"rnn_step: the batch sizes differ: {', '.join(f'{k} has {b}' for k, b in shapes.items())} "
+                         "rows; give the same number of rows (or 1, used for every trial).")
+    B = batch.pop() if batch else 1
+    out = [model._as_array(np.broadcast_to(np.atleast_2d(a), (B, n)), name) for name, a, n in states]
+    out.append(model._check_batch(np.broadcast_to(np.atleast_2d(rnn_in), (B, model.N_in))[:, None, :]))
+    return out, B
+
+
+class BasicSimulator(Simulator):
     """Simulator of the rate RNN (:class:`minirnn.Basic`), PsychRNN's constructor semantics.
 
     Parameters
@@ -417,31 +637,27 @@ class BasicSimulator(_Simulator):
     rnn_model : a Basic model: its current effective weights, ``alpha``, ``rec_noise``, transfer
         function, dtype and backend. Cannot be combined with ``params`` or another weights source.
     params : dict with ``alpha`` or ``dt`` and ``tau``; optional ``rec_noise`` (0), ``dtype``
-        (``"float64"``), ``backend`` (``"auto"``, as models). A minirnn weights file supplies ``dt``/``tau``
-        itself when ``params`` lacks them.
+        (``"float64"``), ``backend`` (``"auto"``, as models), ``transfer_function``. A minirnn weights
+        file supplies ``dt``/``tau`` itself when ``params`` lacks them (params that set another alpha
+        win, with a warning). A model's whole params dict and a task's settings may ride along (the
+        weights are effective, so masks and Dale are in them already); a near miss of a known key
+        (``rec_nosie``) is an error, as for models, and ``N_in``/``N_rec``/``N_out`` must match the weights.
     weights_path : a weights file (minirnn's or PsychRNN's), read safely (no pickle).
     weights : a dict with PsychRNN's keys (``W_in, W_rec, W_out, b_rec, b_out, init_state``,
         effective weights as ``get_weights()`` returns them).
     transfer_function : a name, a NumPy function with a known name (``np.tanh``), or ``(f, df)``;
-        default: the model's, the file's, else relu. With ``rnn_model``, a different one is an error.
+        default: the model's, ``params["transfer_function"]``, the file's, else relu. Two of these that
+        disagree are an error.
     seed : seeds the simulator's noise stream (default: entropy from ``np.random``).
 
     PsychRNN raised ``UserWarning`` (as an exception) for conflicting arguments; minirnn raises
     :class:`~minirnn.errors.ParameterError` (a ``ValueError``) with the same conditions.
+
+    ``sim.dt`` is the time step in ms (the model's, ``params["dt"]`` or the file's; None when only
+    ``alpha`` is known): a :class:`Perturbation` with another ``dt`` is an error.
     """
 
     architecture = "basic"
-
-    def _build_model(self, weights, settings, seed):
-        from .models.basic import Basic
-
-        W = {k: np.asarray(weights[k]) for k in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")}
-        N_rec, N_in, N_out = W["W_rec"].shape[0], W["W_in"].shape[1], W["W_out"].shape[0]
-        p = dict(N_in=N_in, N_rec=N_rec, N_out=N_out, dt=settings["dt"], tau=settings["tau"],
-                 rec_noise=settings["rec_noise"], transfer_function=settings["transfer_function"],
-                 dtype=settings["dtype"], backend=settings["backend"], seed=seed, **W)
-        return Basic(p)
-
 
     def rnn_step(self, state, rnn_in, t_connectivity=None, rng=None):
         """One Euler step from any ``state (B, N_rec)`` with input ``rnn_in (B, N_in)`` (PsychRNN's).
@@ -452,9 +668,9 @@ class BasicSimulator(_Simulator):
         from .dynamics import rate
 
         model = self.model
+        self._check_rng(rng, "rnn_step")
+        (x0, u), _ = _step_arrays(model, (("state", state, self.N_rec),), rnn_in)  # (B, N_rec), (B, 1, N_in)
         W = model.effective_weights()
-        x0 = model._as_array(np.atleast_2d(state), "state")  # (B, N_rec)
-        u = model._check_batch(np.atleast_2d(rnn_in)[:, None, :])  # (B, 1, N_in)
         drive = (u[:, 0, :] @ rate.mT(W["W_in"]) + W["b_rec"])[None]  # (1, B, N_rec)
         xi = None
         if self.rec_noise > 0:  # the counter-based noise of training (minirnn.nn.noise), one key per step
@@ -466,7 +682,7 @@ class BasicSimulator(_Simulator):
         return model.backend.to_host(z), model.backend.to_host(X[0])
 
 
-class LSTMSimulator(_Simulator):
+class LSTMSimulator(Simulator):
     """Simulator of the LSTM (:class:`minirnn.LSTM`), PsychRNN's constructor semantics.
 
     ``weights`` / the file need the LSTM keys (``W_f, W_i, W_c, W_o`` in PsychRNN's
@@ -481,9 +697,15 @@ class LSTMSimulator(_Simulator):
 
     def __init__(self, rnn_model=None, params=None, weights_path=None, weights=None, seed=None):
         self._variant = getattr(rnn_model, "lstm_variant", None)
-        if params is not None and params.get("lstm_variant") is not None:
+        if isinstance(params, dict) and params.get("lstm_variant") is not None:
             self._variant = params["lstm_variant"]
         super().__init__(rnn_model=rnn_model, params=params, weights_path=weights_path, weights=weights, seed=seed)
+
+    def _param_table(self) -> dict:
+        from .models.lstm import _LSTM_PARAMS
+
+        table = {k: v for k, v in _SIM_PARAMS.items() if k not in ("alpha", "tau", "rec_noise", "transfer_function")}
+        return dict(table, **{k: doc for k, (_, doc) in _LSTM_PARAMS.items()})
 
     def _build_model(self, weights, settings, seed):
         from .models.lstm import GATES, LSTM
@@ -513,10 +735,9 @@ class LSTMSimulator(_Simulator):
         from .dynamics import lstm as lstm_dynamics
 
         model = self.model
+        (h0, c0, u), _ = _step_arrays(model, (("hidden", hidden, self.N_rec), ("cell", cell, self.N_rec)), rnn_in)
         W = model.effective_weights()
         W_h, W_u, b = model._stacked(W)
-        h0, c0 = (model._as_array(np.atleast_2d(a), name) for a, name in ((hidden, "hidden"), (cell, "cell")))
-        u = model._check_batch(np.atleast_2d(rnn_in)[:, None, :])  # (B, 1, N_in)
         drive = (u[:, 0, :] @ lstm_dynamics.mT(W_u) + b)[None]  # (1, B, 4 N_rec)
         H, C, _ = lstm_dynamics.lstm_forward(W_h, drive, h0, c0, model.cell_activation)
         z = H[0] @ lstm_dynamics.mT(W["W_out"]) + W["b_out"]  # z = h_{k+1} W_out^T + b_out

@@ -409,6 +409,10 @@ def test_lstm_hook_and_errors():
 
     with pytest.raises(NotImplementedError, match="Dynamics subclass"):
         dynamics_from_model(LSTM())
+    from minirnn import PsychRNNLSTM
+
+    with pytest.raises(NotImplementedError, match="PsychRNNLSTM"):
+        dynamics_from_model(PsychRNNLSTM(dict(N_in=1, N_rec=3, N_out=1, dt=10, tau=100, backend="numpy")))
     with pytest.raises(ShapeError, match="ensemble"):
         RateDynamics(np.zeros((2, 3, 3)), np.zeros((3, 1)), np.zeros(3), 0.1, "tanh")
     dyn = RateDynamics(np.eye(3), np.zeros((3, 1)), np.zeros(3), 0.1, "tanh")

@@ -335,3 +335,55 @@ def test_ensemble_networks_match_single_models():
         _, g = single.loss_and_grads(x, y, mask)
         for name in g:
             np.testing.assert_allclose(g[name], g_ens[name][k], rtol=1e-10, atol=1e-14)
+
+
+def test_ensemble_network_k_is_the_network_trained_alone(tmp_path):
+    from minirnn.tasks import PerceptualDiscrimination
+
+    p = small_params(N_in=2, N_out=2, L2_rec=0.1)
+    seeds, over = [3, 4], [{"L2_rec": 0.0}, {}]
+    ens = LSTM(p, n_networks=2, seeds=seeds, network_params=over)
+    task = PerceptualDiscrimination(dt=10, tau=100, T=100, N_batch=4, seed=0)
+    ens.train(task, {"training_iters": 4 * 3, "verbosity": False})
+    for k in range(2):
+        single = LSTM(dict(p, seed=seeds[k], **over[k]))
+        single.train(PerceptualDiscrimination(dt=10, tau=100, T=100, N_batch=4, seed=seeds[k]),
+                     {"training_iters": 4 * 3, "verbosity": False})
+        net = ens.network(k)
+        assert net.lstm_variant == single.lstm_variant and not net.lead
+        for name in single.raw:
+            np.testing.assert_allclose(net.raw[name], single.raw[name], rtol=1e-12, atol=1e-14)
+        again = LSTM(dict(p, load_weights_path=net.save(str(tmp_path / f"net{k}"))))
+        x = task.get_trial_batch()[0]
+        np.testing.assert_allclose(again.test(x)[0], single.test(x)[0], rtol=1e-12, atol=1e-14)
+
+
+# ---- PsychRNNLSTM: what a ported PsychRNN script gets for `LSTM` ---------------------------------
+@pytest.mark.filterwarnings("ignore:.*optimizer-state")
+def test_psychrnn_lstm_class_defaults_to_psychrnns_cell(tmp_path):
+    """LSTM(params) from a PsychRNN script (no weights, no lstm_variant) must be PsychRNN's cell,
+    h' = o * sigmoid(c'), under the import the port writes; minirnn's own LSTM stays standard."""
+    from minirnn import PsychRNNLSTM
+
+    p = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=100, N_batch=16, name="lstm", seed=4, dtype="float64",
+             backend="numpy")
+    ported, native = PsychRNNLSTM(p), LSTM(p)
+    assert isinstance(ported, LSTM) and ported.lstm_variant == "psychrnn" and native.lstm_variant == "standard"
+    assert repr(ported).startswith("PsychRNNLSTM(") and "lstm_variant='psychrnn'" in repr(ported)
+    # same draws, PsychRNN's cell: the golden PsychRNN outputs once PsychRNN's trained weights are set
+    io, w = mio.read_npz(GOLDEN_IO), mio.read_npz(GOLDEN)
+    trained = {k: v for k, v in w.items() if k in ported.raw}
+    trained.update(init_hidden=w["init_hidden"][:1], init_cell=w["init_cell"][:1])
+    ported.set_weights(trained)
+    np.testing.assert_allclose(ported.test(io["x"][:1])[0][0], io["outputs"][0], rtol=1e-5, atol=2e-6)
+    explicit = LSTM(dict(p, lstm_variant="psychrnn"))
+    explicit.set_weights(trained)
+    assert np.array_equal(ported.test(io["x"])[0], explicit.test(io["x"])[0])
+    native.set_weights(trained)  # the standard cell gives other outputs from the same weights
+    assert not np.allclose(native.test(io["x"][:1])[0][0], io["outputs"][0], rtol=1e-5, atol=2e-6)
+    # an explicit lstm_variant still wins, and a minirnn file keeps its own variant
+    assert PsychRNNLSTM(dict(p, lstm_variant="standard")).lstm_variant == "standard"
+    path = native.save(str(tmp_path / "standard"))
+    assert PsychRNNLSTM(dict(p, load_weights_path=path)).lstm_variant == "standard"
+    # PsychRNN-layout gate weights or a PsychRNN file: psychrnn for both classes, as before
+    assert LSTM(dict(p, load_weights_path=GOLDEN)).lstm_variant == "psychrnn"

@@ -9,7 +9,7 @@ import pytest
 
 from minirnn import LSTM, Basic, BasicSimulator, LSTMSimulator, Perturbation
 from minirnn import io as mio
-from minirnn.errors import ParameterError, ShapeError
+from minirnn.errors import ParameterError, ParameterTypeError, ShapeError
 from minirnn.simulate import PerturbationArrays, silent_state
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -299,3 +299,196 @@ def test_rnn_step_continues_run_trials_and_psychrnn_attributes():
     np.testing.assert_allclose(h, states[:, 0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(o, out[:, 0], rtol=1e-12, atol=1e-14)
     assert lsim.W_f.shape == (7, 5)  # PsychRNN's layout
+
+
+# ---- bad input: clear errors before any work ------------------------------------------------------
+@pytest.mark.parametrize("build", [
+    lambda p: p.silence(None, 50, 80),  # steps past the 30-step trial (a window in ms without dt)
+    lambda p: p.clamp(0, 1.0, t_start=40),
+    lambda p: p.inject([1, 2], 1.0, -10, 0),  # before the trial
+    lambda p: p.lesion(0, 1, 31, None),
+    lambda p: p.noise(0.1, t_end=0),
+])
+def test_windows_that_miss_the_trial_are_errors(build):
+    with pytest.raises(ParameterError, match=r"selects no step.*N_steps=30.*no dt"):
+        build(Perturbation(T, 6))
+    ms = Perturbation(T, 6, dt=10)  # the trial is t = 0 ... 290 ms
+    with pytest.raises(ParameterError, match=r"t_start=5000, t_end=8000 ms selects no step.*290 ms"):
+        ms.silence(None, 5000, 8000)
+    with pytest.raises(ParameterError, match="selects no step"):
+        ms.silence(None, 101, 105)  # between two steps
+    with pytest.raises(ParameterError, match="t_start must be a number"):
+        ms.silence(None, "100", 200)
+    assert ms.ops == []  # nothing was recorded by the failed calls
+    # a window that overlaps the trial only in part is fine (up to "the end")
+    _, s = BasicSimulator(rnn_model=active_relu_net()).run_trials(inputs(), perturbation=Perturbation(T, 6).silence(
+        0, 25, 10 ** 6))
+    assert np.all(s[:, 25:, 0] == 0)
+
+
+def test_perturbation_dt_must_match_the_simulators():
+    model = basic()  # dt = 10
+    x = inputs()
+    wrong = Perturbation(T, 6, dt=5).silence(0, 50, 100)
+    for sim in (BasicSimulator(rnn_model=model),
+                BasicSimulator(weights=model.get_weights(), params=dict(dt=10, tau=100, backend="numpy"))):
+        with pytest.raises(ParameterError, match=r"dt=5 ms.*dt=10\.0 ms"):
+            sim.run_trials(x, perturbation=wrong)
+        assert sim.dt == 10.0
+        _, s = sim.run_trials(x, perturbation=Perturbation(T, 6, dt=10).silence(0, 50, 100))
+        assert np.all(s[:, 5:10, 0] == 0)
+    lstm = LSTM(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, dtype="float64", seed=2, backend="numpy"))
+    with pytest.raises(ParameterError, match="dt=5"):
+        LSTMSimulator(rnn_model=lstm).run_trials(x, perturbation=Perturbation(T, 5, dt=5).silence(0))
+    # built from alpha alone the simulator has no dt in ms: the Perturbation's own dt converts its windows
+    sim = BasicSimulator(weights=model.get_weights(), params=dict(alpha=0.1, backend="numpy"))
+    assert sim.dt is None
+    _, s = sim.run_trials(x, perturbation=Perturbation(T, 6, dt=5).silence(0, 50, 100))
+    assert np.all(s[:, 10:20, 0] == 0)
+
+
+def test_rnn_step_checks_its_arrays():
+    sim = BasicSimulator(rnn_model=basic())
+    with pytest.raises(ShapeError, match=r"state has shape \(2, 7\).*\(N_batch, 6\)"):
+        sim.rnn_step(np.zeros((2, 7)), np.zeros((2, 2)))
+    with pytest.raises(ShapeError, match="rnn_in has shape"):
+        sim.rnn_step(np.zeros((2, 6)), np.zeros((2, 3)))
+    with pytest.raises(ShapeError, match="batch sizes differ"):
+        sim.rnn_step(np.zeros((2, 6)), np.zeros((3, 2)))
+    o, s = sim.rnn_step(np.zeros(6), np.ones((3, 2)))  # one state for every trial
+    assert o.shape == (3, 2) and s.shape == (3, 6) and np.all(s == s[0])
+    lsim = LSTMSimulator(rnn_model=LSTM(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, dtype="float64", seed=2)))
+    with pytest.raises(ShapeError, match="cell has shape"):
+        lsim.rnn_step(np.zeros((2, 5)), np.zeros((2, 4)), np.zeros((2, 2)))
+
+
+def test_rng_must_be_a_generator():
+    sim = BasicSimulator(rnn_model=basic(rec_noise=0.1), seed=0)
+    before = sim.rng.bit_generator.state
+    with pytest.raises(ParameterTypeError, match=r"rng must be a numpy.random.Generator.*Got 5 \(int\)"):
+        sim.run_trials(inputs(), rng=5)
+    with pytest.raises(TypeError, match="default_rng"):
+        sim.rnn_step(np.zeros((2, 6)), np.zeros((2, 2)), rng=5)
+    with pytest.raises(TypeError, match="Generator"):
+        Perturbation(T, 6).noise(0.2).arrays(alpha=0.1, rng=5)
+    assert sim.rng.bit_generator.state == before  # nothing was drawn
+    a = sim.run_trials(inputs(), rng=np.random.default_rng(5))[1]
+    assert np.array_equal(a, sim.run_trials(inputs(), rng=np.random.default_rng(5))[1])
+
+
+def test_weights_dict_missing_keys_are_named():
+    w = basic().get_weights()
+    with pytest.raises(ParameterError, match=r"lack \['b_rec', 'init_state'\]"):
+        BasicSimulator(weights={k: v for k, v in w.items() if k not in ("b_rec", "init_state")},
+                       params=dict(dt=10, tau=100))
+    with pytest.raises(ParameterError, match="dict of arrays"):
+        BasicSimulator(weights=[w["W_rec"]], params=dict(dt=10, tau=100))
+
+
+def test_simulator_params_are_checked():
+    model = basic(transfer_function="tanh")
+    w = model.get_weights()
+    with pytest.raises(ParameterError, match="'rec_nosie' for BasicSimulator; did you mean 'rec_noise'"):
+        BasicSimulator(weights=w, params=dict(dt=10, tau=100, rec_nosie=0.5))
+    with pytest.raises(ParameterError, match="did you mean 'alpha'"):
+        BasicSimulator(weights=w, params=dict(alpah=0.1))
+    with pytest.raises(ParameterError, match="rec_noise"):
+        BasicSimulator(weights=w, params=dict(dt=10, tau=100, rec_noise=-1))
+    with pytest.raises(ParameterError, match="'alpha' parameter of BasicSimulator"):
+        BasicSimulator(weights=w, params=dict(alpha=0.0))
+    with pytest.raises(ShapeError, match="N_rec=8"):
+        BasicSimulator(weights=w, params=dict(dt=10, tau=100, N_rec=8))
+    with pytest.raises(ParameterError, match="did you mean 'lstm_variant'"):
+        LSTMSimulator(weights=LSTM(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, seed=2)).get_weights(),
+                      params=dict(lstm_varient="standard"))
+    # a model's whole params dict (PsychRNN scripts pass their network_params) and a task's settings are
+    # fine, and its transfer_function is used
+    x = inputs()
+    sim = BasicSimulator(weights=w, params=dict(model.params, coherence=0.3))
+    assert sim.transfer_function.name == "tanh" and np.array_equal(sim.run_trials(x)[0], model.test(x)[0])
+    with pytest.raises(ParameterError, match="conflicting transfer functions"):
+        BasicSimulator(weights=w, params=dict(model.params), transfer_function="relu")
+
+
+def test_params_that_override_the_files_alpha_warn(tmp_path):
+    path = basic().save(str(tmp_path / "w"))
+    with pytest.warns(UserWarning, match=r"dt=10, tau=50 but .* trained with dt=10.*tau=100"):
+        sim = BasicSimulator(weights_path=path, params=dict(dt=10, tau=50))
+    assert sim.alpha == 0.2  # params win, as in PsychRNN (the file has no say there)
+
+
+# ---- per-unit values follow the order the units are given ---------------------------------------
+
+
+def test_clamp_values_follow_the_order_of_the_units_given():
+    sim = BasicSimulator(rnn_model=active_relu_net())
+    x = inputs()
+    _, s = sim.run_trials(x, perturbation=Perturbation(T, 6).clamp([4, 1], [0.3, -0.2]))
+    assert np.all(s[:, :, 4] == 0.3) and np.all(s[:, :, 1] == -0.2)
+    # a slice with a negative step lists units 5, 3, 1: the values go to them in that order
+    _, s = sim.run_trials(x, perturbation=Perturbation(T, 6).clamp(slice(None, None, -2), [1.0, 2.0, 3.0]))
+    assert np.all(s[:, :, 5] == 1.0) and np.all(s[:, :, 3] == 2.0) and np.all(s[:, :, 1] == 3.0)
+    # a boolean mask lists its units in increasing order
+    mask = np.array([False, True, False, False, True, False])
+    _, s = sim.run_trials(x, perturbation=Perturbation(T, 6).clamp(mask, [0.3, -0.2]))
+    assert np.all(s[:, :, 1] == 0.3) and np.all(s[:, :, 4] == -0.2)
+
+
+def test_inject_amounts_follow_the_order_of_the_units_given():
+    # no recurrence: an injected current changes its own unit only, by alpha * I on the first step
+    N = 6
+    sim = BasicSimulator(rnn_model=active_relu_net(W_rec=np.zeros((N, N))))
+    x = inputs()
+    _, base = sim.run_trials(x)
+    _, s = sim.run_trials(x, perturbation=Perturbation(T, N).inject([5, 0], [10.0, 0.0]))
+    np.testing.assert_allclose(s[:, 0, 5] - base[:, 0, 5], 0.1 * 10.0, rtol=1e-12)
+    assert np.array_equal(s[:, :, 0], base[:, :, 0])
+    _, s2 = sim.run_trials(x, perturbation=Perturbation(T, N).inject([0, 5], [0.0, 10.0]))
+    assert np.array_equal(s, s2)
+
+
+def test_per_unit_values_with_repeated_units_are_errors():
+    with pytest.raises(ParameterError, match=r"unit\(s\) \[2\] appear more than once"):
+        Perturbation(T, 6).clamp([2, 2], [0.1, 0.2])
+    with pytest.raises(ShapeError, match="one value per unit given"):
+        Perturbation(T, 6).inject([4, 1], [1.0, 2.0, 3.0])
+    Perturbation(T, 6).clamp([2, 2], 0.5)  # one value for all: repeating a unit is harmless
+
+
+# ---- PsychRNN's psychrnn.backend.simulation names -----------------------------------------------
+
+
+def test_simulator_base_class_relu_and_sigmoid_are_psychrnns():
+    from minirnn import Simulator
+    from minirnn.simulate import relu, sigmoid
+
+    assert issubclass(BasicSimulator, Simulator) and issubclass(LSTMSimulator, Simulator)
+    np.testing.assert_array_equal(relu(np.array([-1.0, 0.0, 2.5])), [0.0, 0.0, 2.5])  # np.maximum(x, 0)
+    np.testing.assert_allclose(sigmoid(np.array([-2.0, 0.0, 3.0])), 1 / (1 + np.exp(-np.array([-2.0, 0.0, 3.0]))),
+                               rtol=1e-15)
+    # PsychRNN's simulators take them as transfer_function
+    model = basic(transfer_function="relu")
+    sim = BasicSimulator(weights=model.get_weights(), params={"dt": 10, "tau": 100}, transfer_function=relu)
+    assert sim.transfer_function.name == "relu"
+    assert np.array_equal(sim.run_trials(inputs())[0], model.test(inputs())[0])
+
+    class MySimulator(Simulator):  # a PsychRNN-style subclass: its own NumPy loop over the attributes
+        def run_trials(self, trial_input, t_connectivity=None):
+            x = np.repeat(self.init_state.reshape(1, -1), trial_input.shape[0], axis=0)
+            outputs = []
+            for k in range(trial_input.shape[1]):
+                x = (1 - self.alpha) * x + self.alpha * (relu(x) @ self.W_rec.T + trial_input[:, k] @ self.W_in.T
+                                                         + self.b_rec)
+                outputs.append(relu(x) @ self.W_out.T + self.b_out)
+            return np.stack(outputs, axis=1), None
+
+    mine = MySimulator(rnn_model=model)
+    assert mine.alpha == 0.1 and mine.rec_noise == 0
+    np.testing.assert_allclose(mine.run_trials(inputs())[0], model.test(inputs())[0], rtol=1e-12, atol=1e-14)
+
+
+def test_a_simulators_transfer_function_can_be_called_as_psychrnns_can():
+    from minirnn.nn.activations import get_activation
+
+    x = np.array([-1.0, 0.5])
+    np.testing.assert_array_equal(get_activation("relu")(x), [0.0, 0.5])

@@ -108,12 +108,12 @@ def test_port_line_substitutions():
     assert port("from psychrnn.tasks.match_to_category import MatchToCategory") == \
         "from minirnn.tasks import MatchToCategory"
     assert port("from psychrnn.tasks.task import Task") == "from minirnn import Task"
-    assert port("    from psychrnn.backend.models.lstm import LSTM") == "    from minirnn import LSTM"
+    assert port("    from psychrnn.backend.models.lstm import LSTM") == "    from minirnn import PsychRNNLSTM as LSTM"
     assert port("from psychrnn.backend.simulation import BasicSimulator, LSTMSimulator") == \
         "from minirnn import BasicSimulator, LSTMSimulator"
     assert port("p['transfer_function'] = tf.nn.tanh") == "p['transfer_function'] = \"tanh\""
     assert port("tp['optimizer'] = tf.compat.v1.train.GradientDescentOptimizer(learning_rate=f(tp['lr']))  # x") == \
-        "tp['optimizer'] = \"sgd\"  # x"
+        "tp['optimizer'] = SGD(learning_rate=f(tp['lr']))  # x"
     assert port("import tensorflow as tf") == "# [port] removed: import tensorflow as tf"
     assert port("tf.random.set_seed(2020)") == "# [port] removed: tf.random.set_seed(2020)"
     assert port("y = tf.matmul(a, b)") == "y = tf.matmul(a, b)"  # not portable: left for the report

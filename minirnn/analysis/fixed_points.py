@@ -150,7 +150,7 @@ def dynamics_from_model(model) -> Dynamics:
             )
         w = model.get_weights()
         # Hook for the LSTM: its state is (h, c); an LSTMDynamics subclass goes here.
-        if "W_rec" not in w or getattr(model, "kind", None) == "lstm" or type(model).__name__ == "LSTM":
+        if "W_rec" not in w or getattr(model, "architecture", None) == "lstm":
             raise NotImplementedError(
                 f"Fixed points of {type(model).__name__} are not implemented yet: only the rate RNN "
                 f"(Basic) has a Dynamics. Write a Dynamics subclass with step/jacobian/input_jacobian."

@@ -111,6 +111,11 @@ class Basic(RNN):
                 raise ParameterError(f"The 'initializer' parameter must be a WeightInitializer. Got {p['initializer']!r}.")
             ini = p["initializer"].initializations
             p["dale_ratio"] = ini.get("dale_ratio", p["dale_ratio"])
+            self._check_dale_ratio(p)
+            if ini.get("transfer_function") is not None and "transfer_function" not in self._given_keys():
+                from ..nn.activations import get_activation  # PsychRNN: initializer.get_transfer_function()
+
+                self.activation = get_activation(ini["transfer_function"])
         else:
             cls = WeightInitializer if p["W_rec"] is not None else GaussianSpectralRadius
             kwargs = {k: v for k, v in p.items() if k not in ("seed", "initializer", "rng")}
@@ -150,7 +155,8 @@ class Basic(RNN):
             net["rec_connectivity"] = net["rec_connectivity"] * (1 - np.eye(N_rec))
         if p["dale_ratio"] is not None:
             s_rec, s_out = dale_signs(p["dale_ratio"], N_rec)
-            given_dale_out = file_info.get("Dale_out") if file_info is not None else p.get("Dale_out")
+            given_dale_out = (file_info.get("Dale_out") if file_info is not None
+                              else ini.get("Dale_out") if p["initializer"] is not None else p.get("Dale_out"))
             if given_dale_out is not None:  # a file's own convention (PsychRNN 1.0.0: +-1, not 1/0)
                 given_dale_out = np.asarray(given_dale_out, dtype=np.float64)
                 if given_dale_out.shape != (N_rec, N_rec):

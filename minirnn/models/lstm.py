@@ -26,6 +26,10 @@ hidden states ``h``. (PsychRNN applied them to unused ``W_in``/``W_rec`` variabl
 PsychRNN weights files (no ``minirnn`` metadata) are read with ``lstm_variant="psychrnn"``, the
 gate matrices transposed from PsychRNN's ``(N_rec + N_in, N_rec)``, and the first row of their
 per-batch-row ``init_hidden``/``init_cell`` (as PsychRNN's ``LSTMSimulator`` does).
+
+``PsychRNNLSTM`` is the same class with ``lstm_variant="psychrnn"`` as its default: what a PsychRNN
+script gets when it is ported (``from minirnn import PsychRNNLSTM as LSTM``), so it trains
+PsychRNN's architecture. ``LSTM`` keeps the standard cell for new code.
 """
 from __future__ import annotations
 
@@ -46,8 +50,9 @@ GATES = ("f", "i", "c", "o")
 VARIANTS = {"standard": "tanh", "psychrnn": "sigmoid"}
 
 _LSTM_PARAMS = {
-    "lstm_variant": (None, "standard (h = o tanh(c)) | psychrnn (h = o sigmoid(c)); None: standard, "
-                           "or the variant of a loaded weights file (PsychRNN's files: psychrnn)"),
+    "lstm_variant": (None, "standard (h = o tanh(c)) | psychrnn (h = o sigmoid(c)); None: the variant of a "
+                           "loaded weights file (PsychRNN's files: psychrnn), else the class's default "
+                           "(LSTM: standard; PsychRNNLSTM, what ported PsychRNN scripts get: psychrnn)"),
     "init_hidden": (None, "initial hidden state (1, N_rec) (a PsychRNN (N_batch, N_rec): first row)"),
     "init_cell": (None, "initial cell state (1, N_rec) (a PsychRNN (N_batch, N_rec): first row)"),
     "init_hidden_train": (True, "False freezes init_hidden"),
@@ -72,6 +77,7 @@ class LSTM(RNN):
     """
 
     architecture = "lstm"
+    default_variant = "standard"  # lstm_variant=None and nothing else decides (a file, PsychRNN-layout gates)
     param_names = ("W_f", "W_i", "W_c", "W_o", "b_f", "b_i", "b_c", "b_o", "W_out", "b_out",
                    "init_hidden", "init_cell")
     constrained = ("W_f", "W_i", "W_c", "W_o", "W_out")
@@ -137,7 +143,7 @@ class LSTM(RNN):
             if variant is None:
                 # Gate weights in PsychRNN's (N_rec + N_in, N_rec) layout, with no variant: PsychRNN's.
                 psy = any(np.shape(given.get(f"W_{g}")) == (N + N_in, N) for g in GATES)
-                variant = "psychrnn" if psy else "standard"
+                variant = "psychrnn" if psy else self.default_variant
 
         net = {}
         for name, shape in (("input_connectivity", (N, N_in)), ("rec_connectivity", (N, N)),
@@ -342,5 +348,17 @@ class LSTM(RNN):
         return meta
 
     def __repr__(self) -> str:
-        return (f"LSTM(N_in={self.N_in}, N_rec={self.N_rec}, N_out={self.N_out}, "
+        return (f"{type(self).__name__}(N_in={self.N_in}, N_rec={self.N_rec}, N_out={self.N_out}, "
                 f"lstm_variant={self.lstm_variant!r}, dtype={str(self.dtype)!r}, backend={self.backend.name!r})")
+
+
+class PsychRNNLSTM(LSTM):
+    """PsychRNN's LSTM: :class:`LSTM` with ``lstm_variant="psychrnn"`` (``h' = o * sigmoid(c')``) by default.
+
+    A PsychRNN script ported by changing imports gets this class under PsychRNN's name
+    (``from minirnn import PsychRNNLSTM as LSTM``), so it trains the architecture PsychRNN trained
+    and its saved files read back the same in PsychRNN's ``LSTMSimulator``. An explicit
+    ``params["lstm_variant"]`` still wins, and a minirnn weights file keeps its own variant.
+    """
+
+    default_variant = "psychrnn"

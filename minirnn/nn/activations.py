@@ -69,6 +69,10 @@ class Activation:
     df: Callable
     code: int | None = None
 
+    def __call__(self, x):
+        """``f(x)``: PsychRNN's simulators call their ``transfer_function`` directly."""
+        return self.f(x)
+
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
 

@@ -16,11 +16,11 @@
 # - Colab / TensorFlow set-up cell: dropped
 # - `from psychrnn.tasks.perceptual_discrimination import PerceptualDiscrimination` -> `from minirnn.tasks import PerceptualDiscrimination`
 # - `from psychrnn.backend.models.basic import Basic` -> `from minirnn import Basic`
-# - `import tensorflow as tf`: commented out
+# - `import tensorflow as tf` -> `from minirnn.nn.optimizers import Adam  # [port] replaces: import tensorflow as tf` (for the TensorFlow optimizers below, ported with their arguments)
 # - `%matplotlib inline`: commented out
 # - `tf.compat.v2.random.set_seed(seed)`: commented out
 # - `network_params['transfer_function'] = tf.nn.relu # Transfer function to use for the network. Default: tf.nn.relu.` -> `network_params['transfer_function'] = "relu" # Transfer function to use for the network. Default: "relu".`
-# - `train_params['optimizer'] = tf.compat.v1.train.AdamOptimizer(learning_rate=train_params['learning_rate']) # What optimizer to use to compute gradients. Default: tf.train.AdamOptimizer(learning_rate=train_params['learning_rate'])` -> `train_params['optimizer'] = "adam" # What optimizer to use to compute gradients. Default: "adam"`
+# - `train_params['optimizer'] = tf.compat.v1.train.AdamOptimizer(learning_rate=train_params['learning_rate']) # What optimizer to use to compute gradients. Default: tf.train.AdamOptimizer(learning_rate=train_params['learning_rate'])` -> `train_params['optimizer'] = Adam(learning_rate=train_params['learning_rate']) # What optimizer to use to compute gradients. Default: Adam(learning_rate=train_params['learning_rate'])`
 
 # %% [markdown]
 # # Simple Example
@@ -36,7 +36,7 @@
 from minirnn.tasks import PerceptualDiscrimination
 from minirnn import Basic
 
-# [port] removed: import tensorflow as tf
+from minirnn.nn.optimizers import Adam  # [port] replaces: import tensorflow as tf
 from matplotlib import pyplot as plt
 # [port] removed: %matplotlib inline
 
@@ -171,7 +171,7 @@ train_params['loss_epoch'] = 10 # Compute and record loss every 'loss_epoch' epo
 train_params['verbosity'] = False # If true, prints information as training progresses. Default: True
 train_params['save_training_weights_epoch'] = 100 # save training weights every 'save_training_weights_epoch' epochs. Default: 100
 train_params['training_weights_path'] = None # where to save training weights as training progresses. Default: None
-train_params['optimizer'] = "adam" # What optimizer to use to compute gradients. Default: "adam"
+train_params['optimizer'] = Adam(learning_rate=train_params['learning_rate']) # What optimizer to use to compute gradients. Default: Adam(learning_rate=train_params['learning_rate'])
 train_params['clip_grads'] = True # If true, clip gradients by norm 1. Default: True
 
 # %% [markdown]
