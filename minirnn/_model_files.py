@@ -30,6 +30,31 @@ def save_model(model, save_path) -> str:
     return atomic_savez(save_path, arrays)
 
 
+def read_weights_file(path, architecture: str, building: str, required=(), hint: str = "", stacklevel: int = 4):
+    """Read a weights file safely; check it holds ``architecture`` weights and every ``required`` key.
+
+    ``building`` names what is being built, ``hint`` is added to the wrong-architecture message.
+    Optimizer slots (``W_rec/Adam``) give one warning. Returns ``(arrays, info)``, ``info`` from
+    :func:`minirnn.io.classify_weights`.
+    """
+    from .io import classify_weights, read_npz
+
+    arrays = read_npz(path)
+    info = classify_weights(arrays)
+    if info["architecture"] != architecture:
+        raise WeightsFileError(f"{path} holds {info['architecture'].upper()} weights but the model being built is "
+                               f"{building}.{hint}")
+    missing = [key for key in required if key not in arrays]
+    if missing:
+        raise WeightsFileError(f"{path} has no {missing} entries; a weights file needs {list(required)}. "
+                               f"Keys present: {sorted(arrays)}.")
+    if info["optimizer_slots"]:
+        warnings.warn(f"{path}: ignoring {len(info['optimizer_slots'])} optimizer-state entries "
+                      f"(e.g. {info['optimizer_slots'][0]!r}); minirnn keeps optimizer state out of weights files.",
+                      stacklevel=stacklevel)
+    return arrays, info
+
+
 def load_weights_for_model(path, model) -> dict:
     """Read a weights file for ``model`` (being built).
 
@@ -37,18 +62,9 @@ def load_weights_for_model(path, model) -> dict:
     None, "Dale_out": N×N array when the file is PsychRNN 1.0.0's ±1 kind, else absent}``.
     Raises :class:`WeightsFileError` naming the file when it is of another architecture or size.
     """
-    from .io import classify_weights, read_npz
-
-    arrays = read_npz(path)
-    info = classify_weights(arrays)
     kind = getattr(model, "architecture", "basic")
-    if info["architecture"] != kind:
-        raise WeightsFileError(f"{path} holds {info['architecture'].upper()} weights but the model being built is "
-                               f"{type(model).__name__} ({kind}).")
-    if info["optimizer_slots"]:
-        warnings.warn(f"{path}: ignoring {len(info['optimizer_slots'])} optimizer-state entries "
-                      f"(e.g. {info['optimizer_slots'][0]!r}); minirnn keeps optimizer state out of weights files.",
-                      stacklevel=4)
+    arrays, info = read_weights_file(path, kind, f"{type(model).__name__} ({kind})", required=model.param_names,
+                                     stacklevel=5)
     sizes = {"N_in": model.N_in, "N_rec": model.N_rec, "N_out": model.N_out}
     expected = model.weight_file_shapes() if hasattr(model, "weight_file_shapes") else {
         "W_in": (sizes["N_rec"], sizes["N_in"]), "W_rec": (sizes["N_rec"], sizes["N_rec"]),

@@ -356,6 +356,24 @@ def test_performance_cutoff_stops_early():
 
 
 # ---- saving and loading -----------------------------------------------------------------------
+def test_a_weights_file_missing_parameters_names_them(tmp_path):
+    from minirnn.io import read_npz
+
+    weights = read_npz(Basic(small_params()).save(str(tmp_path / "w")))
+    np.savez(tmp_path / "partial.npz", **{k: v for k, v in weights.items() if k not in ("b_rec", "init_state")})
+    with pytest.raises(WeightsFileError, match=r"has no \['b_rec', 'init_state'\] entries"):
+        Basic(small_params(load_weights_path=str(tmp_path / "partial.npz")))
+
+
+def test_params_that_a_weights_file_overrides_warn(tmp_path):
+    path = Basic(small_params(dale_ratio=0.5)).save(str(tmp_path / "w"))
+    with pytest.warns(UserWarning, match="the file's dale_ratio 0.5 is used, not the given 0.75"):
+        model = Basic(small_params(dale_ratio=0.75, load_weights_path=path))
+    assert model.params["dale_ratio"] == 0.5
+    with pytest.warns(UserWarning, match=r"the given \['W_rec'\] are ignored"):
+        Basic(small_params(W_rec=np.zeros((8, 8)), load_weights_path=path))
+
+
 def test_save_reload_identical_outputs(tmp_path):
     model = Basic(small_params(dtype="float32", dale_ratio=0.5, transfer_function="tanh",
                                tau=np.linspace(50, 150, 8)))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._params import check_dale_ratio
 from ..dynamics import rate
-from ..errors import ParameterError, ShapeError, WeightsFileError
+from ..errors import ParameterError, ShapeError
 from ..nn import losses, noise, regularizers
 from ..nn.constraints import dale_signs, effective_weight_backward
 from ..nn.initializers import GaussianSpectralRadius, WeightInitializer
@@ -127,12 +127,7 @@ class Basic(RNN):
                   "input_connectivity": (N_rec, N_in), "rec_connectivity": (N_rec, N_rec),
                   "output_connectivity": (N_out, N_rec)}
         net = {}
-        if file_info is not None:
-            missing = [name for name in ("b_rec", "b_out", "init_state") if name not in ini]
-            if missing:
-                raise WeightsFileError(f"{p['load_weights_path']} has no {missing} entries; a weights file needs "
-                                       f"W_in, W_rec, W_out, b_rec, b_out and init_state. Keys present: "
-                                       f"{sorted(k for k, v in ini.items() if v is not None)}.")
+        if file_info is not None:  # load_weights_for_model checked that every parameter is there
             for name in ("input_connectivity", "rec_connectivity", "output_connectivity"):
                 if ini.get(name) is None:  # a file without masks: everything connected
                     ini[name] = np.ones(shapes[name])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeError, WeightsFileError, suggest
+from ..errors import ParameterError, ShapeError, suggest
 from .constraints import dale_signs
 
 RAND_INITS = ("glorot_gauss", "glorot_unif", "const_gauss", "const_unif")
@@ -124,24 +124,12 @@ class WeightInitializer:
 
     def _load(self, path, kwargs):
         """``initializations`` from the weights file ``path`` (PsychRNN: ``dict(np.load(path))``)."""
-        import warnings
-
         from .. import io
 
-        arrays = io.read_npz(path)
-        info = io.classify_weights(arrays)
-        if info["architecture"] != "basic":
-            raise WeightsFileError(f"{path} holds {info['architecture'].upper()} weights; a WeightInitializer "
-                                   "describes the rate network (Basic). Load an LSTM with "
-                                   "LSTM(dict(params, load_weights_path=...)).")
-        missing = [k for k in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state") if k not in arrays]
-        if missing:
-            raise WeightsFileError(f"{path} has no {missing} entries; a weights file needs W_in, W_rec, W_out, "
-                                   f"b_rec, b_out and init_state. Keys present: {sorted(arrays)}.")
-        if info["optimizer_slots"]:
-            warnings.warn(f"{path}: ignoring {len(info['optimizer_slots'])} optimizer-state entries "
-                          f"(e.g. {info['optimizer_slots'][0]!r}); minirnn keeps optimizer state out of weights.",
-                          stacklevel=3)
+        arrays, info = io.read_weights_file(path, "basic", "a WeightInitializer (the rate network, Basic)",
+                                            required=("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state"),
+                                            hint=" Load an LSTM with LSTM(dict(params, load_weights_path=...)).",
+                                            stacklevel=4)
         ini = self.initializations = {k: np.asarray(v) for k, v in arrays.items()
                                       if "/" not in k and k != "minirnn" and np.asarray(v).dtype != object}
         self.N_rec, self.N_in = ini["W_in"].shape
