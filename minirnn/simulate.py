@@ -382,7 +382,9 @@ class Simulator:
                         (f"the weights file {weights_path}", file_tf)))
             self.dt = _ms(params["dt"] if params.get("dt") is not None else meta.get("dt"))
         self.weights = {k: v for k, v in dict(weights).items() if "/" not in k}
-        self.model = self._build_model(self.weights, settings, seed)
+        with warnings.catch_warnings():  # PsychRNN's LSTMSimulator too starts every trial from the first row
+            warnings.filterwarnings("ignore", message=".*one initial state per batch row")
+            self.model = self._build_model(self.weights, settings, seed)
         for key in ("N_in", "N_rec", "N_out"):  # a params dict that describes another network
             if params.get(key) is not None and params[key] != getattr(self.model, key):
                 raise ShapeError(f"{owner}: params has {key}={params[key]!r} but the weights have "

@@ -325,6 +325,11 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
         raise ParameterError(f"pack_seeds must be 'auto', True, False or an int >= 1. Got {pack_seeds!r} instead.")
     train_params = dict(train_params or {})
     train_params.setdefault("verbosity", False)
+    packs = pack_seeds is True or (not isinstance(pack_seeds, (bool, str)) and pack_seeds > 1)
+    if train_params.get("curriculum") is not None and packs:
+        raise ParameterError(f"pack_seeds={pack_seeds!r} with a curriculum: the networks of a pack move through the "
+                             "stages together, so a packed run would not be the run trained alone with its seed. "
+                             "Use pack_seeds='auto' (which does not pack curricula) or False.")
     extra = model._extra_params(None)  # the class's own params table (LSTM's); it reads nothing of self
     model_table = dict(MODEL_PARAMS, **extra)
     for key in OWNED_TRAIN_KEYS:

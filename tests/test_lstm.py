@@ -387,3 +387,11 @@ def test_psychrnn_lstm_class_defaults_to_psychrnns_cell(tmp_path):
     assert PsychRNNLSTM(dict(p, load_weights_path=path)).lstm_variant == "standard"
     # PsychRNN-layout gate weights or a PsychRNN file: psychrnn for both classes, as before
     assert LSTM(dict(p, load_weights_path=GOLDEN)).lstm_variant == "psychrnn"
+
+
+@pytest.mark.filterwarnings("ignore:.*optimizer-state")
+def test_per_row_initial_states_of_a_psychrnn_file_warn_that_the_first_row_is_kept():
+    with pytest.warns(UserWarning, match="init_hidden: PsychRNN trained one initial state per batch row"):
+        model = LSTM(small_params(N_rec=6, N_out=2, load_weights_path=GOLDEN))
+    first = mio.read_npz(GOLDEN)["init_hidden"][:1]
+    np.testing.assert_array_equal(model.raw["init_hidden"], first.astype(model.dtype))

@@ -342,6 +342,19 @@ def test_psychrnns_model_attributes_read_the_params():
         model.N_recs
 
 
+def test_a_task_with_another_dt_and_an_unused_learning_rate_warn():
+    from minirnn.nn.optimizers import Adam
+
+    model = Basic(small_params(dt=20))
+    with pytest.warns(UserWarning, match=r"task's dt \(10\) differs from the model's \(20\)"):
+        model.train(small_task(), {"training_iters": 16, "verbosity": False})
+    model = Basic(small_params())
+    with pytest.warns(UserWarning, match=r"'learning_rate'\] \(0.1\) is not used.*its own \(0.01\)"):
+        model.train(small_task(), {"training_iters": 16, "verbosity": False, "learning_rate": 0.1,
+                                   "optimizer": Adam(learning_rate=0.01)})
+    assert model.optimizer.learning_rate == 0.01
+
+
 def test_performance_cutoff_stops_early():
     model = Basic(small_params())
     calls = []

@@ -127,6 +127,16 @@ def test_shape_errors_are_found_at_planning(tmp_path):
     assert not out.exists()
 
 
+def test_packing_a_curriculum_is_refused(tmp_path):
+    from minirnn import Curriculum
+
+    curriculum = Curriculum([make_task(), make_task()], thresholds=[0.5, 0.5])
+    with pytest.raises(ParameterError, match="pack_seeds=True with a curriculum.*'auto'"):
+        sweep({"N_rec": [5]}, SEEDS, make_task(), PARAMS, dict(TRAIN, curriculum=curriculum), str(tmp_path / "s"),
+              scheduler="synchronous", pack_seeds=True)
+    assert not (tmp_path / "s").exists()
+
+
 def test_tau_of_a_task_object_is_the_models_to_sweep(tmp_path):
     """A task only records tau (in its alpha); the model's time constant is the grid's."""
     per_unit = np.linspace(50.0, 150.0, PARAMS["N_rec"])

@@ -185,6 +185,11 @@ class LSTM(RNN):
             shape = (N, N + N_in)
         elif name in ("init_hidden", "init_cell"):
             if a.ndim == 2 and a.shape[1] == N:
+                if a.shape[0] > 1 and not np.all(a == a[:1]):
+                    warnings.warn(f"{name}: PsychRNN trained one initial state per batch row ({a.shape[0]} rows that "
+                                  "differ); minirnn's LSTM has one for every trial and keeps the first row, as "
+                                  "PsychRNN's LSTMSimulator does. Trials of later rows start elsewhere than in "
+                                  "PsychRNN's model.test.", stacklevel=6)
                 a = a[:1]  # PsychRNN's per-batch-row initial state: its first row
             shape = (1, N)
         else:

@@ -177,6 +177,19 @@ def _curriculum_source(model, curriculum, source, resume):
     return curriculum.tasks[min(curriculum.stage, len(curriculum.tasks) - 1)]
 
 
+def _warn_about_dt(model, batches):
+    """Warn when a task's time step differs from the model's (PsychRNN did not check)."""
+    import warnings
+
+    dt = model.params.get("dt")
+    for task in ([batches.task] if batches.task is not None else batches.tasks or []):
+        task_dt = getattr(task, "dt", None)
+        if task_dt is not None and dt is not None and not np.isclose(float(task_dt), float(dt)):
+            warnings.warn(f"The task's dt ({task_dt}) differs from the model's ({dt}): the model steps by its own dt "
+                          "(alpha = dt / tau) through trials built with the task's.", stacklevel=4)
+            return
+
+
 def _check_output_paths(tp):
     """Every file the call will write can be written: checked before the first update, not after the
     last. Missing folders are made (PsychRNN makes those of its weight paths)."""
@@ -197,6 +210,11 @@ def _resolve_optimizer(model, tp, lr_given):
         tp["learning_rate"] = np.asarray(tp["learning_rate"], dtype=np.float64)
     current = model.optimizer
     if isinstance(spec, Optimizer):
+        if lr_given and not np.array_equal(np.asarray(tp["learning_rate"]), np.asarray(spec.learning_rate)):
+            import warnings
+
+            warnings.warn(f"train_params['learning_rate'] ({tp['learning_rate']!r}) is not used: the optimizer object "
+                          f"has its own ({spec.learning_rate!r}), as in PsychRNN.", stacklevel=4)
         return spec
     if current is not None and type(current).__name__.lower() == str(spec).lower():
         # an optimizer the user built keeps its own learning rate unless this call names one
@@ -255,6 +273,7 @@ def train(model, source, train_params=None, *, resume=None):
         if int(tp[key]) < 1:
             raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {tp[key]!r} instead.")
     batches = BatchSource(source, model)
+    _warn_about_dt(model, batches)
     N_batch = batches.batch_size()
     n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
     keep = _fixed_keep_masks(model, tp["fixed_weights"])
