@@ -21,6 +21,7 @@ from minirnn.testing import check_grads
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 GOLDEN = os.path.join(DATA, "psychrnn100_lstm.npz")
+pytestmark = pytest.mark.filterwarnings("ignore:.*one initial state per batch row")  # tested once, below
 GOLDEN_IO = os.path.join(DATA, "psychrnn100_lstm_io.npz")
 GATES = ("f", "i", "c", "o")
 
