@@ -344,3 +344,52 @@ def test_cupy_time_loop_strategy_choice(monkeypatch):
     assert ck.loop_tiling(8, 4300, 1, 8) == (32, 1, 8)  # many trials: 8 per block, still 2 blocks per SM
     monkeypatch.setattr(ck, "STRATEGY", "step-cupy")
     assert ck.choose_strategy(50, 128, 1, np.float32) == "step-cupy"
+
+
+def test_auto_falls_back_to_numpy_loudly_when_numba_is_installed_but_broken(monkeypatch):
+    import minirnn.backends as backends
+
+    def broken():
+        raise OSError("could not load llvmlite's shared library")
+
+    monkeypatch.setattr(backends, "_numba_backend", broken)
+    monkeypatch.setattr(backends, "_fallback_warned", [])
+    with pytest.warns(UserWarning, match="NumPy reference.*OSError: could not load llvmlite"):
+        assert get_backend("auto").name == "numpy"
+    with pytest.raises(OSError, match="llvmlite"):
+        get_backend("numba")  # an explicit request shows the error itself
+
+
+def test_set_num_threads_does_nothing_where_the_numba_backend_cannot_load(monkeypatch):
+    import sys
+
+    import minirnn.backends as backends
+
+    monkeypatch.setitem(sys.modules, "minirnn.backends.numba_kernels", None)  # its import now fails
+    assert backends.set_num_threads(1) is None
+
+
+def test_overlapping_trainings_in_threads_put_blas_back(monkeypatch):
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from minirnn import Basic
+    from minirnn.tasks import PerceptualDiscrimination
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    def train(seed):
+        task = PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, seed=seed)
+        Basic(dict(task.get_task_params(), N_rec=16, seed=seed, backend="numba")).train(
+            task, {"training_iters": 16 * 40, "verbosity": False})  # blas_threads "auto": 1 while training
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        threads = [threading.Thread(target=train, args=(seed,)) for seed in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert blas_threads() == before

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -134,13 +136,13 @@ print(json.dumps({"provider": numba_blas.PROVIDER.name, "value": float(value),
 """
 
 
-def _fused_update_in_a_process(blas):
+def _fused_update_in_a_process(blas, **env):
     import json
     import os
     import subprocess
     import sys
 
-    env = dict(os.environ, MINIRNN_NUMBA_BLAS=blas)
+    env = dict(os.environ, MINIRNN_NUMBA_BLAS=blas, **env)
     done = subprocess.run([sys.executable, "-c", _FUSED_UPDATE], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -156,3 +158,50 @@ def test_fused_update_through_the_fallback_equals_the_default():
     np.testing.assert_allclose(fallback["value"], default["value"], rtol=1e-13)
     for name, g in default["grads"].items():
         np.testing.assert_allclose(fallback["grads"][name], g, rtol=1e-11, atol=1e-13, err_msg=name)
+
+
+def test_kernels_run_as_python_under_numba_disable_jit():
+    """NUMBA_DISABLE_JIT=1 (coverage runs, debugging) runs the kernels as Python: the products must
+    still be computed (a call of the BLAS symbol from Python computes nothing)."""
+    as_python = _fused_update_in_a_process("auto", NUMBA_DISABLE_JIT="1")
+    default = _fused_update_in_a_process("auto")
+    np.testing.assert_allclose(as_python["value"], default["value"], rtol=1e-12)
+    for name, g in default["grads"].items():
+        np.testing.assert_allclose(as_python["grads"][name], g, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_no_cache_location_compiles_without_cache_and_says_so(monkeypatch):
+    from minirnn.backends import numba_math
+
+    def refusing(**options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available for file '/ro/f.py'")
+        return lambda fn: fn
+
+    monkeypatch.setattr(numba_math, "_warned_no_cache", [])
+    with pytest.warns(UserWarning, match="NUMBA_CACHE_DIR"):
+        assert numba_math.cached(refusing, {"cache": True}, len) is len
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
+        numba_math.cached(refusing, {"cache": True}, len)
+
+
+def test_cached_kernels_are_dropped_when_a_module_they_inline_changes(tmp_path, monkeypatch):
+    """Numba checks only a kernel's own file; minirnn also hashes the files whose code it inlines."""
+    import importlib
+
+    from minirnn.backends.numba_math import flush_if_sources_changed
+
+    (tmp_path / "helper.py").write_text("SCALE = 2.0\n")
+    (tmp_path / "kernels_mod.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef double(x):\n    return 2.0 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("kernels_mod")
+    assert module.double(3.0) == 6.0  # compiled and cached
+    sources = [str(tmp_path / "helper.py")]
+    assert flush_if_sources_changed(vars(module), sources)  # no stamp yet: flushed, stamp written
+    assert not flush_if_sources_changed(vars(module), sources)
+    (tmp_path / "helper.py").write_text("SCALE = 3.0\n")
+    assert flush_if_sources_changed(vars(module), sources)
+    stamp = os.path.join(module.double._cache.cache_path, "kernels_mod.sources.sha256")
+    assert open(stamp).read() == __import__("hashlib").sha256(b"SCALE = 3.0\n").hexdigest()

@@ -85,7 +85,8 @@ def get_backend(name: str = "auto") -> Backend:
         if numba_available():
             try:
                 return _numba_backend()
-            except ImportError:
+            except Exception as exc:  # noqa: BLE001 (an installed but broken numba / llvmlite: fall back, loudly)
+                _warn_fallback(exc)
                 return NUMPY
         return NUMPY
     if name == "numba":
@@ -102,6 +103,19 @@ def get_backend(name: str = "auto") -> Backend:
     return _cupy_backend()
 
 
+_fallback_warned = []
+
+
+def _warn_fallback(exc):
+    if not _fallback_warned:
+        import warnings
+
+        _fallback_warned.append(True)
+        warnings.warn(f"backend='auto' runs the NumPy reference (about 3x slower): Numba is installed but its "
+                      f"backend did not load ({type(exc).__name__}: {exc}). backend='numba' shows the full error.",
+                      stacklevel=4)
+
+
 def set_num_threads(n):
     """Threads the numba kernels use (``None``: ``MINIRNN_NUM_THREADS``, else every usable core);
     returns the previous setting, to restore later.
@@ -110,7 +124,9 @@ def set_num_threads(n):
     A sweep that runs one worker process per core should set 1. Without Numba this does nothing.
     """
     if numba_available():
-        from . import numba_kernels
-
+        try:
+            from . import numba_kernels
+        except Exception:  # noqa: BLE001 (numba installed but unusable: the NumPy backend has no threads to set)
+            return None
         return numba_kernels.set_num_threads(n)
     return None

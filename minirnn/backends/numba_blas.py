@@ -21,10 +21,11 @@ import os
 from contextlib import contextmanager
 
 import llvmlite.binding as llvm
+import numba
 import numpy as np
 from numba import carray, cfunc, types
 
-from .numba_math import njit
+from .numba_math import cached, njit
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
@@ -60,6 +61,16 @@ def gemm(trans_a, trans_b, a, b, c, accumulate=False):
                np.float64(beta), c.ctypes.data, ldc)
 
 
+if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels run as Python, where a call of an
+    def gemm(trans_a, trans_b, a, b, c, accumulate=False):  # ExternalFunction computes nothing
+        """:func:`gemm` by NumPy, for kernels run as plain Python (coverage runs, debugging)."""
+        product = (a.T if trans_a else a) @ (b.T if trans_b else b)
+        if accumulate:
+            c += product
+        else:
+            c[...] = product
+
+
 # ------------------------------------------------------------------ where the symbols point
 
 
@@ -88,7 +99,6 @@ def _numpy_openblas():
 def _fallback(real, dtype):
     """The cblas interface above (alpha 1, beta 0 or 1, as :func:`gemm` calls it) by Numba's ``np.dot``."""
 
-    @cfunc(_signature(real), cache=True)
     def gemm_by_dot(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         rows_a, cols_a = (k, m) if ta == TRANS else (m, k)
         rows_b, cols_b = (n, k) if tb == TRANS else (k, n)
@@ -115,7 +125,7 @@ def _fallback(real, dtype):
         else:
             C[:, :n] += product
 
-    return gemm_by_dot
+    return cached(cfunc, {"sig": _signature(real), "cache": True}, gemm_by_dot)
 
 
 class _Provider:

@@ -41,7 +41,7 @@ import numpy as np
 from ..dynamics import rate
 from ..nn import noise as nn_noise
 from .numba_blas import PROVIDER, gemm, one_blas_thread
-from .numba_math import _sigmoid, _softplus, _tanh, njit
+from .numba_math import _sigmoid, _softplus, _tanh, flush_if_sources_changed, njit
 
 
 # Largest N_rec run by the whole-loop kernel (a one-thread product inside @njit); above it, NumPy matmul
@@ -731,3 +731,9 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
 KERNELS = {"rate_forward": rate_forward, "rate_backward": rate_backward, "gaussian_noise": gaussian_noise}
 if PROVIDER.name != "none":  # the fused update's products need a BLAS reachable from compiled code
     KERNELS["rate_loss_and_grads"] = rate_loss_and_grads
+
+# Numba re-validates a cached kernel against this file only; the helpers it inlines and the noise
+# constants it captured live in these files too.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+flush_if_sources_changed(globals(), [os.path.join(_HERE, name) for name in ("numba_math.py", "numba_blas.py")]
+                         + [os.path.abspath(nn_noise.__file__)])

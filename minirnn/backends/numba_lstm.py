@@ -26,12 +26,14 @@ structure at every ``N`` (measured: ``benchmarks/bench_lstm.py``, one BLAS threa
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..dynamics import lstm as reference
 from .numba_blas import PROVIDER, gemm, one_blas_thread
 from .numba_kernels import _KERNEL_DTYPES, RELU, SIGMOID, SOFTPLUS, TANH, _flat
-from .numba_math import _sigmoid, _softplus, _tanh, njit
+from .numba_math import _sigmoid, _softplus, _tanh, flush_if_sources_changed, njit
 
 # Without a BLAS for compiled code (numba_blas) the kernels cannot link.
 HAVE_BLAS = PROVIDER.name != "none"
@@ -187,3 +189,8 @@ def lstm_backward(W_h, H, C, G, h0, c0, dH, cell_act):
 
 
 KERNELS = {"lstm_forward": lstm_forward, "lstm_backward": lstm_backward}
+
+# Numba re-validates a cached kernel against this file only (see numba_kernels.py's last lines).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+flush_if_sources_changed(globals(), [os.path.join(_HERE, name) for name in ("numba_math.py", "numba_blas.py",
+                                                                            "numba_kernels.py")])

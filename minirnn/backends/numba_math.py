@@ -24,14 +24,65 @@ def njit(**options):
     ``NUMBA_CACHE_DIR``; with none writable ``cache=True`` raises at import, which would make the
     backend unusable rather than just slower to start.
     """
+    return lambda fn: cached(_numba_njit, options, fn)
 
-    def decorate(fn):
-        try:
-            return _numba_njit(**options)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return _numba_njit(**{k: v for k, v in options.items() if k != "cache"})(fn)
 
-    return decorate
+def cached(decorator, options, fn):
+    """``decorator(**options)(fn)``; without ``cache`` (and one warning) where Numba has nowhere to cache."""
+    try:
+        return decorator(**options)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        _warn_no_cache()
+        return decorator(**{k: v for k, v in options.items() if k != "cache"})(fn)
+
+
+_warned_no_cache = []
+
+
+def _warn_no_cache():
+    if not _warned_no_cache:
+        import warnings
+
+        _warned_no_cache.append(True)
+        warnings.warn("Numba has no writable folder to cache minirnn's compiled kernels in (the package folder and "
+                      "~/.cache/numba are read-only), so every process compiles them again (about 20 s). Set "
+                      "NUMBA_CACHE_DIR to a writable folder to keep them.", stacklevel=4)
+
+
+def flush_if_sources_changed(namespace: dict, sources) -> bool:
+    """Drop the cached machine code of the jitted functions in ``namespace`` when a file in ``sources``
+    changed since it was cached; returns True when it did.
+
+    Numba checks only the file that defines a cached function, not the modules whose functions it
+    inlines (numba issue #1833): after an edit of this file or of ``nn/noise.py``'s constants the
+    kernels would run their old code. A hash of ``sources`` is kept beside the cache.
+    """
+    import hashlib
+    import os
+
+    from numba.core.registry import CPUDispatcher
+
+    dispatchers = [f for f in namespace.values() if isinstance(f, CPUDispatcher)]
+    folder = next((getattr(f._cache, "cache_path", None) for f in dispatchers), None)
+    if folder is None:
+        return False
+    digest = hashlib.sha256(b"".join(open(path, "rb").read() for path in sorted(sources))).hexdigest()
+    stamp = os.path.join(folder, f"{namespace['__name__'].rpartition('.')[2]}.sources.sha256")
+    try:
+        with open(stamp) as fh:
+            if fh.read().strip() == digest:
+                return False
+    except OSError:
+        pass
+    for f in dispatchers:
+        f._cache.flush()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(stamp, "w") as fh:
+            fh.write(digest)
+    except OSError:  # a read-only cache: it is flushed each time, which is correct, only slower
+        pass
+    return True
 
 
 # x = n ln2 + r with

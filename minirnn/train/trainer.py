@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 
 import numpy as np
@@ -397,7 +398,7 @@ SINGLE_THREAD_MAX_N = 128
 def _limit_blas_threads(model, setting):
     """Apply ``train_params["blas_threads"]`` ("auto", an int >= 1, or 0: leave BLAS alone) for the loop.
 
-    Returns a threadpoolctl limiter to restore afterwards, or None.
+    Returns a limiter to restore afterwards (``restore_original_limits()``), or None.
     """
     if setting is None or setting == 0 or model.backend.name == "cupy":
         return None
@@ -408,11 +409,33 @@ def _limit_blas_threads(model, setting):
     if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or setting < 1:
         raise ParameterError(f"The 'blas_threads' training parameter must be 'auto', a positive int, or 0 (leave BLAS alone). "
                              f"Got {setting!r} instead.")
-    from threadpoolctl import threadpool_limits
-
     if model.backend.name == "numba":
         import scipy.linalg  # noqa: F401  (load SciPy's BLAS, the kernels' fallback, so that it is limited too)
-    return threadpool_limits(limits=int(setting), user_api="blas")
+    return _SharedBlasLimit(int(setting))
+
+
+class _SharedBlasLimit:
+    """threadpoolctl's process-wide BLAS limit, shared by train() calls that overlap in threads: the
+    first one in sets it (later ones run under it), the last one out puts the original back."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _limiter = None
+
+    def __init__(self, threads):
+        from threadpoolctl import threadpool_limits
+
+        with self._lock:
+            if _SharedBlasLimit._users == 0:
+                _SharedBlasLimit._limiter = threadpool_limits(limits=threads, user_api="blas")
+            _SharedBlasLimit._users += 1
+
+    def restore_original_limits(self):
+        with self._lock:
+            _SharedBlasLimit._users -= 1
+            if _SharedBlasLimit._users == 0:
+                _SharedBlasLimit._limiter.restore_original_limits()
+                _SharedBlasLimit._limiter = None
 
 
 def say(text):
