@@ -377,35 +377,53 @@ def fresh_trials(task, n_trials: int, seed: int):
     return x, y, mask, trial_params
 
 
-def psychometric_table(outputs, mask, trial_params):
-    """Fraction choosing channel 0 per signed coherence (+ when channel 0 is the correct one), or None."""
+PSYCHOMETRIC_CONVENTION = ("x = signed coherence, + when channel 1 is the correct choice; y = P(choice 1); "
+                           "logistic fit with free lapses: minirnn.analysis.psychometric_from_batch's defaults")
+
+
+def psychometric_table(outputs, mask, trial_params, *, return_fit=False):
+    """P(choice 1) per signed coherence (+ when channel 1 is correct) and its psychometric fit, or None.
+
+    The numbers are :func:`minirnn.analysis.psychometric_from_batch`'s with its defaults
+    (``positive=1``, logistic, free lapses, Hessian intervals), so the command line and the Python
+    API give a lab the same fit. Outputs with NaN or inf where the mask counts give
+    ``{"error": ...}`` instead of a table (no choice can be read from them). A fit whose data do not
+    determine some parameters says so (``fit["undetermined"]``, ``fit["problem"]``) and has no
+    numbers for them. With ``return_fit``, returns ``(table, PsychometricFit or None)``.
+    """
+    import warnings
+
+    from .analysis.psychometric import (
+        PsychometricWarning,
+        choice_probability,
+        choices_from_outputs,
+        fit_psychometric,
+        signed_coherence,
+    )
+
     if not trial_params or not all(isinstance(t, dict) and "coherence" in t and "direction" in t
                                    for t in trial_params[:1]):
-        return None
-    coherence = np.array([float(t["coherence"]) for t in trial_params])
-    direction = np.array([int(t["direction"]) for t in trial_params])
-    signed = np.where(direction == 0, coherence, -coherence)
+        return (None, None) if return_fit else None
     try:
-        from .analysis.psychometric import choice_probability, choices_from_outputs
-
-        choice0 = choices_from_outputs(outputs, mask) == 0
-        levels, p, n = choice_probability(signed, choice0)
-    except ImportError:  # pragma: no cover - the analysis module is optional here
-        choice = np.argmax((outputs * mask).mean(axis=1), axis=1)
-        levels, inverse = np.unique(signed, return_inverse=True)
-        n = np.bincount(inverse)
-        p = np.bincount(inverse, weights=(choice == 0)) / n
-    table = {"signed_coherence": levels.tolist(), "p_choice_0": p.tolist(), "n": np.asarray(n).tolist(),
-             "signed_coherence_values": signed}
-    try:  # a fitted curve when the analysis module has it: bias mu and slope sigma (Wichmann & Hill)
-        from .analysis.psychometric import fit_psychometric
-
-        fit = fit_psychometric(levels, np.rint(np.asarray(p) * np.asarray(n)), np.asarray(n), lapses="symmetric",
-                               ci=None)
-        table["fit"] = {k: float(v) for k, v in fit.params.items()}
-    except Exception as exc:  # noqa: BLE001 - a fit that fails (all-or-none data) leaves the table
-        table["fit_error"] = f"{type(exc).__name__}: {exc}"
-    return table
+        choice1 = choices_from_outputs(outputs, mask) == 1
+    except NonFiniteError as exc:
+        table = {"error": f"no psychometric table: {exc}"}
+        return (table, None) if return_fit else table
+    signed = signed_coherence(trial_params, positive=1)
+    levels, p, n = choice_probability(signed, choice1)
+    table = {"convention": PSYCHOMETRIC_CONVENTION, "signed_coherence": levels.tolist(),
+             "p_choice_1": p.tolist(), "n": np.asarray(n).tolist()}
+    with warnings.catch_warnings():  # the fit's own record (undetermined, problem) says it, once, below
+        warnings.simplefilter("ignore", PsychometricWarning)
+        fit = fit_psychometric(signed, choice1)  # = psychometric_from_batch(outputs, mask, trial_params)
+    table["fit"] = {
+        "kind": fit.kind, "lapses": "free", "level": fit.level, "ci_method": fit.ci_method,
+        "params": {k: (None if k in fit.undetermined else float(v)) for k, v in fit.params.items()},
+        "ci": {k: (None if k in fit.undetermined else [float(a) for a in v]) for k, v in fit.ci.items()},
+        "se": {k: (None if k in fit.undetermined else float(v)) for k, v in fit.se.items()},
+        "undetermined": list(fit.undetermined), "problem": fit.problem,
+    }
+    return (table, fit) if return_fit else table
 
 
 def run_status_note(run_dir, record, verb="evaluate") -> str | None:
@@ -458,7 +476,6 @@ def evaluate_run(run_dir, n_trials=1024, seed=None) -> dict:
     if note:
         result["warning"] = note
     if table is not None:
-        table.pop("signed_coherence_values")
         result["psychometric"] = table
     return result
 
@@ -477,15 +494,39 @@ def cmd_evaluate(args) -> int:
     _print(f"accuracy  {'n/a (the task has no accuracy_function)' if result['accuracy'] is None else format(result['accuracy'], '.4f')}")
     table = result.get("psychometric")
     if table:
-        _print("psychometric: fraction choosing channel 0 by signed coherence (+: channel 0 correct)")
-        _print(f"  {'coherence':>10} {'P(choice 0)':>12} {'trials':>7}")
-        for c, p, n in zip(table["signed_coherence"], table["p_choice_0"], table["n"]):
-            _print(f"  {c:>+10.3f} {p:>12.3f} {n:>7d}")
-        if "fit" in table:
-            f = table["fit"]
-            _print(f"  logistic fit: mu (bias) {f['mu']:+.4f}, sigma (slope) {f['sigma']:.4f}, "
-                   f"lapse {f['lambda']:.3f}")
+        for line in psychometric_lines(table):
+            _print(line)
     return 0
+
+
+PARAM_LABELS = {"mu": "mu (bias)", "sigma": "sigma (slope)", "gamma": "gamma (guess)", "lambda": "lambda (lapse)"}
+
+
+def psychometric_lines(table) -> list:
+    """The text ``minirnn evaluate`` prints for a psychometric table."""
+    if "error" in table:
+        return [f"psychometric: {table['error']}"]
+    lines = [("psychometric: P(choice 1) by signed coherence (+: channel 1 is the correct choice; "
+              "as minirnn.analysis.psychometric_from_batch)"),
+             f"  {'coherence':>10} {'P(choice 1)':>12} {'trials':>7}"]
+    for c, p, n in zip(table["signed_coherence"], table["p_choice_1"], table["n"]):
+        lines.append(f"  {c:>+10.3f} {p:>12.3f} {n:>7d}")
+    fit = table["fit"]
+    undetermined = fit["undetermined"]
+    if len(undetermined) == len(PARAM_LABELS):
+        lines.append(f"  no psychometric fit: these trials do not determine it: {fit['problem']}.")
+        return lines
+    lines.append(f"  {fit['kind']} fit, {fit['lapses']} lapses, {fit['level']:.0%} CI ({fit['ci_method']}):")
+    for name, label in PARAM_LABELS.items():
+        if name in undetermined:
+            lines.append(f"    {label:<15} not determined by these trials")
+            continue
+        value, (lo, hi) = fit["params"][name], fit["ci"][name]
+        sign = "+" if name == "mu" else ""
+        lines.append(f"    {label:<15} {value:{sign}.4f}  [{lo:{sign}.4f}, {hi:{sign}.4f}]")
+    if undetermined:
+        lines.append(f"  note: {', '.join(undetermined)} not determined: {fit['problem']}.")
+    return lines
 
 
 # ============================================================================ plot
@@ -520,18 +561,25 @@ def cmd_plot(args) -> int:
     outputs, _ = model.test(x)
     figures = {}
     if "plot_training" in available and record["history"]["loss"]:
-        perf = record["history"].get("performance") or []
-        accuracy = [float(np.mean(p[1])) for p in perf] if perf else None
-        figures["training"] = plotting.plot_training(record["history"]["loss"], accuracy,
-                                                     iterations=record["history"]["update"])
+        # losses at their updates, accuracy where it was measured, a line where each curriculum stage began
+        history = dict(record["history"], stages=record.get("curriculum_stages") or [])
+        figures["training"] = plotting.plot_training(history=history)
     if "plot_trial" in available:
         figures["trial"] = plotting.plot_trial(x, y, outputs, mask, trial=0, dt=task.dt, title=record["task"]["class"])
     if "plot_weights" in available:
         figures["weights"] = plotting.plot_weights(model.get_weights())
-    table = psychometric_table(outputs, mask, trial_params)
+    table, fit = psychometric_table(outputs, mask, trial_params, return_fit=True)
     if "plot_psychometric" in available and table is not None:
-        figures["psychometric"] = plotting.plot_psychometric(x=table["signed_coherence"], p=table["p_choice_0"],
-                                                             n=table["n"])
+        if "error" in table:
+            _print(f"note: {table['error']}; the psychometric figure was skipped.", file=sys.stderr)
+        else:
+            labels = {"xlabel": "signed coherence (+: channel 1 correct)", "ylabel": "P(choice 1)"}
+            if fit.identifiable:  # the data and the fitted curve, as evaluate reports them
+                figures["psychometric"] = plotting.plot_psychometric(fit, **labels)
+            else:  # the data points alone: a curve the trials do not determine would read as a result
+                _print(f"note: psychometric figure without a fitted curve: {fit.problem}.", file=sys.stderr)
+                figures["psychometric"] = plotting.plot_psychometric(
+                    x=table["signed_coherence"], p=table["p_choice_1"], n=table["n"], **labels)
     import matplotlib.pyplot as plt
 
     for name, fig in figures.items():

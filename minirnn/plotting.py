@@ -11,8 +11,13 @@
 matplotlib is imported inside the functions (it is optional at import time). Every function
 takes ``ax=None`` (a new figure is made) or the axes to draw on, and returns the figure; nothing
 calls ``show()``, so the functions work under the Agg backend and in notebooks alike.
-Time axes are in ms when ``dt`` is given (step ``k`` is drawn at ``t = (k + 1) dt``, the time of
-``states[:, k]``), in steps otherwise.
+Time axes are in ms when ``dt`` is given, in steps otherwise. Index ``k`` of every array is drawn at
+``t = k dt`` (DESIGN.md §3: step ``k`` happens at trial time ``k dt``): the input ``u_k`` and the
+target ``y_k`` of step ``k``, and what that step produces, ``states[:, k] = x_{k+1}`` and
+``outputs[:, k] = z_k`` (the output compared with ``y_k``). This is the time
+:class:`minirnn.simulate.Perturbation` windows select by, so ``silence(units, 200, 600)`` appears as
+zero rates from 200 ms to the last sample before 600 ms, and a stimulus that starts at ``onset_time``
+appears there.
 """
 from __future__ import annotations
 
@@ -104,7 +109,8 @@ def _pick_trial(a, trial, name):
 
 
 def _time(T, dt):
-    return (np.arange(T) + 1) * dt if dt is not None else np.arange(T)
+    """Times of indices ``0 ... T-1``: ``k dt`` (ms) with ``dt``, else the step ``k`` (see the module notes)."""
+    return np.arange(T) * dt if dt is not None else np.arange(T)
 
 
 # ----------------------------------------------------------------------------- Fig. 2A: one trial
@@ -175,7 +181,8 @@ def _shade(ax, t, off, dt):
 # ----------------------------------------------------------------------------- Fig. 2B: psychometric
 
 
-def plot_psychometric(fit=None, *, x=None, p=None, n=None, ax=None, color="k", label=None, show_ci=False):
+def plot_psychometric(fit=None, *, x=None, p=None, n=None, ax=None, color="k", label=None, show_ci=False,
+                      ylabel=None, xlabel="signed coherence"):
     """Choice probability (points, binomial standard error) and the fitted curve.
 
     Parameters
@@ -183,6 +190,9 @@ def plot_psychometric(fit=None, *, x=None, p=None, n=None, ax=None, color="k", l
     fit : PsychometricFit, optional   draws its data and its curve
     x, p, n : arrays, optional        data points instead of (or besides) a fit's
     show_ci : bool                    draw the fitted threshold ``mu`` with its confidence interval
+    ylabel : str, optional            what ``p`` is; default ``"P(choice 1)"`` (``"P(choice c)"`` for a fit
+        with a ``positive`` attribute ``c``). Say so when plotting another choice (``"P(choice 0)"``).
+    xlabel : str                      the stimulus axis
     """
     if fit is None and x is None:
         raise ParameterError("plot_psychometric needs a PsychometricFit or data points x=, p=.")
@@ -193,7 +203,9 @@ def plot_psychometric(fit=None, *, x=None, p=None, n=None, ax=None, color="k", l
     p = np.asarray(p, dtype=float)
     yerr = None if n is None else np.sqrt(p * (1 - p) / np.maximum(np.asarray(n, float), 1))
     a.errorbar(x, p, yerr=yerr, fmt="o", color=color, ms=5, capsize=2, label=label or "data")
-    if fit is not None:
+    if fit is not None and {"mu", "sigma"} & set(getattr(fit, "undetermined", ())):  # trials do not fix the curve
+        a.set_title(f"no fit drawn: {fit.problem}", fontsize="small", wrap=True)
+    elif fit is not None:
         xx = np.linspace(x.min(), x.max(), 300)
         pr = fit.params
         a.plot(xx, fit.predict(xx), color=color, lw=2,
@@ -203,8 +215,8 @@ def plot_psychometric(fit=None, *, x=None, p=None, n=None, ax=None, color="k", l
             a.axvspan(*fit.ci["mu"], color=color, alpha=0.15, lw=0)
     a.axhline(0.5, color="0.7", lw=0.8, ls=":")
     a.set_ylim(-0.02, 1.02)
-    a.set_xlabel("signed coherence")
-    a.set_ylabel("P(choice 1)")
+    a.set_xlabel(xlabel)
+    a.set_ylabel(ylabel if ylabel is not None else f"P(choice {getattr(fit, 'positive', 1)})")
     a.legend(loc="upper left", fontsize="small", frameon=False)
     return fig
 
@@ -222,7 +234,15 @@ def plot_unit_traces(data, conditions, units=(0, 1, 2), *, correct=None, dt=None
     from .analysis.pca import condition_average
 
     plt = _plt()
-    units = list(np.atleast_1d(units))
+    shape = np.shape(data)
+    if len(shape) != 3:
+        raise ShapeError(f"data has shape {shape}; it must be one network's (N_batch, N_steps, N) "
+                         "(for an ensemble's states pick network k: states[k]).")
+    u = np.atleast_1d(np.asarray(units))
+    if u.ndim != 1 or u.size == 0 or u.dtype.kind not in "iu" or np.any(u < 0) or np.any(u >= shape[-1]):
+        raise ParameterError(f"The 'units' parameter of plot_unit_traces must be one or more ints in "
+                             f"[0, {shape[-1]}) (data has N={shape[-1]} units). Got {units!r} instead.")
+    units = [int(v) for v in u]
     labels, means, counts = condition_average(data, conditions, correct)
     fig, axs = _axes(ax, len(units)) if ax is not None else _axes(
         None, nrows=1, ncols=len(units), figsize=(3.2 * len(units), 3), squeeze=False, sharey=False,
@@ -256,9 +276,10 @@ def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=No
     trajectories : (C, T, N)   e.g. condition averages of the states
     pca : PCA, optional        axes to project on (default: fitted on ``trajectories``)
     fixed_points : FixedPoints or (n, N) array, optional
-        Drawn as filled black dots (stable) and open circles (unstable).
+        A FixedPoints is drawn as filled black dots (stable) and open circles (unstable); a plain
+        array, whose stability is unknown, as black crosses labelled "fixed point".
     labels : (C,) optional     legend entries
-    n_dims : 2 or 3
+    n_dims : 2 or 3            needs a ``pca`` with at least ``n_dims`` components
     """
     from .analysis.pca import pca as fit_pca
 
@@ -270,7 +291,21 @@ def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=No
         X = X[None]
     if X.ndim != 3:
         raise ShapeError(f"trajectories has shape {X.shape}; it must be (C, T, N) or (T, N).")
-    p = pca if pca is not None else fit_pca(X, n_components=min(n_dims, X.shape[-1]))
+    if pca is None and X.shape[-1] < n_dims:
+        raise ShapeError(f"trajectories have N={X.shape[-1]} dimension(s); n_dims={n_dims} needs at least {n_dims}.")
+    if pca is not None and getattr(pca, "n_components", n_dims) < n_dims:
+        raise ParameterError(f"pca has {pca.n_components} component(s) but n_dims={n_dims} axes are drawn; fit it "
+                             f"with pca(data, n_components={n_dims}) or more"
+                             f"{' (or pass n_dims=2)' if pca.n_components >= 2 else ''}.")
+    p = pca if pca is not None else fit_pca(X, n_components=n_dims)
+    if fixed_points is not None:
+        xs = np.asarray(getattr(fixed_points, "xstar", fixed_points), dtype=float)
+        if xs.ndim == 1:
+            xs = xs[None]
+        if xs.ndim != 2 or xs.shape[-1] != X.shape[-1]:
+            raise ShapeError(f"fixed_points has shape {xs.shape}; it must be FixedPoints or (n, N) with "
+                             f"N={X.shape[-1]}, the trajectories' dimension.")
+        stable = getattr(fixed_points, "stable", None)  # None: a plain array, stability never computed
     Z = p.transform(X, n_dims)  # (C, T, k)
     if ax is None:
         fig = plt.figure(figsize=(5, 4.5))
@@ -282,10 +317,12 @@ def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=No
         lab = None if labels is None else _fmt(labels[c])
         a.plot(*Z[c].T, color=colors[c], lw=1.5, label=lab)
         a.scatter(*Z[c, :1].T, color=colors[c], marker="^", s=25)  # start
-    if fixed_points is not None:
-        xs = getattr(fixed_points, "xstar", fixed_points)
-        stable = getattr(fixed_points, "stable", np.ones(len(xs), bool))
-        F = p.transform(np.asarray(xs, dtype=float), n_dims)
+    if fixed_points is not None and stable is None:
+        F = p.transform(xs, n_dims)
+        a.scatter(*F.T, s=50, c="k", marker="x", zorder=5, label="fixed point (stability not computed)")
+    elif fixed_points is not None:
+        stable = np.asarray(stable, dtype=bool)
+        F = p.transform(xs, n_dims)
         if np.any(stable):
             a.scatter(*F[stable].T, s=50, c="k", marker="o", zorder=5, label="stable fixed point")
         if np.any(~stable):
@@ -304,46 +341,88 @@ def plot_pc_trajectories(trajectories, *, pca=None, fixed_points=None, labels=No
 # ----------------------------------------------------------------------------- Fig. 4: weights
 
 
-def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_rec", "W_out")):
-    """Heat maps of ``W_in``, ``W_rec``, ``W_out``; masked-out entries blank (NaN in the image,
-    transparent over a light-grey background, so an absent connection differs from a zero weight).
+_RATE_PANELS = ("W_in", "W_rec", "W_out")
+_LSTM_PANELS = ("W_f", "W_i", "W_c", "W_o", "W_out")
 
-    With Dale's principle (``dale_ratio`` not None, or a ``Dale_rec`` with negative entries, or
-    ``signs`` given) the columns of presynaptic excitatory units are drawn in reds and inhibitory
-    ones in blues (intensity = |weight|). Otherwise a diverging map (blue < 0 < red).
+
+def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=None):
+    """Heat maps of a network's weight matrices, ``(post, pre)``; masked-out entries blank (NaN in the
+    image, transparent over a light-grey background, so an absent connection differs from a zero weight).
+
+    A rate network (:class:`minirnn.Basic`) shows ``W_in``, ``W_rec``, ``W_out``. With Dale's principle
+    (``dale_ratio`` not None, or a ``Dale_rec`` with negative entries, or ``signs`` given) the columns
+    of presynaptic excitatory units are drawn in reds and inhibitory ones in blues (intensity =
+    |weight|). Otherwise a diverging map (blue < 0 < red).
+
+    An LSTM (its model, or a dict with the gate keys ``W_f ... W_o``) shows the four gate matrices
+    ``W_f, W_i, W_c, W_o`` as ``(N_rec, N_rec + N_in)``, hidden columns then input columns (a dotted
+    line between them), and ``W_out``: its ``W_in``/``W_rec`` entries are PsychRNN's all-zero
+    placeholders and asking for them is an error.
 
     Parameters
     ----------
-    weights : dict as ``model.get_weights()`` returns, or a model
+    weights : dict as ``model.get_weights()`` returns, or a model (one network: for an ensemble
+        pass ``model.network(k)``)
     signs : (N_rec,) +1/-1, optional   E/I label of each recurrent unit
-    ax : None or 3 axes (one per matrix in ``names``)
+    names : the matrices to draw (default: those above)
+    ax : None or one axes per matrix in ``names``
     """
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
+    from .simulate import lstm_weights_evidence
+
+    if getattr(weights, "lead", ()):
+        raise ShapeError(f"plot_weights draws one network; this model is an ensemble of {weights.lead} networks. "
+                         "Pass model.network(k).")
     w = weights.get_weights() if hasattr(weights, "get_weights") else weights
-    mask_key = {"W_in": "input_connectivity", "W_rec": "rec_connectivity", "W_out": "output_connectivity"}
-    s = _signs(w, signs)
+    if not hasattr(w, "keys"):
+        raise ParameterError(f"plot_weights takes a model or a dict of weights (as get_weights() returns). "
+                             f"Got {type(weights).__name__} instead.")
+    lstm = lstm_weights_evidence(w) is not None
+    if names is None:
+        names = _LSTM_PANELS if lstm else _RATE_PANELS
+    names = [names] if isinstance(names, str) else list(names)
+    if lstm and {"W_in", "W_rec"} & set(names):
+        raise ParameterError(f"plot_weights: these are an LSTM's weights ({lstm_weights_evidence(w)}); its W_in and "
+                             f"W_rec are PsychRNN's all-zero placeholders, not its weights. Draw the gates: "
+                             f"names={_LSTM_PANELS} (the default for an LSTM).")
+    missing = [nm for nm in names if nm not in w]
+    if missing and len(missing) == len(names):
+        raise ParameterError(f"plot_weights: none of {names} is in the weights; keys present: {sorted(w)}.")
     names = [nm for nm in names if nm in w]
-    if ax is None and names == ["W_in", "W_rec", "W_out"]:
+    mats, masks = _panels(w, names, lstm)
+    s = _signs(w, signs)
+    if s is not None and signs is not None:
+        N_rec = mats["W_out"].shape[1] if "W_out" in mats else next(iter(mats.values())).shape[0]
+        if s.size != N_rec:
+            raise ShapeError(f"signs has {s.size} entries; it must have one per recurrent unit, N_rec={N_rec}.")
+    if ax is None and names == list(_RATE_PANELS):
         # W_in | W_rec side by side (rows = the same postsynaptic units), W_out under W_rec (same columns)
-        N_in, N_rec, N_out = np.shape(w["W_in"])[1], np.shape(w["W_rec"])[0], np.shape(w["W_out"])[0]
+        N_in, N_rec, N_out = mats["W_in"].shape[1], mats["W_rec"].shape[0], mats["W_out"].shape[0]
         width = float(np.clip(3 + 0.13 * (N_in + N_rec + 8), 6, 14))
         height = float(np.clip(width * (N_rec + N_out + 6) / (N_in + N_rec + 8), 4, 12))
         fig = plt.figure(figsize=(width, height), layout="constrained")
         grid = fig.add_gridspec(2, 2, width_ratios=[N_in + 4, N_rec + 4], height_ratios=[N_rec + 2, N_out + 4])
         axs = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1])]
+    elif ax is None and lstm and names == list(_LSTM_PANELS):
+        # the four gates in a 2 x 2 grid, W_out under them
+        N_rec, n_cols = mats["W_out"].shape[1], mats["W_f"].shape[1]
+        width = float(np.clip(3 + 0.26 * (n_cols + 6), 6, 14))
+        height = float(np.clip(width * (2 * N_rec + mats["W_out"].shape[0] + 12) / (2 * n_cols + 12), 5, 14))
+        fig = plt.figure(figsize=(width, height), layout="constrained")
+        grid = fig.add_gridspec(3, 2, height_ratios=[N_rec + 4, N_rec + 4, mats["W_out"].shape[0] + 5])
+        axs = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 0]),
+               fig.add_subplot(grid[1, 1]), fig.add_subplot(grid[2, :])]
     elif ax is None:
-        widths = [np.asarray(w[nm]).shape[1] + 3 for nm in names]  # + room for a colour bar
+        widths = [mats[nm].shape[1] + 3 for nm in names]  # + room for a colour bar
         fig, axs = _axes(None, nrows=1, ncols=len(names), figsize=(3 + 0.25 * sum(widths), 4), squeeze=False,
                          gridspec_kw={"width_ratios": widths}, layout="constrained")
     else:
         fig, axs = _axes(ax, len(names))
     for a, nm in zip(axs, names):
-        W = np.array(w[nm], dtype=float)
-        if W.ndim != 2:
-            raise ShapeError(f"{nm} has shape {W.shape}; plot one network's 2-D weights (pick W[k] of an ensemble).")
-        M = w.get(mask_key.get(nm))
+        W = mats[nm]
+        M = masks.get(nm)
         if M is not None:
             W = np.where(np.asarray(M) != 0, W, np.nan)  # masked entries blank
         vm = vmax or (np.nanmax(np.abs(W)) if np.any(np.isfinite(W)) else 1.0) or 1.0
@@ -364,10 +443,46 @@ def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=("W_in", "W_r
             fig.colorbar(im, ax=a, shrink=0.6)
         a.set_facecolor("0.88")  # shows through the transparent (masked) entries: blank, not 0
         a.set_xlabel("from (pre)")
+        if lstm and nm in _LSTM_PANELS[:4]:  # hidden columns | input columns
+            a.axvline(W.shape[0] - 0.5, color="k", lw=1, ls=":")
+            a.set_title(f"{nm} (from h | from u)")
+            a.set_xlabel("from (pre): hidden units, then inputs")
         a.set_ylabel("to (post)")
         a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.yaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
+
+
+def _panels(w, names, lstm):
+    """The matrices to draw, ``(post, pre)`` 2-D float arrays, and their masks; checked before drawing."""
+    mats, masks = {}, {}
+    for nm in names:
+        W = np.array(w[nm], dtype=float)
+        if W.ndim != 2:
+            hint = (" This is an ensemble's (K, ...) array: plot one network, model.network(k) or "
+                    "{name: w[name][k] for name in w}." if W.ndim == 3 else "")
+            raise ShapeError(f"{nm} has shape {W.shape}; plot_weights draws one network's 2-D matrices.{hint}")
+        mats[nm] = W
+    if lstm:
+        for nm in names:
+            if nm in _LSTM_PANELS[:4]:
+                mats[nm] = mats[nm].T  # PsychRNN's (N_rec + N_in, N_rec) -> (post, pre) = (N_rec, N_rec + N_in)
+                M_rec, M_in = w.get("rec_connectivity"), w.get("input_connectivity")
+                if M_rec is not None and M_in is not None:
+                    M = np.concatenate([np.asarray(M_rec, dtype=float), np.asarray(M_in, dtype=float)], axis=-1)
+                    if M.shape == mats[nm].shape:
+                        masks[nm] = M
+        if "W_out" in names and w.get("output_connectivity") is not None:
+            masks["W_out"] = w["output_connectivity"]
+        return mats, masks
+    mask_key = {"W_in": "input_connectivity", "W_rec": "rec_connectivity", "W_out": "output_connectivity"}
+    for nm in names:
+        M = w.get(mask_key.get(nm))
+        if M is not None:
+            if np.shape(M) != mats[nm].shape:
+                raise ShapeError(f"{mask_key[nm]} has shape {np.shape(M)} but {nm} has {mats[nm].shape}.")
+            masks[nm] = M
+    return mats, masks
 
 
 def _signs(w, signs):
@@ -375,7 +490,11 @@ def _signs(w, signs):
         return np.sign(np.asarray(signs, dtype=float)).ravel()
     D = w.get("Dale_rec")
     if D is not None:
-        d = np.diag(np.asarray(D, dtype=float))
+        D = np.asarray(D, dtype=float)
+        if D.ndim != 2:
+            raise ShapeError(f"Dale_rec has shape {D.shape}; plot_weights draws one network (an ensemble's "
+                             "(K, N, N) arrays: pass model.network(k)).")
+        d = np.diag(D)
         if np.any(d < 0) or w.get("dale_ratio") is not None:
             return np.sign(d)
     if w.get("dale_ratio") is not None and "W_rec" in w:
@@ -388,45 +507,106 @@ def _signs(w, signs):
 # ----------------------------------------------------------------------------- Fig. 5D: training
 
 
-def plot_training(losses, accuracy=None, *, iterations=None, stages=None, stage_starts=None,
-                  stage_names=None, ax=None, log_loss=True):
+def plot_training(losses=None, accuracy=None, *, iterations=None, accuracy_iterations=None, history=None,
+                  stages=None, stage_starts=None, stage_names=None, network_names=None, ax=None, log_loss=True):
     """Loss (left axis) and accuracy (right axis) over training, with curriculum stage boundaries.
+
+    The simplest call passes a model's training record: ``plot_training(history=model.history)``
+    (or a run's ``record["history"]``, or ``plot_training(model.history)``): losses at their update
+    numbers, accuracy at the updates where it was measured (``history["performance"]`` holds
+    ``(update, value)`` pairs), and a boundary where each curriculum stage began.
 
     Parameters
     ----------
-    losses : (n,)            one value per recorded iteration
-    accuracy : (m,), optional   plotted against ``iterations`` when m == n, else spread evenly
+    losses : (n,) one network's, or (n, K) an ensemble's (one line per network); or a history dict
+    accuracy : (m,), or (m, K) for an ensemble, optional
+        Drawn at ``accuracy_iterations``; without them only when ``m == n`` (one value per loss
+        record, at ``iterations``). Other lengths are drawn spread evenly with a warning: pass the
+        update numbers.
     iterations : (n,), optional   x values of ``losses`` (default 0..n-1)
+    accuracy_iterations : (m,), optional   the update at which each accuracy value was measured
+    history : dict, optional
+        ``{"loss": [...], "update": [...], "performance": [(update, value), ...], "stages":
+        [{"update": u, "stage": s, ...}, ...]}`` as training records it; fills ``losses``,
+        ``iterations``, ``accuracy``, ``accuracy_iterations`` and ``stage_starts`` (give none of those).
     stages : (n,), optional   curriculum stage of each record; a dashed line where it changes
     stage_starts : list of iterations, optional   where each later stage begins (instead of ``stages``)
     stage_names : list of str, optional   one label per stage (default "stage k")
+    network_names : list of str, optional   legend names of an ensemble's networks (default "network k")
     """
-    L = np.asarray(losses, dtype=float).ravel()
-    it = np.arange(L.size) if iterations is None else np.asarray(iterations, dtype=float).ravel()
-    if it.size != L.size:
-        raise ShapeError(f"iterations has {it.size} entries but losses has {L.size}.")
+    import warnings
+    from collections.abc import Mapping
+
+    if isinstance(losses, Mapping):
+        if history is not None:
+            raise ParameterError("plot_training: give the history dict once (as losses or as history=).")
+        history, losses = losses, None
+    if history is not None:
+        given = {k: v for k, v in (("losses", losses), ("accuracy", accuracy), ("iterations", iterations),
+                                   ("accuracy_iterations", accuracy_iterations), ("stages", stages),
+                                   ("stage_starts", stage_starts)) if v is not None}
+        if given:
+            raise ParameterError(f"plot_training: history= supplies the losses, their updates, the accuracy and the "
+                                 f"stages; do not also pass {sorted(given)}.")
+        losses, iterations, accuracy, accuracy_iterations, stage_starts, default_names = _from_history(history)
+        if stage_names is None:
+            stage_names = default_names
+    if losses is None:
+        raise ParameterError("plot_training needs losses (n,) or (n, K), or history=model.history.")
+    L = np.asarray(losses, dtype=float)
+    if L.ndim not in (1, 2) or L.shape[0] == 0:
+        raise ShapeError(f"losses has shape {L.shape}; it must be (n,) for one network or (n, K) for an "
+                         "ensemble of K (one loss per network per record), with n >= 1.")
+    K = None if L.ndim == 1 else L.shape[1]
+    it = np.arange(L.shape[0]) if iterations is None else np.asarray(iterations, dtype=float).ravel()
+    if it.size != L.shape[0]:
+        raise ShapeError(f"iterations has {it.size} entries but losses has {L.shape[0]} records.")
     if stages is not None and stage_starts is not None:
         raise ParameterError("Give either stages (one per record) or stage_starts, not both.")
+    if accuracy_iterations is not None and accuracy is None:
+        raise ParameterError("accuracy_iterations was given without accuracy.")
+    if network_names is not None and (K is None or len(network_names) != K):
+        raise ShapeError(f"network_names has {len(network_names)} entries; give one per network of an ensemble's "
+                         f"(n, K) losses (here {'one network' if K is None else f'K={K}'}).")
+    acc, ita = None, None
+    if accuracy is not None:
+        acc, ita = _accuracy_points(accuracy, accuracy_iterations, K, it)
+    names = list(network_names) if network_names is not None else [f"network {k}" for k in range(K or 0)]
+
     fig, (a,) = _axes(ax, 1)
-    a.plot(it, L, color="k", lw=1.2, label="loss")
-    if log_loss and np.all(L[np.isfinite(L)] > 0):
+    if K is None:
+        a.plot(it, L, color="k", lw=1.2, label="loss")
+    else:
+        for k in range(K):
+            a.plot(it, L[:, k], color=f"C{k % 10}", lw=1.2, label=f"loss, {names[k]}")
+    finite = L[np.isfinite(L)]
+    if log_loss and finite.size and np.all(finite > 0):
         a.set_yscale("log")
     a.set_xlabel("iteration")
     a.set_ylabel("loss")
     handles, labels = a.get_legend_handles_labels()
-    if accuracy is not None:
-        acc = np.asarray(accuracy, dtype=float).ravel()
-        ita = it if acc.size == L.size else np.linspace(it[0], it[-1], acc.size)
+    if acc is not None:
+        if ita is None:  # no update numbers: the old, approximate placement, said out loud
+            warnings.warn(f"plot_training: {acc.shape[0]} accuracy values for {L.shape[0]} loss records and no "
+                          "accuracy_iterations; they are spread evenly over the loss axis, which is not where they "
+                          "were measured. Pass accuracy_iterations (the update of each value) or "
+                          "history=model.history.", UserWarning, stacklevel=2)
+            ita = np.linspace(it[0], it[-1], acc.shape[0])
         a2 = a.twinx()
-        a2.plot(ita, acc, color="tab:green", lw=1.5, label="accuracy")
-        a2.set_ylabel("accuracy", color="tab:green")
+        if acc.ndim == 1:
+            a2.plot(ita, acc, color="tab:green", lw=1.5, marker="." if acc.size < 50 else None, label="accuracy")
+        else:
+            for k in range(acc.shape[1]):
+                a2.plot(ita, acc[:, k], color=f"C{k % 10}", ls="--", lw=1.5, marker="." if acc.shape[0] < 50 else None,
+                        label=f"accuracy, {names[k]}")
+        a2.set_ylabel("accuracy", color="tab:green" if acc.ndim == 1 else "k")
         a2.set_ylim(-0.02, 1.02)
         h2, l2 = a2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     if stages is not None:
         st = np.asarray(stages).ravel()
-        if st.size != L.size:
-            raise ShapeError(f"stages has {st.size} entries but losses has {L.size}; give one stage per record.")
+        if st.size != L.shape[0]:
+            raise ShapeError(f"stages has {st.size} entries but losses has {L.shape[0]}; give one stage per record.")
         change = np.flatnonzero(st[1:] != st[:-1]) + 1
         bounds, ids = it[change], [st[0], *st[change]]
     elif stage_starts is not None:
@@ -441,3 +621,58 @@ def plot_training(losses, accuracy=None, *, iterations=None, stages=None, stage_
                        textcoords="offset points", fontsize="x-small", color="tab:purple")
     a.legend(handles, labels, loc="center right", fontsize="small", frameon=False)
     return fig
+
+
+def _from_history(history):
+    """losses, iterations, accuracy, accuracy_iterations, stage_starts, stage_names of a training history."""
+    if "loss" not in history:
+        raise ParameterError(f"plot_training: the history dict has no 'loss' entry; it has {sorted(history)}. "
+                             "Pass model.history (or a run record's 'history').")
+    losses = history["loss"]
+    iterations = history.get("update") or None
+    accuracy = accuracy_iterations = None
+    perf = history.get("performance") or []
+    if len(perf):
+        try:
+            pairs = [(u, v) for u, v in perf]
+        except (TypeError, ValueError):
+            raise ParameterError("plot_training: history['performance'] must hold (update, value) pairs, as training "
+                                 f"records them. Got {perf[:2]!r} ...") from None
+        accuracy_iterations = [u for u, _ in pairs]
+        accuracy = [v for _, v in pairs]
+    stage_starts = stage_names = None
+    recorded = history.get("stages") or []
+    if len(recorded):
+        try:
+            stage_starts = [float(d["update"]) for d in recorded]
+            stage_names = [f"stage {int(recorded[0]['stage']) - 1}"] + [f"stage {int(d['stage'])}" for d in recorded]
+        except (TypeError, KeyError, ValueError):
+            raise ParameterError("plot_training: history['stages'] must hold {'update': u, 'stage': s} records, as "
+                                 f"curriculum training writes them. Got {recorded[:2]!r} ...") from None
+    return losses, iterations, accuracy, accuracy_iterations, stage_starts, stage_names
+
+
+def _accuracy_points(accuracy, accuracy_iterations, K, it):
+    """Accuracy values (m,) or (m, K) and their x values (None: not known)."""
+    pairs_hint = ("For (update, value) pairs as history['performance'] holds, pass history=model.history, or "
+                  "accuracy=[v for _, v in pairs], accuracy_iterations=[u for u, _ in pairs].")
+    try:
+        acc = np.asarray(accuracy, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(f"plot_training: accuracy must be numbers, (m,) or (m, K) for an ensemble. "
+                             f"{pairs_hint}") from None
+    acc = np.atleast_1d(acc)
+    if acc.ndim > 2 or acc.shape[0] == 0:
+        raise ShapeError(f"accuracy has shape {acc.shape}; it must be (m,) or (m, K) for an ensemble, m >= 1.")
+    if acc.ndim == 2 and acc.shape[1] == 1 and K is None:
+        acc = acc[:, 0]
+    if acc.ndim == 2 and K is None:
+        raise ShapeError(f"accuracy has shape {acc.shape} but losses are one network's (n,). {pairs_hint}")
+    if acc.ndim == 2 and acc.shape[1] != K:
+        raise ShapeError(f"accuracy has shape {acc.shape}: {acc.shape[1]} networks, but losses have K={K}.")
+    if accuracy_iterations is not None:
+        ita = np.asarray(accuracy_iterations, dtype=float).ravel()
+        if ita.size != acc.shape[0]:
+            raise ShapeError(f"accuracy_iterations has {ita.size} entries but accuracy has {acc.shape[0]} values.")
+        return acc, ita
+    return acc, (it if acc.shape[0] == it.size else None)

@@ -22,7 +22,9 @@ and applied inside the time loop of :func:`minirnn.dynamics.rate.recur_forward`.
 * ``inject``: a current added to the drive (the units of ``W_in u + b_rec``; it enters as
   ``alpha * I``).
 * ``lesion`` / ``connectivity``: ``W_rec_eff`` multiplied by a 0/1 (or any) mask per step;
-  PsychRNN's ``t_connectivity (N_steps, N_rec, N_rec)`` is exactly this.
+  PsychRNN's ``t_connectivity (N_steps, N_rec, N_rec)`` is exactly this. Masks that do not change
+  with time are stored once (:class:`StepMasks`: one ``(N_rec, N_rec)`` matrix per distinct
+  combination of lesion windows, and the step -> matrix index), never as ``N_steps`` copies.
 * ``noise``: the recurrent noise level ``sigma_rec`` in the window. When any noise perturbation is
   present the whole run's noise (the model's own level outside the windows) is drawn from the
   simulator's generator as ``xi (N_steps, B, N_rec)`` and enters through ``inject`` as
@@ -33,7 +35,12 @@ For the LSTM, ``silence`` and ``clamp`` act on the hidden state ``h`` (silence: 
 defined (the LSTM has no drive equation nor noise) and raise.
 
 Time windows are ``t_start <= t < t_end`` with ``t = k dt``, in ms when the Perturbation has a
-``dt``, else in steps; ``None`` means the start / the end of the trial. A window that selects no
+``dt``, else in steps; ``None`` means the start / the end of the trial. A window selects the steps
+``k`` whose time ``k dt`` is in it (DESIGN.md §3: step ``k`` happens at trial time ``k dt``), and with
+them what those steps read and produce: the input ``u_k``, the state ``states[:, k] = x_{k+1}`` and
+the output ``outputs[:, k]``, all labelled ``t = k dt``. :mod:`minirnn.plotting` draws index ``k``
+of every array at that same time, so ``silence(units, 200, 600)`` shows as zero rates on the
+samples 200 ... 590 ms. A window that selects no
 step of the trial (past its end, before its start, or between two steps) is an error, and so is a
 Perturbation whose ``dt`` differs from the simulator's. Perturbations compose:
 lesions multiply, injected currents add, and for clamps and noise levels the later call wins where
@@ -54,8 +61,8 @@ from .nn import noise
 from .nn import activations as _activations
 from .nn.activations import get_activation
 
-__all__ = ["Perturbation", "PerturbationArrays", "Simulator", "BasicSimulator", "LSTMSimulator", "silent_state",
-           "relu", "sigmoid"]
+__all__ = ["Perturbation", "PerturbationArrays", "StepMasks", "Simulator", "BasicSimulator", "LSTMSimulator",
+           "silent_state", "lstm_weights_evidence", "relu", "sigmoid"]
 
 
 # PsychRNN's psychrnn.backend.simulation.relu and .sigmoid: NumPy versions of tf.nn.relu and
@@ -82,9 +89,94 @@ def silent_state(transfer_function) -> float:
                          "(e.g. sigmoid(-10) = 4.5e-5).")
 
 
+def lstm_weights_evidence(weights):
+    """Why a weights dict is an LSTM's, as a phrase, or None when nothing says so.
+
+    ``LSTM.get_weights()`` carries PsychRNN's all-zero placeholders ``W_in, W_rec, b_rec,
+    init_state`` beside the gate weights, so a dict with a ``W_rec`` is not necessarily a rate
+    network: the gate keys ``W_f, W_i, W_c, W_o``, an ``lstm_variant`` entry or a ``minirnn``
+    metadata entry with ``architecture="lstm"`` mark it as an LSTM's.
+    """
+    if not hasattr(weights, "keys"):
+        return None
+    gates = [k for k in ("W_f", "W_i", "W_c", "W_o") if k in weights]
+    if gates:
+        return f"it has the LSTM gate weights {gates}"
+    variant = weights.get("lstm_variant") if hasattr(weights, "get") else None
+    if variant is not None and not (isinstance(variant, np.ndarray) and variant.dtype == object
+                                    and variant.ndim == 0 and variant.item() is None):
+        return f"it has an lstm_variant entry ({variant!r})"
+    if "minirnn" in weights:
+        try:
+            from .io import classify_weights
+
+            meta = classify_weights({"minirnn": weights["minirnn"], "W_rec": None})["meta"] or {}
+        except Exception:  # noqa: BLE001 - unreadable metadata is the file reader's business
+            meta = {}
+        if meta.get("architecture") == "lstm":
+            return "its minirnn metadata says architecture='lstm'"
+    return None
+
+
+class StepMasks:
+    """The recurrent masks of a Perturbation, one ``(N, N)`` matrix per distinct window combination.
+
+    ``W_mask[k]`` (what the time loops read, :func:`minirnn.dynamics.rate.recur_forward`) is
+    ``masks[index[k]]``: a lesion that holds for the whole trial is one matrix, a lesion in one
+    window two (lesioned, intact), never ``N_steps`` copies (``32 N_steps N^2`` bytes in float64).
+
+    masks : (n, N, N) array (NumPy or CuPy), the distinct per-step masks.
+    index : (N_steps,) int, the mask of each step.
+
+    Indexing follows a ``(N_steps, N, N)`` array (``W_mask[k]``, ``W_mask[:, i, j]``);
+    ``np.asarray(W_mask)`` materialises that array (host NumPy).
+    """
+
+    def __init__(self, masks, index):
+        index = np.asarray(index, dtype=np.intp).reshape(-1)
+        if np.ndim(masks) != 3 or masks.shape[1] != masks.shape[2]:
+            raise ShapeError(f"StepMasks: masks has shape {np.shape(masks)}; it must be (n, N, N).")
+        if index.size and (index.min() < 0 or index.max() >= masks.shape[0]):
+            raise ShapeError(f"StepMasks: index must pick one of the {masks.shape[0]} masks.")
+        self.masks, self.index = masks, index
+
+    @property
+    def shape(self):
+        return (self.index.size, *self.masks.shape[1:])
+
+    @property
+    def dtype(self):
+        return self.masks.dtype
+
+    ndim = 3
+
+    @property
+    def nbytes(self):
+        """Bytes actually held (the distinct masks and the index), not ``N_steps N^2`` of a full array."""
+        return int(self.masks.nbytes + self.index.nbytes)
+
+    def __len__(self):
+        return self.index.size
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            return self.masks[(self.index[key[0]],) + key[1:]] if key else self.masks[self.index]
+        return self.masks[self.index[key]]
+
+    def __array__(self, dtype=None, copy=None):
+        masks = self.masks.get() if hasattr(self.masks, "get") and not isinstance(self.masks, np.ndarray) \
+            else self.masks
+        out = np.asarray(masks)[self.index]
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        return f"StepMasks(N_steps={self.index.size}, N={self.masks.shape[1]}, distinct={self.masks.shape[0]})"
+
+
 @dataclass
 class PerturbationArrays:
-    """What the time loop takes (each None when unused). Shapes: ``W_mask (T, N, N)``,
+    """What the time loop takes (each None when unused). Shapes: ``W_mask (T, N, N)`` (an array or
+    a :class:`StepMasks`: anything whose ``W_mask[k]`` is step k's ``(N, N)`` mask),
     ``clamp_mask (T, 1, N)`` bool, ``clamp_value (T, 1, N)``, ``inject (T, 1 or B, N)``.
     ``replaces_noise``: the recurrent noise is inside ``inject``; run the model with its noise off."""
 
@@ -258,13 +350,7 @@ class Perturbation:
             raise ParameterError("The LSTM takes silence, clamp, lesion and connectivity perturbations; "
                                  "inject and noise are defined for the rate RNN (BasicSimulator) only.")
         if kinds & {"W_mask", "W_mask_full"}:
-            W_mask = np.ones((T, N, N))
-            for kind, _, steps, M in self.ops:
-                if kind == "W_mask":
-                    W_mask[steps] *= M
-                elif kind == "W_mask_full":
-                    W_mask *= M
-            out.W_mask = W_mask.astype(dtype)
+            out.W_mask = self._step_masks(dtype)
         if kinds & {"silence", "clamp"}:
             mask, value = np.zeros((T, 1, N), dtype=bool), np.zeros((T, 1, N))
             for kind, sel, steps, v in self.ops:
@@ -300,6 +386,36 @@ class Perturbation:
             out.inject = scaled if out.inject is None else (out.inject + scaled).astype(dtype)
             out.replaces_noise = True
         return out
+
+
+    def _step_masks(self, dtype) -> StepMasks:
+        """The lesion and connectivity masks as :class:`StepMasks`.
+
+        Step k's mask is the product, in the order the calls were made, of the masks whose window
+        holds k (lesions) and of ``t_connectivity[k]``. Lesions alone: one ``(N, N)`` product per
+        distinct set of windows holding a step. With a ``connectivity`` (already ``(T, N, N)``)
+        every step has its own.
+        """
+        T, N = self.N_steps, self.N_rec
+        ops = [(kind, steps, M) for kind, _, steps, M in self.ops if kind in ("W_mask", "W_mask_full")]
+        if any(kind == "W_mask_full" for kind, _, _ in ops):
+            W_mask = np.ones((T, N, N))
+            for kind, steps, M in ops:
+                if kind == "W_mask":
+                    W_mask[steps] *= M
+                else:
+                    W_mask *= M
+            return StepMasks(W_mask.astype(dtype), np.arange(T))
+        cover = np.stack([steps for _, steps, _ in ops], axis=1)  # (T, n_ops): op j acts at step k
+        combos, index = np.unique(cover, axis=0, return_inverse=True)
+        masks = np.empty((combos.shape[0], N, N), dtype=dtype)
+        for c, row in enumerate(combos):
+            m = np.ones((N, N))
+            for used, (_, _, M) in zip(row, ops):
+                if used:
+                    m *= M  # the same products, in the same order, as one (T, N, N) array would hold
+            masks[c] = m
+        return StepMasks(masks, index.reshape(-1))
 
 
 def _per_selected(v, sel):
@@ -374,6 +490,11 @@ class Simulator:
             elif not hasattr(weights, "keys"):
                 raise ParameterError(f"{owner}: weights must be a dict of arrays (as get_weights() returns). "
                                      f"Got {type(weights).__name__} instead.")
+            elif self.architecture == "basic" and lstm_weights_evidence(weights):
+                raise ParameterError(
+                    f"{owner}: the weights dict holds lstm weights ({lstm_weights_evidence(weights)}); its W_in, "
+                    "W_rec, b_rec and init_state are PsychRNN's all-zero placeholders, not a rate network. "
+                    "Use LSTMSimulator(weights=...) (or LSTMSimulator(rnn_model=lstm)).")
             settings = self._settings_from_params(params, meta, owner)
             settings["transfer_function"] = _pick_activation(
                 owner, (("the transfer_function argument", transfer_function),
@@ -471,7 +592,9 @@ class Simulator:
             arrays = perturbation
         xp, dtype = self.model.xp, self.model.dtype
         dev = lambda a: None if a is None else xp.asarray(a, dtype=a.dtype if a.dtype == bool else dtype)  # noqa: E731
-        out = PerturbationArrays(dev(arrays.W_mask), dev(arrays.clamp_mask), dev(arrays.clamp_value),
+        W_mask = arrays.W_mask
+        W_mask = StepMasks(dev(W_mask.masks), W_mask.index) if isinstance(W_mask, StepMasks) else dev(W_mask)
+        out = PerturbationArrays(W_mask, dev(arrays.clamp_mask), dev(arrays.clamp_value),
                                  dev(arrays.inject), arrays.replaces_noise)
         return out, (None if out.replaces_noise else rng)
 

@@ -33,6 +33,8 @@ from minirnn.analysis import (
 )
 from minirnn.errors import ParameterError, ShapeError
 
+PARAM_NAMES = ("mu", "sigma", "gamma", "lambda")
+
 # ============================================================================ psychometric
 
 
@@ -102,6 +104,210 @@ def test_choices_from_outputs_uses_masked_mean():
     np.testing.assert_allclose(levels, [-0.1, 0.1])
     np.testing.assert_allclose(p, [0, 0.5])
     np.testing.assert_array_equal(n, [2, 2])
+
+
+# ---------------------------------------------------------------------------- psychometric: what data determine
+
+
+def _fit_quiet(*args, **kwargs):
+    """fit_psychometric, returning (fit, the PsychometricWarning messages it issued)."""
+    import warnings
+
+    from minirnn.analysis.psychometric import PsychometricWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_psychometric(*args, **kwargs)
+    assert all(issubclass(w.category, PsychometricWarning) for w in caught), [str(w.message) for w in caught]
+    return fit, [str(w.message) for w in caught]
+
+
+def _no_zero_width(fit, fixed=()):
+    """Every free parameter has a finite interval of positive width or NaN, never (v, v)."""
+    for name, (lo, hi) in fit.ci.items():
+        if name in fixed:
+            assert fit.se[name] == 0.0 and lo == hi == fit.params[name] == 0.0
+        elif name in fit.undetermined:
+            assert np.isnan(fit.se[name]) and np.isnan(lo) and np.isnan(hi), name
+        elif np.isfinite(fit.se[name]):
+            assert hi > lo, f"{name}: zero-width interval ({lo}, {hi})"
+
+
+@pytest.mark.parametrize("ci", ["hessian", "bootstrap"])
+@pytest.mark.parametrize("case, lapses, undetermined, why", [
+    ("three_levels", "free", ("sigma", "gamma", "lambda"), "singular"),  # 3 levels, 4 parameters
+    ("two_levels", "free", ("mu", "sigma", "gamma", "lambda"), "singular"),
+    ("one_level", "free", ("mu", "sigma", "gamma", "lambda"), "one stimulus level"),
+    ("one_level", "none", ("mu", "sigma"), "one stimulus level"),
+])
+def test_psychometric_undetermined_parameters_get_nan_and_a_warning(case, lapses, undetermined, why, ci):
+    rng = np.random.default_rng(50)
+    data = {
+        "three_levels": (np.repeat([-1.0, 0.0, 1.0], 10), np.r_[np.arange(10) < 1, np.arange(10) < 5, np.arange(10) < 9]),
+        "two_levels": (np.repeat([-0.2, 0.2], 100), np.r_[rng.random(100) < 0.2, rng.random(100) < 0.8]),
+        "one_level": (np.full(50, 0.2), rng.random(50) < 0.7),
+    }[case]
+    fit, messages = _fit_quiet(*data, lapses=lapses, ci=ci, n_boot=20, seed=0)
+    assert fit.undetermined == undetermined and not fit.identifiable and why in fit.problem
+    assert len(messages) == 1 and all(name in messages[0] for name in undetermined) and why in messages[0]
+    _no_zero_width(fit, fixed=("gamma", "lambda") if lapses == "none" else ())  # held fixed, not undetermined
+    for name in undetermined:
+        assert np.isnan(fit.se[name]) and all(np.isnan(fit.ci[name]))
+
+
+def test_psychometric_determined_parameter_of_a_singular_fit_gets_the_estimable_variance():
+    """Counts 1, 5, 9 of 10 at x = -1, 0, 1 (free lapses): the likelihood is flat along a curve in
+    (sigma, gamma = lambda), on which mu stays 0. mu's variance is e_mu' H^+ e_mu (H's
+    pseudo-inverse), checked here against the central-difference Hessian."""
+    from minirnn.analysis import psychometric as P
+
+    fit, messages = _fit_quiet([-1, 0, 1], [1, 5, 9], [10, 10, 10])
+    assert len(messages) == 1 and fit.undetermined == ("sigma", "gamma", "lambda") and "3 stimulus levels for 4" in fit.problem
+    theta = np.array([fit.params["mu"], np.log(fit.params["sigma"]), fit.params["gamma"], fit.params["lambda"]])
+    x, k, n = np.array([-1.0, 0, 1]), np.array([1.0, 5, 9]), np.full(3, 10.0)
+    H = P._hessian(lambda t: P._nll(t, x, k, n, "logistic", "free"), theta)
+    w, V = np.linalg.eigh(H)
+    assert abs(w[0]) < 1e-4 * w[-1] and abs(V[0, 0]) < 1e-3  # one flat direction, mu not in it
+    var_mu = np.sum(V[0, 1:] ** 2 / w[1:])
+    np.testing.assert_allclose(fit.se["mu"], np.sqrt(var_mu), rtol=1e-3)
+    assert abs(fit.params["mu"]) < 1e-6 and fit.ci["mu"][0] < 0 < fit.ci["mu"][1]
+
+
+@pytest.mark.parametrize("choices, why", [
+    (lambda x: np.ones_like(x), "all 600 trials chose 1"),
+    (lambda x: np.zeros_like(x), "all 600 trials chose 0"),
+    (lambda x: x > 0, "perfectly separated (all 0 at x <= -0.1, all 1 at x >= 0.1)"),
+    (lambda x: x < 0, "check which choice counts as 1"),
+])
+def test_psychometric_choices_that_hold_no_curve_are_named(choices, why):
+    x = np.random.default_rng(51).choice([-0.4, -0.2, -0.1, 0.1, 0.2, 0.4], 600)
+    for ci in ("hessian", None):
+        fit, messages = _fit_quiet(x, choices(x), ci=ci)
+        assert fit.undetermined == PARAM_NAMES and why in fit.problem and why in messages[0]
+        _no_zero_width(fit)
+
+
+def test_psychometric_curve_with_one_level_on_its_slope_leaves_mu_and_sigma_undetermined():
+    # a near-perfect observer: every level but +0.1 is all 0 or all 1 (a trained network on coarse levels)
+    x = np.repeat([-0.7, -0.3, -0.1, 0.1, 0.3, 0.7], 100)
+    c = np.r_[np.zeros(300), np.arange(100) < 97, np.ones(200)]
+    fit, messages = _fit_quiet(x, c)
+    assert len(messages) == 1 and fit.undetermined == ("mu", "sigma") and "only one stimulus level (x = 0.1)" in fit.problem
+    assert fit.params["gamma"] == 0.0 and fit.ci["gamma"][0] == 0.0 and 0 < fit.ci["gamma"][1] < 0.5
+    _no_zero_width(fit)
+
+
+def test_psychometric_regular_fits_raise_no_warning():
+    import warnings
+
+    rng = np.random.default_rng(52)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for kind in ("logistic", "probit"):
+            for lapses in ("free", "symmetric", "none"):
+                x, c, _ = _synthetic_choices(rng, kind, n=2000)
+                fit = fit_psychometric(x, c, kind=kind, lapses=lapses)
+                assert fit.identifiable and fit.problem is None
+                assert all(np.isfinite(fit.se[nm]) and fit.se[nm] > 0 for nm in ("mu", "sigma"))
+
+
+@pytest.mark.parametrize("ci", ["hessian", "bootstrap"])
+def test_psychometric_symmetric_lambda_has_gammas_uncertainty(ci):
+    rng = np.random.default_rng(53)
+    x, c, _ = _synthetic_choices(rng, "logistic", gamma=0.06, lam=0.06, n=4000)
+    fit = fit_psychometric(x, c, lapses="symmetric", ci=ci, n_boot=40, seed=1)
+    assert fit.params["lambda"] == fit.params["gamma"] > 0
+    assert fit.se["lambda"] == fit.se["gamma"] > 0 and fit.ci["lambda"] == fit.ci["gamma"]
+    assert fit.ci["lambda"][0] < fit.params["lambda"] < fit.ci["lambda"][1]
+
+
+def test_psychometric_bootstrap_replicates_that_never_move_give_no_interval():
+    # lapses at their bound 0 in every resample: percentiles would say (0, 0)
+    x = np.repeat(np.linspace(-0.5, 0.5, 11), 200)
+    c = np.random.default_rng(54).random(x.size) < psychometric_function(x, 0.0, 0.08)
+    fit, messages = _fit_quiet(x, c, ci="bootstrap", n_boot=20, seed=0)
+    at_zero = [name for name in ("gamma", "lambda") if fit.params[name] == 0.0]
+    assert at_zero and len(messages) == 1 and "do not vary" in messages[0]
+    for name in at_zero:
+        assert np.isnan(fit.se[name]) and all(np.isnan(fit.ci[name])) and f"{name} (= 0 in all 20)" in messages[0]
+    assert fit.ci["mu"][0] < fit.ci["mu"][1]
+
+
+@pytest.mark.parametrize("kind", ["logistic", "probit"])
+@pytest.mark.parametrize("lapses", ["free", "symmetric", "none"])
+def test_psychometric_analytic_hessian_matches_central_differences(kind, lapses):
+    from minirnn.analysis import psychometric as P
+
+    rng = np.random.default_rng(55)
+    x, c, _ = _synthetic_choices(rng, kind, n=3000)
+    xs, k, n = P._as_counts(x, c, None)
+    theta, _ = P._fit(xs, k, n, kind, lapses, 0.5)
+    theta = theta + np.r_[0.01, 0.05, [0.01] * (theta.size - 2)]  # away from the optimum and the bounds
+    exact = P._nll_hessian(theta, xs, k, n, kind, lapses)
+    fd = P._hessian(lambda t: P._nll(t, xs, k, n, kind, lapses), theta)
+    np.testing.assert_allclose(exact, fd, rtol=1e-4, atol=1e-5 * np.abs(fd).max())
+
+
+def test_psychometric_bad_input_is_named():
+    from minirnn.errors import NonFiniteError
+
+    with pytest.raises(ParameterError, match="empty"):
+        fit_psychometric([], [])
+    with pytest.raises(ParameterError, match="empty"):
+        fit_psychometric([], [], [])
+    with pytest.raises(NonFiniteError, match=r"x has 1 NaN or inf entries \(first at index 2\)"):
+        fit_psychometric([0.1, 0.2, np.nan], [0, 1, 1])
+    with pytest.raises(NonFiniteError, match="counts"):
+        fit_psychometric([0.1, 0.2], [np.nan, 1], [2, 2])
+    with pytest.raises(NonFiniteError, match="n has"):
+        fit_psychometric([0.1, 0.2], [1, 1], [np.inf, 2])
+    with pytest.raises(ParameterError, match="whole numbers"):
+        fit_psychometric([-1, 0, 1], [1.5, 5, 9], [10, 10, 10], ci="bootstrap")
+    with pytest.raises(ParameterError, match="'n_boot'"):
+        fit_psychometric([-1, 0, 1], [1, 5, 9], [10, 10, 10], ci="bootstrap", n_boot=1)
+
+
+def test_choices_from_outputs_ignores_masked_out_steps_and_refuses_nan_in_counted_ones():
+    from minirnn.errors import NonFiniteError
+
+    rng = np.random.default_rng(56)
+    z = rng.normal(size=(6, 8, 2))
+    mask = np.ones((6, 8))
+    mask[:, :3] = 0
+    expected = choices_from_outputs(z, mask)
+    for value in (np.nan, np.inf, -np.inf):
+        masked_out = z.copy()
+        masked_out[:, 0, :] = value  # NaN * 0 would be NaN: these steps must not count at all
+        np.testing.assert_array_equal(choices_from_outputs(masked_out, mask), expected)
+        np.testing.assert_array_equal(choices_from_outputs(masked_out, mask[..., None] * np.ones(2)), expected)
+        counted = z.copy()
+        counted[4, 5, 1] = value
+        with pytest.raises(NonFiniteError, match="1 of 6 trials .*trial 4, step 5, channel 1"):
+            choices_from_outputs(counted, mask)
+        with pytest.raises(NonFiniteError, match="trial 4"):
+            choices_from_outputs(counted)  # no mask: every step counts
+        np.testing.assert_array_equal(choices_from_outputs(counted, mask, time_slice=slice(6, None)),
+                                      choices_from_outputs(z, mask, time_slice=slice(6, None)))
+    empty = mask.copy()
+    empty[2] = 0
+    with pytest.raises(ParameterError, match="1 of 6 trials have no masked-in step"):
+        choices_from_outputs(z, empty)
+    with pytest.raises(NonFiniteError, match="mask"):
+        choices_from_outputs(z, np.where(mask == 1, np.nan, 0))
+
+
+def test_psychometric_from_batch_records_its_convention():
+    rng = np.random.default_rng(57)
+    B = 2000
+    tp = {"coherence": rng.choice([0.05, 0.1, 0.2, 0.4], B), "direction": rng.integers(0, 2, B)}
+    chose1 = rng.random(B) < psychometric_function(signed_coherence(tp), 0.03, 0.08, 0.02, 0.02)
+    z = np.zeros((B, 5, 2))
+    z[np.arange(B), :, chose1.astype(int)] = 1.0
+    one = psychometric_from_batch(z, np.ones((B, 5)), tp, ci=None)
+    zero = psychometric_from_batch(z, np.ones((B, 5)), tp, positive=0, ci=None)
+    assert one.positive == 1 and zero.positive == 0
+    # the same trials seen from the other channel: the curve mirrors, mu changes sign
+    np.testing.assert_allclose(zero.params["mu"], -one.params["mu"], atol=1e-4)
 
 
 # ============================================================================ PCA
@@ -480,3 +686,59 @@ def test_flip_flop_trained_network_has_8_stable_fixed_points():
     assert set(map(tuple, np.sign(readout).astype(int))) == set(itertools.product([-1, 1], repeat=3))
     assert len(fps) > 8 and np.all(fps.n_unstable[~fps.stable] >= 1)  # saddles as well
     assert fps.q.max() < 1e-20
+
+
+# ============================================================================ audit fixes: PCA and fixed points
+
+
+def test_pca_refuses_nan_ensembles_and_more_components_than_fitted():
+    from minirnn.errors import NonFiniteError
+
+    rng = np.random.default_rng(40)
+    X = rng.normal(size=(5, 20, 6))
+    bad = X.copy()
+    bad[2, 3, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="NaN"):
+        pca(bad)
+    with pytest.raises(ShapeError, match="ensemble"):
+        pca(rng.normal(size=(3, 5, 20, 6)))  # (K, B, T, N): unit i of network 0 is not unit i of network 1
+    p3 = pca(X, 3)
+    assert p3.transform(X).shape == (5, 20, 3) and p3.transform(X, 2).shape == (5, 20, 2)
+    for k in (5, 0):
+        with pytest.raises(ParameterError, match="n_components"):
+            p3.transform(X, k)
+    with pytest.raises(ParameterError, match="fitted"):
+        project(X, p3, 4)
+    with pytest.raises(ParameterError, match="3 component"):
+        p3.inverse_transform(np.zeros((2, 4)))
+
+
+def test_find_fixed_points_checks_inputs_and_initial_states_first():
+    from minirnn.errors import NonFiniteError
+
+    dyn = RateDynamics(np.eye(3), np.zeros((3, 2)), np.zeros(3), 0.1, "tanh")
+    starts = np.random.default_rng(41).normal(size=(10, 3))
+    with pytest.raises(ShapeError, match="M=4"):
+        find_fixed_points(dyn, starts, inputs=np.zeros((5, 2)), n_inits=4)
+    with pytest.raises(ShapeError, match="M=10"):
+        find_fixed_points(dyn, starts, inputs=np.zeros((5, 2)))
+    assert len(find_fixed_points(dyn, starts, inputs=np.zeros((4, 2)), n_inits=4, seed=0)) >= 1
+    bad = starts.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="initial_states"):
+        find_fixed_points(dyn, bad)
+    with pytest.raises(ParameterError, match="n_inits"):
+        find_fixed_points(dyn, starts, n_inits=0)
+
+
+def test_fixed_points_refuse_an_lstm_weights_dict():
+    from minirnn import LSTM
+
+    lstm = LSTM(dict(N_in=2, N_rec=4, N_out=2, dt=10, tau=100, dtype="float64", seed=0, backend="numpy"))
+    w = dict(lstm.get_weights(), alpha=0.1, transfer_function="relu")  # W_rec, W_in: zero placeholders
+    with pytest.raises(ParameterError, match="lstm weights"):
+        find_fixed_points(w, np.zeros((5, 4)))
+    with pytest.raises(ParameterError, match="lstm weights"):
+        continue_fixed_points(w, np.zeros((1, 4)), np.zeros((3, 2)))
+    with pytest.raises(ParameterError, match="lstm weights"):
+        dynamics_from_model(w)

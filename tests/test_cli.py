@@ -17,6 +17,7 @@ import subprocess
 import sys
 import termios
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -343,7 +344,146 @@ def test_evaluate_reports_accuracy_loss_and_psychometric_table(small_run, capsys
     assert sum(table["n"]) == 64 and table["signed_coherence"] == sorted(table["signed_coherence"])
     assert run_cli("evaluate", small_run, "--trials", "32") == 0
     out = capsys.readouterr().out
-    assert "accuracy" in out and "P(choice 0)" in out
+    assert "accuracy" in out and "P(choice 1)" in out and "channel 1 is the correct choice" in out
+
+
+# ---------------------------------------------------------------------------- the psychometric table and figure
+
+
+def synthetic_pd_batch(seed, B=3000, mu=0.05, sigma=0.08, choose=None):
+    """Perceptual-discrimination trials (PsychRNN's list of dicts) and outputs of an observer whose
+    P(choice 1) follows a logistic in the coherence signed + for channel 1 (bias ``mu``), or who
+    always chooses channel ``choose``."""
+    from minirnn.analysis import psychometric_function
+
+    rng = np.random.default_rng(seed)
+    coherence = rng.choice([0.02, 0.05, 0.1, 0.2, 0.4], B)
+    direction = rng.integers(0, 2, B)
+    trial_params = [{"coherence": float(c), "direction": int(d)} for c, d in zip(coherence, direction)]
+    signed1 = np.where(direction == 1, coherence, -coherence)
+    chose1 = rng.random(B) < psychometric_function(signed1, mu, sigma, 0.02, 0.03)
+    if choose is not None:
+        chose1 = np.full(B, bool(choose))
+    T = 6
+    outputs = np.zeros((B, T, 2))
+    outputs[np.arange(B), :, chose1.astype(int)] = 1.0
+    outputs[:, :2] = np.nan  # masked out below: must not matter
+    mask = np.ones((B, T, 2))
+    mask[:, :2] = 0
+    x = np.zeros((B, T, 2))
+    y = np.zeros((B, T, 2))
+    y[np.arange(B), :, direction] = 1.0
+    return x, y, mask, trial_params, outputs
+
+
+def test_evaluate_psychometric_fit_is_the_apis(small_run, capsys):
+    """minirnn evaluate and psychometric_from_batch give a lab the same numbers, channel 1 positive."""
+    from minirnn.analysis import psychometric_from_batch
+
+    x, y, mask, trial_params, outputs = synthetic_pd_batch(60)
+    table = cli.psychometric_table(outputs, mask, trial_params)
+    api = psychometric_from_batch(outputs, mask, trial_params)
+    assert api.identifiable and table["fit"]["undetermined"] == [] and table["fit"]["lapses"] == "free"
+    assert table["fit"]["params"] == api.params and table["fit"]["ci"] == {k: list(v) for k, v in api.ci.items()}
+    lo, hi = table["fit"]["ci"]["mu"]
+    assert lo < 0.05 < hi and table["fit"]["params"]["mu"] > 0  # the bias of P(choice 1), not its mirror
+    assert "channel 1" in table["convention"] and "p_choice_1" in table
+    # a run: the table evaluate_run reports is psychometric_from_batch on the same fresh trials
+    result = cli.evaluate_run(small_run, n_trials=64, seed=3)
+    model, task, _ = load_run(small_run)
+    x, _, mask, trial_params = cli.fresh_trials(task, 64, 3)
+    outputs, _ = model.test(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a barely trained run's fit may warn; the table must say the same
+        api = psychometric_from_batch(outputs, mask, trial_params)
+    fit = result["psychometric"]["fit"]
+    assert fit["undetermined"] == list(api.undetermined) and fit["problem"] == api.problem
+    assert fit["params"] == {k: (None if k in api.undetermined else v) for k, v in api.params.items()}
+
+
+def fake_run(monkeypatch, small_run, batch):
+    """Make evaluate / plot of ``small_run`` see ``batch`` (from synthetic_pd_batch) as its fresh trials
+    and outputs; everything else (loss, weights) stays the run's."""
+    model, task, record = load_run(small_run)
+    x, y, mask, trial_params, outputs = batch
+
+    class Model:
+        def __getattr__(self, name):
+            return getattr(model, name)
+
+        def test(self, inputs):
+            return outputs.copy(), None
+
+    monkeypatch.setattr(cli.runs, "load_run", lambda run: (Model(), task, record))
+    monkeypatch.setattr(cli, "fresh_trials", lambda task, n, seed: (x, y, mask, trial_params))
+
+
+@pytest.mark.parametrize("choose, why", [(0, "all 600 trials chose 0"), (1, "all 600 trials chose 1")])
+def test_evaluate_says_no_fit_when_choices_never_vary(small_run, monkeypatch, capsys, choose, why):
+    x, y, mask, trial_params, outputs = synthetic_pd_batch(61, B=600, choose=choose)
+    outputs[:, :2] = 0.0  # the run's loss must stay finite
+    fake_run(monkeypatch, small_run, (x, y, mask, trial_params, outputs))
+    assert run_cli("evaluate", small_run) == 0
+    out = capsys.readouterr().out
+    assert f"no psychometric fit: these trials do not determine it: {why}" in out
+    assert "mu (bias)" not in out and "sigma (slope)" not in out  # no numbers that mean nothing
+    assert run_cli("evaluate", small_run, "--json") == 0
+    fit = json.loads(capsys.readouterr().out)["psychometric"]["fit"]
+    assert set(fit["undetermined"]) == {"mu", "sigma", "gamma", "lambda"} and why in fit["problem"]
+    assert all(v is None for v in fit["params"].values())
+
+
+def test_evaluate_says_no_fit_for_a_single_coherence_level():
+    _, _, mask, trial_params, outputs = synthetic_pd_batch(62, B=400)
+    for t in trial_params:
+        t.update(coherence=0.5, direction=1)
+    table = cli.psychometric_table(outputs, mask, trial_params)
+    text = "\n".join(cli.psychometric_lines(table))
+    assert table["signed_coherence"] == [0.5]
+    assert "no psychometric fit" in text and "one stimulus level (x = 0.5)" in text and "mu (bias)" not in text
+
+
+def test_evaluate_prints_the_fit_with_intervals_and_names_what_is_undetermined():
+    _, _, mask, trial_params, outputs = synthetic_pd_batch(63)
+    text = "\n".join(cli.psychometric_lines(cli.psychometric_table(outputs, mask, trial_params)))
+    assert "P(choice 1)" in text and "logistic fit, free lapses, 95% CI (hessian)" in text
+    assert "mu (bias)" in text and "not determined" not in text
+    # a near-perfect observer on coarse levels: only +0.02 on the slope, mu and sigma not determined
+    _, _, mask, trial_params, outputs = synthetic_pd_batch(64, mu=0.0, sigma=0.002)
+    text = "\n".join(cli.psychometric_lines(cli.psychometric_table(outputs, mask, trial_params)))
+    assert "mu (bias)       not determined by these trials" in text and "note: mu, sigma not determined" in text
+
+
+def test_psychometric_table_refuses_nan_outputs_where_the_mask_counts():
+    _, _, mask, trial_params, outputs = synthetic_pd_batch(65, B=200)
+    outputs[7, 4, 0] = np.nan
+    table = cli.psychometric_table(outputs, mask, trial_params)
+    assert "trial 7, step 4, channel 0" in table["error"]
+    assert cli.psychometric_lines(table)[0].startswith("psychometric: no psychometric table")
+
+
+@pytest.mark.parametrize("identifiable", [True, False])
+def test_plot_draws_the_fitted_psychometric_curve(small_run, tmp_path, monkeypatch, capsys, identifiable):
+    pytest.importorskip("matplotlib")
+    from minirnn import plotting
+    from minirnn.analysis import PsychometricFit
+
+    batch = synthetic_pd_batch(66, B=2000) if identifiable else synthetic_pd_batch(66, B=300, choose=1)
+    if not identifiable:
+        batch[4][:, :2] = 0.0
+    fake_run(monkeypatch, small_run, batch)
+    calls = []
+    original = plotting.plot_psychometric
+    monkeypatch.setattr(plotting, "plot_psychometric", lambda *a, **k: calls.append((a, k)) or original(*a, **k))
+    assert run_cli("plot", small_run, "--out", str(tmp_path / "figs")) == 0
+    assert (tmp_path / "figs" / "psychometric.png").exists()
+    (args, kwargs), = calls
+    assert kwargs["ylabel"] == "P(choice 1)" and "channel 1" in kwargs["xlabel"]
+    if identifiable:  # the curve is drawn: the fit evaluate reports
+        assert isinstance(args[0], PsychometricFit) and args[0].identifiable
+    else:  # data points only, and a line saying why
+        assert not args and kwargs["p"] == [1.0] * len(kwargs["x"])
+        assert "without a fitted curve: all 300 trials chose 1" in capsys.readouterr().err
 
 
 def test_evaluate_and_plot_refuse_a_run_that_never_trained(small_run, tmp_path, capsys):

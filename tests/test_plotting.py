@@ -56,9 +56,9 @@ def test_plot_trial_returns_figure_and_shades_mask(tmp_path):
     ax_in, ax_out = fig.axes
     assert len(ax_in.lines) == 2 and len(ax_out.lines) == 4  # 2 targets + 2 outputs
     assert len(ax_out.patches) == 1  # one masked-out span (steps 30..39)
-    # steps 30..39 are drawn at t = (k + 1) dt = 310..400 ms; the span covers half a step either side
+    # steps 30..39 are drawn at t = k dt = 300..390 ms (DESIGN §3); the span covers half a step either side
     x0, x1 = np.sort(ax_out.patches[0].get_path().transformed(ax_out.patches[0].get_patch_transform()).vertices[:, 0])[[0, -1]]
-    assert (x0, x1) == (pytest.approx(305), pytest.approx(405))
+    assert (x0, x1) == (pytest.approx(295), pytest.approx(395))
     fig.savefig(tmp_path / "trial.png")
     _, ax = plt.subplots()
     assert plotting.plot_trial(x, y, z, mask, ax=ax) is ax.figure
@@ -151,3 +151,157 @@ def test_plot_training_with_stages(tmp_path):
     assert plotting.plot_training(losses, stage_starts=[45], ax=ax) is ax.figure
     with pytest.raises(ParameterError):
         plotting.plot_training(losses, stages=stages, stage_starts=[1])
+
+
+# ---- audit fixes -----------------------------------------------------------------------------------
+from minirnn.errors import ShapeError  # noqa: E402
+
+
+def _tiny_lstm():
+    from minirnn import LSTM
+
+    return LSTM(dict(N_in=2, N_rec=4, N_out=2, dt=10, tau=100, dtype="float64", seed=0, backend="numpy"))
+
+
+def test_plot_weights_of_an_lstm_draws_its_gates_not_the_zero_placeholders(tmp_path):
+    lstm = _tiny_lstm()
+    w = lstm.get_weights()
+    for source in (lstm, w):
+        fig = plotting.plot_weights(source)
+        axes = [a for a in fig.axes if a.images]
+        titles = [a.get_title() for a in axes]
+        assert [t.split()[0] for t in titles] == ["W_f", "W_i", "W_c", "W_o", "W_out"]
+        for a, g in zip(axes, ("W_f", "W_i", "W_c", "W_o")):
+            # (post, pre) = (N_rec, N_rec + N_in): PsychRNN's (N_rec + N_in, N_rec) transposed
+            np.testing.assert_array_equal(np.ma.getdata(a.images[0].get_array()), w[g].T)
+            assert np.any(w[g] != 0)
+        np.testing.assert_array_equal(np.ma.getdata(axes[-1].images[0].get_array()), w["W_out"])
+        fig.savefig(tmp_path / "lstm.png")
+        plt.close(fig)
+    with pytest.raises(ParameterError, match="placeholders"):
+        plotting.plot_weights(lstm, names=("W_in", "W_rec", "W_out"))
+
+
+def test_plot_weights_of_an_ensemble_is_a_clear_shape_error():
+    from minirnn import Basic
+
+    ens = Basic(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, backend="numpy", dale_ratio=0.8),
+                n_networks=2, seeds=[0, 1])
+    with pytest.raises(ShapeError, match=r"network\(k\)"):
+        plotting.plot_weights(ens)
+    with pytest.raises(ShapeError, match=r"ensemble"):
+        plotting.plot_weights(ens.get_weights())  # Dale_rec (K, N, N) used to reach np.diag
+    assert isinstance(plotting.plot_weights(ens.network(1)), Figure)
+
+
+def test_time_axes_put_step_k_at_k_dt_as_perturbation_windows_do():
+    from minirnn import Basic, BasicSimulator, Perturbation
+
+    x, y, z, mask = _trial_batch(np.random.default_rng(0))  # the input starts at step 10
+    fig = plotting.plot_trial(x, y, z, mask, dt=10)
+    line = fig.axes[0].lines[0]
+    assert line.get_xdata()[np.flatnonzero(line.get_ydata())[0]] == 100  # onset at 10 dt = 100 ms, not 110
+    assert line.get_xdata()[0] == 0
+    # silence(…, 200, 600) shows as zero rates on the samples 200 … 590 ms
+    model = Basic(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, dtype="float64", seed=0, backend="numpy",
+                       W_rec=np.full((5, 5), 0.05), W_in=np.zeros((5, 2)), b_rec=np.ones(5),
+                       init_state=np.ones((1, 5))))
+    sim = BasicSimulator(rnn_model=model)
+    _, states = sim.run_trials(np.ones((2, 100, 2)), perturbation=Perturbation(100, 5, dt=10).silence([0], 200, 600))
+    fig = plotting.plot_unit_traces(np.maximum(states, 0), np.array([0, 1]), units=[0], dt=10)
+    t, r = fig.axes[0].lines[0].get_xdata(), fig.axes[0].lines[0].get_ydata()
+    silent = t[r == 0]
+    assert silent.min() == 200 and silent.max() == 590 and np.all(r[(t < 200) | (t >= 600)] > 0)
+
+
+def test_plot_unit_traces_and_pc_trajectories_refuse_bad_arguments():
+    from minirnn.analysis import pca
+
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(6, 20, 4))
+    cond = np.repeat([0, 1], 3)
+    with pytest.raises(ParameterError, match=r"\[0, 4\)"):
+        plotting.plot_unit_traces(data, cond, units=[45])
+    with pytest.raises(ParameterError, match="units"):
+        plotting.plot_unit_traces(data, cond, units=[-1])
+    one = pca(data, 1)
+    with pytest.raises(ParameterError, match="1 component"):
+        plotting.plot_pc_trajectories(data[:2], pca=one)
+    with pytest.raises(ParameterError, match="2 component"):
+        plotting.plot_pc_trajectories(data[:2], pca=pca(data, 2), n_dims=3)
+    with pytest.raises(ShapeError, match="fixed_points"):
+        plotting.plot_pc_trajectories(data[:2], fixed_points=np.zeros((2, 3)))
+
+
+def test_fixed_points_as_a_plain_array_are_not_called_stable():
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(3, 15, 4))
+    fig = plotting.plot_pc_trajectories(X, fixed_points=np.zeros((2, 4)))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["fixed point (stability not computed)"]
+    assert not any("stable" in t and "not computed" not in t for t in legend)
+
+
+def test_plot_training_puts_accuracy_at_the_updates_it_was_measured():
+    losses = list(np.linspace(1.0, 0.1, 150))
+    history = {"loss": losses, "update": list(range(1, 151)),
+               "performance": [(5, 0.5), (10, 0.6), (15, 0.9)], "stages": []}
+    fig = plotting.plot_training(history=history)
+    acc_line = fig.axes[1].lines[0]
+    assert list(acc_line.get_xdata()) == [5, 10, 15] and list(acc_line.get_ydata()) == [0.5, 0.6, 0.9]
+    assert list(fig.axes[0].lines[0].get_xdata()) == list(range(1, 151))
+    fig = plotting.plot_training(history)  # the dict as the first argument
+    assert list(fig.axes[1].lines[0].get_xdata()) == [5, 10, 15]
+    fig = plotting.plot_training(losses, [0.5, 0.6, 0.9], accuracy_iterations=[5, 10, 15])
+    assert list(fig.axes[1].lines[0].get_xdata()) == [5, 10, 15]
+    # without the update numbers the placement is a guess: said out loud
+    with pytest.warns(UserWarning, match="accuracy_iterations"):
+        plotting.plot_training(losses, [0.9], iterations=np.arange(1, 151))
+    with pytest.raises(ShapeError, match="update, value"):
+        plotting.plot_training(losses, [(5, 0.5), (10, 0.6)])
+    with pytest.raises(ParameterError, match="history"):
+        plotting.plot_training(losses, history=history)
+    # curriculum stages recorded by training become boundaries
+    staged = dict(history, stages=[{"update": 50, "stage": 1, "metric": 0.9}, {"update": 90, "stage": 2}])
+    fig = plotting.plot_training(history=staged)
+    vlines = [ln for ln in fig.axes[0].lines if ln.get_linestyle() == "--"]
+    assert sorted(v.get_xdata()[0] for v in vlines) == [50, 90]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["stage 0", "stage 1", "stage 2"]
+
+
+def test_plot_training_of_an_ensemble_draws_one_line_per_network():
+    L = np.stack([np.linspace(1, 0.1, 40), np.linspace(2, 0.2, 40), np.linspace(3, 0.3, 40)], axis=1)  # (n, K)
+    history = {"loss": list(L), "update": list(range(1, 41)),
+               "performance": [(10, np.array([0.5, 0.6, 0.7])), (20, np.array([0.8, 0.9, 1.0]))]}
+    fig = plotting.plot_training(history=history)
+    loss_lines = fig.axes[0].lines
+    assert len(loss_lines) == 3
+    for k in range(3):
+        np.testing.assert_array_equal(loss_lines[k].get_ydata(), L[:, k])
+        expected = np.array([[0.5, 0.6, 0.7], [0.8, 0.9, 1.0]])[:, k]
+        np.testing.assert_array_equal(fig.axes[1].lines[k].get_ydata(), expected)
+        assert list(fig.axes[1].lines[k].get_xdata()) == [10, 20]
+    with pytest.raises(ShapeError, match="networks"):
+        plotting.plot_training(L, np.ones((5, 2)), accuracy_iterations=np.arange(5))
+    with pytest.raises(ShapeError, match="losses"):
+        plotting.plot_training(np.ones((4, 2, 2)))
+
+
+def test_plot_psychometric_says_which_choice_it_plots():
+    fig = plotting.plot_psychometric(x=[-1, 0, 1], p=[0.9, 0.5, 0.1], ylabel="P(choice 0)")
+    assert fig.axes[0].get_ylabel() == "P(choice 0)"
+    assert plotting.plot_psychometric(x=[-1, 0, 1], p=[0.1, 0.5, 0.9]).axes[0].get_ylabel() == "P(choice 1)"
+
+
+def test_a_psychometric_fit_the_trials_do_not_determine_is_not_drawn():
+    import warnings
+
+    from minirnn.analysis import fit_psychometric
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_psychometric([-0.1, 0.1], [0, 10], [10, 10])  # perfectly separated: no slope to fit
+    assert {"mu", "sigma"} <= set(fit.undetermined)
+    ax = plotting.plot_psychometric(fit).axes[0]
+    points_only = plotting.plot_psychometric(x=fit.levels, p=fit.p, n=fit.n).axes[0]
+    assert len(ax.lines) == len(points_only.lines) and "no fit drawn" in ax.get_title()  # no curve

@@ -240,7 +240,8 @@ def test_perturbations_compose_and_windows_in_ms_or_steps():
     a, b = ms.arrays(N_batch=3), steps.arrays(N_batch=3)
     for name in ("W_mask", "clamp_mask", "clamp_value", "inject"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
-    assert np.all(a.W_mask[:, 0, 5] == 0) and np.all(a.W_mask[:, 5, 0] == 0) and a.W_mask.sum() == T * (36 - 2)
+    assert np.all(a.W_mask[:, 0, 5] == 0) and np.all(a.W_mask[:, 5, 0] == 0)
+    assert np.asarray(a.W_mask).sum() == T * (36 - 2)
     assert np.all(a.inject[12:, 0, 2] == 1.0) and np.all(a.inject[:12] == 0)
     o1, s1 = sim.run_trials(x, perturbation=ms)
     o2, s2 = sim.run_trials(x, perturbation=b)  # ready arrays are accepted too
@@ -492,3 +493,84 @@ def test_a_simulators_transfer_function_can_be_called_as_psychrnns_can():
 
     x = np.array([-1.0, 0.5])
     np.testing.assert_array_equal(get_activation("relu")(x), [0.0, 0.5])
+
+
+# ---- audit fixes: LSTM weight dicts, lesion masks stored once ------------------------------------
+def test_basic_simulator_refuses_an_lstm_weights_dict():
+    from minirnn import Simulator
+
+    lstm = LSTM(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, dtype="float64", seed=2, backend="numpy"))
+    w = lstm.get_weights()  # carries PsychRNN's all-zero W_in, W_rec, b_rec, init_state placeholders
+    for cls in (BasicSimulator, Simulator):
+        with pytest.raises(ParameterError, match="lstm weights.*W_f"):
+            cls(weights=w, params={"dt": 10, "tau": 100})
+    # any one marker is enough: the variant entry alone, or the minirnn metadata of an LSTM file
+    placeholders = {k: w[k] for k in ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state")}
+    with pytest.raises(ParameterError, match="lstm_variant"):
+        BasicSimulator(weights=dict(placeholders, lstm_variant="standard"), params={"dt": 10, "tau": 100})
+    with pytest.raises(ParameterError, match="architecture='lstm'"):
+        BasicSimulator(weights=dict(placeholders, minirnn=np.array('{"architecture": "lstm"}')),
+                       params={"dt": 10, "tau": 100})
+    # the LSTM simulator takes the same dict, and a rate network's dict still works
+    out, _ = LSTMSimulator(weights=w, params={"backend": "numpy"}).run_trials(inputs())
+    assert np.array_equal(out, lstm.test(inputs())[0])
+    BasicSimulator(weights=basic().get_weights(), params={"dt": 10, "tau": 100})
+
+
+def _materialised_mask(pert, dtype=np.float64):
+    """The (T, N, N) mask the time loop used to get: ones, times each lesion in its window, in order."""
+    W = np.ones((pert.N_steps, pert.N_rec, pert.N_rec))
+    for kind, _, steps, M in pert.ops:
+        if kind == "W_mask":
+            W[steps] *= M
+        elif kind == "W_mask_full":
+            W *= M
+    return W.astype(dtype)
+
+
+def test_a_static_lesion_is_stored_once_and_gives_the_same_numbers():
+    N = 6
+    whole = Perturbation(T, N).lesion(post=[0, 2], pre=[1])
+    a = whole.arrays()
+    assert a.W_mask.masks.shape == (1, N, N) and a.W_mask.shape == (T, N, N)  # one matrix, not T copies
+    windowed = Perturbation(T, N, dt=10).lesion(2, 4, 50, 150).lesion(post=1, t_start=100).lesion(3, 3, 0, 120)
+    b = windowed.arrays()
+    assert b.W_mask.masks.shape[0] == len({tuple(r) for r in np.stack([op[2] for op in windowed.ops], 1)})
+    for pert in (whole, windowed):
+        full = _materialised_mask(pert)
+        arrays = pert.arrays()
+        assert np.array_equal(np.asarray(arrays.W_mask), full)
+        assert all(np.array_equal(arrays.W_mask[k], full[k]) for k in range(T))
+        assert np.array_equal(arrays.W_mask[:, 2, 4], full[:, 2, 4])
+    # the simulated trials are bit for bit those of the materialised (T, N, N) mask, float64 and float32
+    for dtype in ("float64", "float32"):
+        sim = BasicSimulator(rnn_model=active_relu_net(), params=None) if dtype == "float64" else BasicSimulator(
+            weights=active_relu_net().get_weights(), params={"dt": 10, "tau": 100, "dtype": dtype, "backend": "numpy"})
+        x = inputs()
+        for pert in (whole, windowed):
+            o1, s1 = sim.run_trials(x, perturbation=pert)
+            ref = PerturbationArrays(W_mask=_materialised_mask(pert, np.dtype(dtype)))
+            o2, s2 = sim.run_trials(x, perturbation=ref)
+            assert np.array_equal(o1, o2) and np.array_equal(s1, s2)
+        t_conn = np.random.default_rng(0).random((T, N, N))  # with PsychRNN's t_connectivity as well
+        _, s1 = sim.run_trials(x, t_connectivity=t_conn, perturbation=Perturbation(T, N).lesion(0, 1, 5, 9))
+        ref = _materialised_mask(Perturbation(T, N).lesion(0, 1, 5, 9).connectivity(t_conn), np.dtype(dtype))
+        _, s2 = sim.run_trials(x, perturbation=PerturbationArrays(W_mask=ref))
+        assert np.array_equal(s1, s2)
+
+
+def test_a_static_lesion_of_a_large_network_does_not_allocate_one_matrix_per_step():
+    import tracemalloc
+
+    N, steps = 300, 200  # a (T, N, N) float64 mask would be 144 MB, and 32 T N^2 = 576 MB at its peak
+    pert = Perturbation(steps, N, dt=10).lesion(post=[0], pre=[1], t_start=500)
+    tracemalloc.start()
+    try:
+        arrays = pert.arrays("relu", N_batch=1, dtype=np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert arrays.W_mask.masks.shape == (2, N, N)  # intact before 500 ms, lesioned after
+    assert arrays.W_mask.nbytes < 2 * N * N * 4 + 8 * steps + 1
+    assert peak < 4 * N * N * 8  # a few (N, N) float64 temporaries at most
+    assert arrays.W_mask[0][0, 1] == 1 and arrays.W_mask[50][0, 1] == 0

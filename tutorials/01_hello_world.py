@@ -78,8 +78,7 @@ print(f"accuracy on 512 new trials: {accuracy:.3f}")
 fig = plot_trial(x, y, outputs, mask, trial=0, dt=pd.dt, title="a test trial (Fig. 2A)")
 fig.savefig(OUT / "01_trial.png", dpi=100)
 
-fig = plot_training(model.history["loss"], iterations=np.arange(1, len(model.history["loss"]) + 1),
-                    accuracy=[a for _, a in model.history["performance"]] or None)
+fig = plot_training(history=model.history)  # losses, and accuracy at the updates it was measured
 fig.savefig(OUT / "01_training.png", dpi=100)
 
 # %% [markdown]

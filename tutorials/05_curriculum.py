@@ -91,12 +91,11 @@ print(f"curriculum: {len(curriculum_model.history['loss'])} updates; "
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), layout="constrained", sharey=True)
 loss_c = curriculum_model.history["loss"]
 plot_training(loss_c, iterations=np.arange(1, len(loss_c) + 1), accuracy=[h["metric"] for h in curriculum.history],
-              stage_starts=[s["update"] for s in stages[:-1]],
+              accuracy_iterations=[h["epoch"] for h in curriculum.history], stage_starts=[s["update"] for s in stages[:-1]],
               stage_names=[f"coh {c}" for c in coherences], ax=axes[0])
 axes[0].set_title("curriculum 0.7 -> 0.5 -> 0.3 -> 0.1")
 loss_p = plain_model.history["loss"]
-plot_training(loss_p, iterations=np.arange(1, len(loss_p) + 1), accuracy=[a for _, a in plain_model.history["performance"]],
-              ax=axes[1])
+plot_training(history=plain_model.history, ax=axes[1])
 axes[1].set_title("coherence 0.1 only")
 fig.savefig(OUT / "05_curriculum.png", dpi=100)
 plt.close("all")

@@ -17,6 +17,7 @@ from .fixed_points import (
 from .pca import PCA, condition_average, pca, project, trial_param
 from .psychometric import (
     PsychometricFit,
+    PsychometricWarning,
     choice_probability,
     choices_from_outputs,
     fit_psychometric,
@@ -29,6 +30,6 @@ __all__ = [
     "Dynamics", "RateDynamics", "FixedPoints", "FixedPointPath", "find_fixed_points",
     "continue_fixed_points", "dynamics_from_model", "sample_states", "unique_points",
     "PCA", "pca", "project", "condition_average", "trial_param",
-    "PsychometricFit", "fit_psychometric", "psychometric_function", "choice_probability",
+    "PsychometricFit", "PsychometricWarning", "fit_psychometric", "psychometric_function", "choice_probability",
     "choices_from_outputs", "psychometric_from_batch", "signed_coherence",
 ]

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
-from ..errors import ParameterError, ShapeError
+from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..io import atomic_savez
 from ..nn.activations import get_activation
 
@@ -130,12 +130,21 @@ def dynamics_from_model(model) -> Dynamics:
     """Build the map of a trained model (duck-typed: ``get_weights()``, ``alpha``, ``activation``).
 
     A dict of weights (as ``get_weights()`` returns) is accepted too, with ``alpha`` and
-    ``transfer_function`` among its keys.
+    ``transfer_function`` among its keys. An LSTM's dict (gate keys ``W_f ... W_o``, an
+    ``lstm_variant`` or LSTM metadata) is refused: its ``W_rec``/``W_in`` are all-zero placeholders.
     """
     if isinstance(model, Dynamics):
         return model
     if isinstance(model, dict):
+        from ..simulate import lstm_weights_evidence
+
         w = model
+        why = lstm_weights_evidence(w)
+        if why:
+            raise ParameterError(
+                f"This weights dict holds lstm weights ({why}); its W_in, W_rec, b_rec and init_state are "
+                "PsychRNN's all-zero placeholders, so the rate map built from them would be meaningless. Fixed "
+                "points are implemented for the rate RNN only (write a Dynamics subclass for the LSTM's (h, c)).")
         alpha = w.get("alpha")
         act = w.get("activation", w.get("transfer_function"))
         if alpha is None or act is None:
@@ -304,16 +313,26 @@ def find_fixed_points(
     """
     dyn = dynamics_from_model(model)
     X0 = np.asarray(initial_states, dtype=np.float64)
-    if X0.shape[-1] != dyn.n_state:
+    if X0.ndim == 0 or X0.shape[-1] != dyn.n_state:
         raise ShapeError(f"initial_states has shape {X0.shape}; its last axis must be N={dyn.n_state}.")
+    if X0.size == 0:
+        raise ShapeError(f"initial_states has shape {X0.shape}: no state to start from.")
+    if not np.all(np.isfinite(X0)):
+        raise NonFiniteError(f"initial_states holds {int(np.sum(~np.isfinite(X0)))} NaN or inf value(s); a search "
+                             "started there would be dropped silently. Pass finite states (e.g. drop the trials "
+                             "that diverged).")
+    if n_inits is not None and (isinstance(n_inits, (bool, np.bool_)) or not isinstance(n_inits, (int, np.integer))
+                                or n_inits < 1):
+        raise ParameterError(f"The 'n_inits' parameter of find_fixed_points must be a positive int or None (every "
+                             f"state given). Got {n_inits!r} instead.")
+    M = int(n_inits) if n_inits is not None else X0.size // dyn.n_state
+    U = _inputs(inputs, M, dyn.n_input)  # checked before the search starts
     if n_inits is not None:
         X0 = sample_states(X0, n_inits, noise_scale=noise_scale, seed=seed)
     else:
         X0 = X0.reshape(-1, dyn.n_state)
         if noise_scale:
             X0 = X0 + noise_scale * np.random.default_rng(seed).standard_normal(X0.shape)
-    M = X0.shape[0]
-    U = _inputs(inputs, M, dyn.n_input)
 
     X = _lbfgs(dyn, X0, U, lbfgs_iters) if lbfgs_iters else X0.copy()
     X, q = _newton(dyn, X, U, newton_iters, tol_q, chunk)
@@ -342,11 +361,18 @@ def unique_points(X, q=None, tol=1e-6):
 
 
 def _inputs(inputs, M, n_input):
+    """The constant input of each of the ``M`` starts: ``(N_in,)`` shared, or ``(M, N_in)`` one per start."""
     if inputs is None:
         return np.zeros((M, n_input))
     u = np.asarray(inputs, dtype=np.float64)
-    if u.shape[-1] != n_input or u.ndim > 2:
+    if u.ndim == 0 or u.shape[-1] != n_input or u.ndim > 2:
         raise ShapeError(f"inputs has shape {u.shape}; it must be (N_in,) or (M, N_in) with N_in={n_input}.")
+    if u.ndim == 2 and u.shape[0] not in (1, M):
+        raise ShapeError(f"inputs has shape {u.shape}: {u.shape[0]} rows, but the search starts from M={M} states "
+                         "(n_inits, or the states given); give one input (N_in,) for all of them or one row per "
+                         "start (M, N_in).")
+    if not np.all(np.isfinite(u)):
+        raise NonFiniteError(f"inputs holds NaN or inf values (shape {u.shape}).")
     return np.broadcast_to(u, (M, n_input)).copy()
 
 
@@ -500,9 +526,15 @@ def continue_fixed_points(model, start, input_path, *, tol_q=1e-20, max_q=1e-12,
     """
     dyn = dynamics_from_model(model)
     x = np.array(start.xstar if isinstance(start, FixedPoints) else start, dtype=np.float64, ndmin=2)
+    if x.ndim != 2 or x.shape[1] != dyn.n_state:
+        raise ShapeError(f"start has shape {x.shape}; it must be FixedPoints or (n, N) with N={dyn.n_state}.")
+    if not np.all(np.isfinite(x)):
+        raise NonFiniteError("start holds NaN or inf values; pass finite fixed points.")
     P = np.asarray(input_path, dtype=np.float64).reshape(len(input_path), -1)
     if P.shape[1] != dyn.n_input:
         raise ShapeError(f"input_path has shape {np.shape(input_path)}; it must be (S, N_in) with N_in={dyn.n_input}.")
+    if not np.all(np.isfinite(P)):
+        raise NonFiniteError("input_path holds NaN or inf values.")
     S, n, N = P.shape[0], x.shape[0], dyn.n_state
     xs = np.full((S, n, N), np.nan)
     qs = np.full((S, n), np.nan)

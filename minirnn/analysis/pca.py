@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeError
+from ..errors import NonFiniteError, ParameterError, ShapeError
 
 
 def trial_param(trial_params, key):
@@ -98,17 +98,32 @@ class PCA:
     def n_components(self):
         return self.components.shape[0]
 
+    def _check_k(self, k, what):
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_components:
+            raise ParameterError(f"{what} must be an int in [1, {self.n_components}]: this PCA was fitted with "
+                                 f"{self.n_components} component(s). Got {k!r} instead; refit with "
+                                 f"pca(data, n_components={k!r}) for more.")
+        return int(k)
+
     def transform(self, data, n_components=None):
-        """Project ``data`` (..., N) onto the first ``n_components`` axes -> (..., k)."""
+        """Project ``data`` (..., N) onto the first ``n_components`` axes -> (..., k).
+
+        ``n_components``: default all fitted ones; more than were fitted is an error.
+        """
         X = np.asarray(data)
-        if X.shape[-1] != self.mean.shape[0]:
+        if X.ndim == 0 or X.shape[-1] != self.mean.shape[0]:
             raise ShapeError(f"data has shape {X.shape}; its last axis must be N={self.mean.shape[0]}.")
-        V = self.components[:n_components]
+        k = (self.n_components if n_components is None
+             else self._check_k(n_components, "The 'n_components' parameter of PCA.transform"))
+        V = self.components[:k]
         return (X - self.mean) @ V.T
 
     def inverse_transform(self, Z):
-        """Map projections (..., k) back to the N-dimensional space."""
+        """Map projections (..., k) back to the N-dimensional space (``k`` at most the fitted number)."""
         Z = np.asarray(Z)
+        if Z.ndim == 0:
+            raise ShapeError("Z must be projections (..., k); got a scalar.")
+        self._check_k(Z.shape[-1], f"The last axis of Z (shape {Z.shape})")
         return Z @ self.components[: Z.shape[-1]] + self.mean
 
     def __repr__(self):
@@ -121,8 +136,12 @@ def pca(data, n_components=None):
 
     Parameters
     ----------
-    data : array (..., N)
-        E.g. condition averages (C, T, N) or all trials (B, T, N).
+    data : array (n, N), (C, T, N) or (B, T, N)
+        E.g. condition averages (C, T, N) or all trials (B, T, N). An ensemble's states
+        ``(K, B, T, N)`` are refused: unit ``i`` of network ``k`` and unit ``i`` of network ``j``
+        are different neurons, so pooling them as one dimension is meaningless; fit
+        ``pca(states[k])`` per network. (Data whose leading axes really are all samples of one
+        population: ``pca(data.reshape(-1, N))``.)
     n_components : int, optional
         Keep this many axes (default all ``min(n_samples, N)``).
 
@@ -130,12 +149,26 @@ def pca(data, n_components=None):
     -------
     PCA
 
+    Raises
+    ------
+    ShapeError for 4-D or more data, or fewer than 2 samples; NonFiniteError for NaN or inf.
+
     Notes
     -----
     ``X - mean = U S V^T`` (thin SVD); axes ``V^T[:k]``; explained variance ``S^2 / (n - 1)``;
     ratio ``S^2 / sum(S^2)`` over all singular values, so ratios of a truncated fit sum to < 1.
     """
     X = np.asarray(data, dtype=np.float64)
+    if X.ndim not in (2, 3):
+        hint = (" That is the shape of an ensemble's states (K, N_batch, N_steps, N_rec): unit i of two networks "
+                "is not one neuron, so fit each network, pca(states[k]) (or reshape to (-1, N) if every leading "
+                "index really is a sample of one population).") if X.ndim >= 4 else ""
+        raise ShapeError(f"pca: data has shape {X.shape}; it must be (n_samples, N), (C, T, N) or (B, T, N).{hint}")
+    if not np.all(np.isfinite(X)):
+        bad = np.unique(np.argwhere(~np.isfinite(X))[:, 0])
+        raise NonFiniteError(f"pca: data holds {int(np.sum(~np.isfinite(X)))} NaN or inf value(s) (along the first "
+                             f"axis at {bad[:10].tolist()}{' ...' if bad.size > 10 else ''}); drop those "
+                             "trials or conditions first.")
     X = X.reshape(-1, X.shape[-1])  # (n, N)
     n, N = X.shape
     if n < 2:
@@ -157,5 +190,6 @@ def pca(data, n_components=None):
 
 
 def project(data, model_pca, n_components=None):
-    """Project single trials ``data`` (B, T, N) onto a fitted :class:`PCA` -> (B, T, k)."""
+    """Project single trials ``data`` (B, T, N) onto a fitted :class:`PCA` -> (B, T, k)
+    (``n_components`` at most the fitted number)."""
     return model_pca.transform(data, n_components)
