@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
+from ..errors import MinirnnError
 from .release import release
-from .submissions import _TAG, format_report, grade_folder, run_and_grade
+from .submissions import _serve, format_report, grade_folder
 
 
 def main(argv=None) -> int:
@@ -20,23 +22,34 @@ def main(argv=None) -> int:
     g.add_argument("folder")
     g.add_argument("--csv", help="also write one row per student, file and exercise here")
     g.add_argument("--json", help="also write the full reports here")
-    g.add_argument("--timeout", type=float, default=600, help="seconds per file (default 600)")
+    g.add_argument("--timeout", type=float, default=600,
+                   help="seconds to run each file top to bottom (default 600); it is graded on what it "
+                        "defined by then")
+    g.add_argument("--exercise-timeout", type=float, default=None,
+                   help="seconds to grade each exercise (default: --timeout, at most 60)")
     g.add_argument("--jobs", type=int, default=1, help="files graded at the same time (default 1)")
     g.add_argument("--full", action="store_true", help="run training cells at full size (no MINIRNN_FAST)")
     one = sub.add_parser("_grade_one")  # internal: the subprocess of grade_file
+    one.add_argument("--report", required=True)  # JSON lines go there, never to stdout
+    one.add_argument("--timeout", type=float, default=None)
+    one.add_argument("--exercise-timeout", type=float, default=None)
     one.add_argument("paths", nargs="+")
     args = parser.parse_args(argv)
 
-    if args.command == "release":
-        for path in release(args.src, args.dest):
-            print(f"wrote {path}")
-        return 0
     if args.command == "_grade_one":
-        for path in args.paths:  # one JSON line per file, printed as soon as it is graded
-            print(_TAG + json.dumps(run_and_grade(path)), flush=True)
-        return 0
-    reports = grade_folder(args.folder, timeout=args.timeout, fast=not args.full, csv_path=args.csv,
-                           jobs=args.jobs)
+        _serve(args.paths, args.report, timeout=args.timeout, exercise_timeout=args.exercise_timeout)
+        sys.stdout.flush()
+        os._exit(0)  # every report is written: do not wait for threads or atexit hooks a submission left
+    try:
+        if args.command == "release":
+            for path in release(args.src, args.dest):
+                print(f"wrote {path}")
+            return 0
+        reports = grade_folder(args.folder, timeout=args.timeout, fast=not args.full, csv_path=args.csv,
+                               jobs=args.jobs, exercise_timeout=args.exercise_timeout)
+    except MinirnnError as e:  # a missing folder, a release marker that does not pair: one line, no traceback
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
     if args.json:
         with open(args.json, "w") as f:
             json.dump(reports, f, indent=1)

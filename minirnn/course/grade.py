@@ -2,8 +2,11 @@
 
 Each grader calls your function on small random float64 inputs and compares what it returns with
 minirnn's own engine (the file each assignment rebuilds), shapes first, then values (rtol 1e-7,
-atol 1e-10 unless stated). A wrong answer names the function, the output, the first wrong entry,
-expected vs got, and — when your output matches a typical mistake — what that mistake is::
+atol 1e-10 unless stated). Functions that take a transfer function ``f`` (and ``df``) are called
+with tanh and with another one (relu, or linear), so ``f`` must be used, not ``np.tanh``. Every
+call also checks that your function left the arrays it was given unchanged. A wrong answer names
+the function, the output, the first wrong entry, expected vs got, and — when your output matches a
+typical mistake — what that mistake is::
 
     >>> from minirnn.course import grade
     >>> result = grade.euler_step(euler_step)      # prints [PASS] / [FAIL] / [TODO] and feedback
@@ -21,10 +24,26 @@ from ..dynamics import rate
 from ..nn import constraints, optimizers
 from ..nn.activations import get_activation
 from . import reference
-from .grader import Fail, call, compare, expect_keys, grader, signature
+from .grader import IN_PLACE_HINTS, Fail, call, compare, expect_keys, grader, signature
 
-TANH = get_activation("tanh")
+TANH, RELU, LINEAR = get_activation("tanh"), get_activation("relu"), get_activation("linear")
 ALPHA, SIGMA = 0.2, 0.3   # alpha != 1 and sigma != 0, so a missing factor shows
+
+
+class _Pair:
+    """A transfer function ``f`` with some derivative ``df``: what a function that hard-codes
+    tanh for one of them computes (``_Pair(TANH.f, RELU.df)``: tanh instead of f)."""
+
+    def __init__(self, f, df):
+        self.f, self.df = f, df
+
+
+def _ignores(act, which="f"):
+    """The hint for a function that uses tanh where it should call its argument ``f``/``df``."""
+    what, use = {"f": ("tanh instead of the transfer function `f` it is given", "f(x)"),
+                 "df": ("tanh's derivative 1 - tanh(x)**2 instead of the derivative `df` it is given", "df(x)"),
+                 "both": ("tanh and its derivative instead of the `f` and `df` it is given", "f(x) and df(x)")}[which]
+    return f"your function uses {what} (here f = {act.name}): call {use}, so that any transfer function works."
 
 
 def _case(seed, B=3, N=5, N_in=2, T=6):
@@ -76,12 +95,15 @@ def euler_step_reference(x, u, W_rec, W_in, b_rec, alpha, sigma_rec, xi, act=TAN
 @grader("euler_step")
 def euler_step(fn):
     """``euler_step(x, u, W_rec, W_in, b_rec, alpha, sigma_rec, xi, f) -> x_next (B, N_rec)``."""
-    for seed in (0, 1):
+    for seed, act in ((0, TANH), (1, TANH), (13, RELU)):
         c = _case(seed)
-        args = (c["x"], c["u"], c["W_rec"], c["W_in"], c["b_rec"], ALPHA, SIGMA, c["xi"], TANH.f)
+        args = (c["x"], c["u"], c["W_rec"], c["W_in"], c["b_rec"], ALPHA, SIGMA, c["xi"], act.f)
         got = call("euler_step", fn, *[np.copy(a) if isinstance(a, np.ndarray) else a for a in args])
-        compare("euler_step: x_next", got, euler_step_reference(*args[:-1]), context="euler_step" + signature(args),
-                mistakes=_euler_variants(*args))
+        mistakes = _euler_variants(*args)
+        if act is not TANH:
+            mistakes.insert(0, (_ignores(act), euler_step_reference(*args[:-1], act=TANH)))
+        compare("euler_step: x_next", got, euler_step_reference(*args[:-1], act=act),
+                context="euler_step" + signature(args), mistakes=mistakes)
 
 
 def simulate_reference(x0, U, W_rec, W_in, b_rec, alpha, sigma_rec, Xi, act=TANH):
@@ -95,35 +117,46 @@ def simulate_reference(x0, U, W_rec, W_in, b_rec, alpha, sigma_rec, Xi, act=TANH
 @grader("simulate")
 def simulate(fn):
     """``simulate(x0, U, W_rec, W_in, b_rec, alpha, sigma_rec, Xi, f) -> states (B, T, N_rec)``."""
-    c = _case(2)
-    args = (c["x"], c["U"], c["W_rec"], c["W_in"], c["b_rec"], ALPHA, SIGMA, c["Xi"], TANH.f)
-    expected = simulate_reference(*args[:-1])
-    shifted = np.concatenate([c["x"][:, None], expected[:, :-1]], axis=1)
-    got = call("simulate", fn, *args)
-    mistakes = [("states must hold x_1 ... x_T (the state after each step), not x_0 ... x_{T-1}.", shifted)]
-    for i, (hint, _) in enumerate(_euler_variants(c["x"], c["U"][:, 0], *args[2:7], c["Xi"][:, 0], TANH.f)):
-        x, states = c["x"], []                         # the loop is right, the step has mistake i
-        for k in range(c["U"].shape[1]):
-            x = _euler_variants(x, c["U"][:, k], *args[2:7], c["Xi"][:, k], TANH.f)[i][1]
-            states.append(x)
-        mistakes.append((f"the loop is right but the step is not (fix euler_step first): {hint}",
-                         np.stack(states, axis=1)))
-    compare("simulate: states", got, expected, context="simulate" + signature(args), mistakes=mistakes,
-            index_names=lambda i: f"trial {i[0]}, step {i[1]}, unit {i[2]}")
+    for seed, act in ((2, TANH), (14, RELU)):
+        c = _case(seed)
+        args = (c["x"], c["U"], c["W_rec"], c["W_in"], c["b_rec"], ALPHA, SIGMA, c["Xi"], act.f)
+        expected = simulate_reference(*args[:-1], act=act)
+        shifted = np.concatenate([c["x"][:, None], expected[:, :-1]], axis=1)
+        got = call("simulate", fn, *args)
+        mistakes = [("states must hold x_1 ... x_T (the state after each step), not x_0 ... x_{T-1}.", shifted)]
+        if act is not TANH:
+            mistakes.append((_ignores(act) + " (Check that euler_step uses f and that simulate passes f on.)",
+                             simulate_reference(*args[:-1], act=TANH)))
+        for i, (hint, _) in enumerate(_euler_variants(c["x"], c["U"][:, 0], *args[2:7], c["Xi"][:, 0], act.f)):
+            x, states = c["x"], []                         # the loop is right, the step has mistake i
+            for k in range(c["U"].shape[1]):
+                x = _euler_variants(x, c["U"][:, k], *args[2:7], c["Xi"][:, k], act.f)[i][1]
+                states.append(x)
+            mistakes.append((f"the loop is right but the step is not (fix euler_step first): {hint}",
+                             np.stack(states, axis=1)))
+        compare("simulate: states", got, expected, context="simulate" + signature(args), mistakes=mistakes,
+                index_names=lambda i: f"trial {i[0]}, step {i[1]}, unit {i[2]}")
 
 
 # ================================================================ assignment 2: BPTT by hand
 # Mirrors minirnn/dynamics/rate.py (recur_backward) and the gradient lines of models/basic.py.
 
 def bptt_variant(dX, X, x0, U, W_rec, W_in, alpha, act=TANH, *, with_alpha=True, leak=True,
-                 carry=True, with_df=True, shift=False, W_T=False, rates=True):
-    """BPTT written independently of the engine, with flags that plant one mistake each."""
+                 carry=True, with_df=True, shift=False, W_T=False, rates=True, next_state=False,
+                 skip_first=False):
+    """BPTT written independently of the engine, with flags that plant one mistake each.
+
+    ``shift``: only dW_rec pairs with f(x_{k+1}); ``next_state``: every step starts from
+    ``X[:, k]`` (= x_{k+1}) instead of ``X[:, k-1]``; ``skip_first``: the loop stops before k = 0.
+    """
     f, df = act.f, act.df
     X_prev = np.concatenate([np.broadcast_to(x0[:, None], X[:, :1].shape), X[:, :-1]], axis=1)  # x_0..x_{T-1}
+    if next_state:
+        X_prev = X
     a_scale = alpha if with_alpha else 1.0
     g = {"dx0": None, "dW_rec": 0.0, "dW_in": 0.0, "db_rec": 0.0}
     nxt = np.zeros_like(X[:, 0])
-    for k in reversed(range(X.shape[1])):
+    for k in reversed(range(1 if skip_first else 0, X.shape[1])):
         a = dX[:, k] + (nxt if carry else 0)                           # dL/dx_{k+1}, total
         d_pre = a_scale * a                                            # through alpha (...)
         pre_rates = (f(X[:, k]) if shift else f(X_prev[:, k])) if rates else X_prev[:, k]
@@ -136,7 +169,8 @@ def bptt_variant(dX, X, x0, U, W_rec, W_in, alpha, act=TANH, *, with_alpha=True,
     return g
 
 
-def _bptt_mistakes(name, dX, X, x0, U, W_rec, W_in, alpha):
+def _bptt_mistakes(name, dX, X, x0, U, W_rec, W_in, alpha, act=TANH, loop=False):
+    """(hint, what that mistake gives for output ``name``); ``loop``: also the loop's off-by-ones."""
     flags = [("missing alpha: x_{k+1} depends on the drive through alpha (...), so d_pre = alpha * a_{k+1}.",
               {"with_alpha": False}),
              ("the leak: dL/dx_k gets (1 - alpha) a_{k+1} from the (1 - alpha) x_k term.", {"leak": False}),
@@ -147,10 +181,18 @@ def _bptt_mistakes(name, dX, X, x0, U, W_rec, W_in, alpha):
              ("off by one: step k's gradient pairs alpha a_{k+1} with f(x_k), the state the step started from.",
               {"shift": True}),
              ("dW_rec pairs the adjoint with the rates f(x_k), not the states x_k.", {"rates": False})]
+    if loop:
+        flags += [("off by one: step k starts from x_k = X[:, k-1] (x0 when k == 0); X[:, k] is the state "
+                   "after the step, x_{k+1}.", {"next_state": True}),
+                  ("off by one: the loop must also run the first step, k = 0 (reversed(range(T))), whose "
+                   "starting state is x0.", {"skip_first": True})]
     out = []
     for hint, kw in flags:
-        wrong = bptt_variant(dX, X, x0, U, W_rec, W_in, alpha, **kw)[name]
+        wrong = bptt_variant(dX, X, x0, U, W_rec, W_in, alpha, act, **kw)[name]
         out.append((hint, wrong))
+    if act is not TANH and name != "du":  # tanh hard-coded in place of f, df or both (the narrowest first)
+        out[:0] = [(_ignores(act, which), bptt_reference(dX, X, x0, U, W_rec, W_in, alpha, pair)[name])
+                   for which, pair in (("df", _Pair(act.f, TANH.df)), ("f", _Pair(TANH.f, act.df)), ("both", TANH))]
     return out
 
 
@@ -179,23 +221,24 @@ def _compare_grads(what, got, expected, variants, context):
 def euler_step_backward(fn):
     """``euler_step_backward(dx_next, x, u, W_rec, W_in, alpha, f, df)`` -> dict with
     ``dx, du, dW_rec, dW_in, db_rec`` (noise off; the step as in assignment 1)."""
-    c = _case(3)
-    x, u, W_rec, W_in, b = c["x"], c["u"], c["W_rec"], c["W_in"], c["b_rec"]
-    x_next = euler_step_reference(x, u, W_rec, W_in, b, ALPHA, 0.0, 0 * c["xi"])
-    ref = bptt_reference(c["dx"][:, None], x_next[:, None], x, u[:, None], W_rec, W_in, ALPHA)
-    expected = {"dx": ref["dx0"], "du": ALPHA * (c["dx"] @ W_in), "dW_rec": ref["dW_rec"],
-                "dW_in": ref["dW_in"], "db_rec": ref["db_rec"]}
-    args = (c["dx"], x, u, W_rec, W_in, ALPHA, TANH.f, TANH.df)
-    got = call("euler_step_backward", fn, *args)
+    for seed, act in ((3, TANH), (15, RELU)):
+        c = _case(seed)
+        x, u, W_rec, W_in, b = c["x"], c["u"], c["W_rec"], c["W_in"], c["b_rec"]
+        x_next = euler_step_reference(x, u, W_rec, W_in, b, ALPHA, 0.0, 0 * c["xi"], act)
+        ref = bptt_reference(c["dx"][:, None], x_next[:, None], x, u[:, None], W_rec, W_in, ALPHA, act)
+        expected = {"dx": ref["dx0"], "du": ALPHA * (c["dx"] @ W_in), "dW_rec": ref["dW_rec"],
+                    "dW_in": ref["dW_in"], "db_rec": ref["db_rec"]}
+        args = (c["dx"], x, u, W_rec, W_in, ALPHA, act.f, act.df)
+        got = call("euler_step_backward", fn, *args)
 
-    def variants(k):
-        key = {"dx": "dx0"}.get(k, k)
-        if key == "du":
-            return [("missing alpha: du = alpha * dx_next @ W_in.", c["dx"] @ W_in),
-                    ("du = (alpha dx_next) @ W_in: forward's u @ W_in.T transposes back.", None)]
-        return _bptt_mistakes(key, c["dx"][:, None], x_next[:, None], x, u[:, None], W_rec, W_in, ALPHA)
+        def variants(k, c=c, x=x, u=u, W_rec=W_rec, W_in=W_in, x_next=x_next, act=act):
+            key = {"dx": "dx0"}.get(k, k)
+            if key == "du":
+                return [("missing alpha: du = alpha * dx_next @ W_in.", c["dx"] @ W_in),
+                        ("du = (alpha dx_next) @ W_in: forward's u @ W_in.T transposes back.", None)]
+            return _bptt_mistakes(key, c["dx"][:, None], x_next[:, None], x, u[:, None], W_rec, W_in, ALPHA, act)
 
-    _compare_grads("euler_step_backward", got, expected, variants, "euler_step_backward" + signature(args))
+        _compare_grads("euler_step_backward", got, expected, variants, "euler_step_backward" + signature(args))
 
 
 @grader("numerical_gradient")
@@ -225,13 +268,16 @@ def numerical_gradient(fn):
 @grader("bptt")
 def bptt(fn):
     """``bptt(dX, X, x0, U, W_rec, W_in, alpha, f, df)`` -> dict ``dx0, dW_rec, dW_in, db_rec``."""
-    c = _case(5)
-    x0, U, W_rec, W_in = c["x"], c["U"], c["W_rec"], c["W_in"]
-    X = simulate_reference(x0, U, W_rec, W_in, c["b_rec"], ALPHA, 0.0, 0 * c["Xi"])
-    args = (c["dX"], X, x0, U, W_rec, W_in, ALPHA, TANH.f, TANH.df)
-    expected = bptt_reference(*args[:-2])
-    got = call("bptt", fn, *args)
-    _compare_grads("bptt", got, expected, lambda k: _bptt_mistakes(k, *args[:-2]), "bptt" + signature(args))
+    for seed, act in ((5, TANH), (16, RELU)):
+        c = _case(seed)
+        x0, U, W_rec, W_in = c["x"], c["U"], c["W_rec"], c["W_in"]
+        X = simulate_reference(x0, U, W_rec, W_in, c["b_rec"], ALPHA, 0.0, 0 * c["Xi"], act)
+        args = (c["dX"], X, x0, U, W_rec, W_in, ALPHA, act.f, act.df)
+        expected = bptt_reference(*args[:-2], act)
+        got = call("bptt", fn, *args)
+        _compare_grads("bptt", got, expected,
+                       lambda k, args=args, act=act: _bptt_mistakes(k, *args[:-2], act, loop=True),
+                       "bptt" + signature(args))
 
 
 # ================================================================ assignment 3: constraints
@@ -436,6 +482,7 @@ def simplepd_sample(cls):
     p = call("SimplePD.sample_trial_params", task.sample_trial_params, np.random.default_rng(0), n)
     expect_keys("SimplePD.sample_trial_params", p, ["coherence", "direction"])
     p2 = call("SimplePD.sample_trial_params", task.sample_trial_params, np.random.default_rng(0), n)
+    p3 = call("SimplePD.sample_trial_params", task.sample_trial_params, np.random.default_rng(1), n)
     for k in ("coherence", "direction"):
         a = np.asarray(p[k])
         if a.shape != (n,):
@@ -444,6 +491,11 @@ def simplepd_sample(cls):
         if not np.array_equal(a, np.asarray(p2[k])):
             raise Fail(f"SimplePD.sample_trial_params: two calls with the same seeded rng gave different {k}; "
                        f"draw from the rng argument, never from np.random (reproducibility).")
+        if np.array_equal(a, np.asarray(p3[k])):
+            raise Fail(f"SimplePD.sample_trial_params: calls with two different rngs (default_rng(0), "
+                       f"default_rng(1)) gave the same {k}; draw from the rng argument you are given, not from "
+                       f"a generator made inside the function (np.random.default_rng(123) ignores the caller's "
+                       f"seed).")
     coh, d = np.asarray(p["coherence"], float), np.asarray(p["direction"])
     mean = coh.mean()
     if coh.min() < 0 or abs(mean - 0.2) > 0.015 or abs(coh.std() - 0.2) > 0.015:
@@ -468,6 +520,21 @@ def simplepd_build(cls):
     if not isinstance(got, tuple) or len(got) != 3:
         raise Fail(f"SimplePD.build_trials must return (x, y, mask); got {type(got).__name__}.")
     expected = reference.simplepd_arrays(ref_task, params, np.random.default_rng(2))
+    for seed, same in ((2, True), (3, False)):   # the noise comes from the rng argument, and only from it
+        again = call("SimplePD.build_trials", task.build_trials, {k: v.copy() for k, v in params.items()},
+                     np.random.default_rng(seed))
+        try:
+            equal = np.array_equal(np.asarray(got[0], dtype=float), np.asarray(again[0], dtype=float))
+        except (TypeError, ValueError, IndexError, KeyError):
+            break  # not arrays: the comparison below says what is wrong
+        if same and not equal:
+            raise Fail("SimplePD.build_trials: two calls with the same params and equally seeded rngs gave "
+                       "different x; draw the noise from the rng argument (rng.standard_normal), not from "
+                       "np.random (reproducibility).")
+        if not same and equal:
+            raise Fail("SimplePD.build_trials: calls with two different rngs (default_rng(2), default_rng(3)) "
+                       "gave the same x; draw the noise from the rng argument you are given, not from a "
+                       "generator made inside the function.")
 
     def variant(**kw):
         return reference.simplepd_arrays(ref_task, params, np.random.default_rng(2), **kw)
@@ -525,42 +592,51 @@ def _fp_case(seed=11, M=4, N=5, N_in=2):
 def euler_map(fn):
     """``euler_map(x, u, W_rec, W_in, b_rec, alpha, f) -> F(x, u)`` (M, N), noise off."""
     x, u, W_rec, W_in, b = _fp_case()
-    dyn = RateDynamics(W_rec, W_in, b, ALPHA, TANH)
-    args = (x, u, W_rec, W_in, b, ALPHA, TANH.f)
-    got = call("euler_map", fn, *args)
-    compare("euler_map: F", got, dyn.step(x, u), context="euler_map" + signature(args),
-            mistakes=_euler_variants(x, u, W_rec, W_in, b, ALPHA, 0.0, 0 * x, TANH.f))
+    for act in (TANH, RELU):
+        dyn = RateDynamics(W_rec, W_in, b, ALPHA, act)
+        args = (x, u, W_rec, W_in, b, ALPHA, act.f)
+        got = call("euler_map", fn, *args)
+        mistakes = _euler_variants(x, u, W_rec, W_in, b, ALPHA, 0.0, 0 * x, act.f)
+        if act is not TANH:
+            mistakes.insert(0, (_ignores(act), RateDynamics(W_rec, W_in, b, ALPHA, TANH).step(x, u)))
+        compare("euler_map: F", got, dyn.step(x, u), context="euler_map" + signature(args), mistakes=mistakes)
 
 
 @grader("map_jacobian")
 def map_jacobian(fn):
     """``map_jacobian(x, W_rec, alpha, df) -> J (M, N, N)``, ``J = (1 - alpha) I + alpha W_rec diag(f'(x))``."""
     x, u, W_rec, W_in, b = _fp_case()
-    J = RateDynamics(W_rec, W_in, b, ALPHA, TANH).jacobian(x, u)
-    d, eye = TANH.df(x), np.eye(x.shape[1])
-    got = call("map_jacobian", fn, x, W_rec, ALPHA, TANH.df)
-    compare("map_jacobian: J", got, J, context="map_jacobian" + signature((x, W_rec, ALPHA, TANH.df)),
-            index_names=lambda i: f"point {i[0]}, dF_{i[1]}/dx_{i[2]}", mistakes=[
-                ("f'(x) multiplies the columns: J_ij = (1 - alpha) delta_ij + alpha W_ij f'(x_j), i.e. "
-                 "W_rec * df(x)[:, None, :], not df(x)[:, :, None].",
-                 (1 - ALPHA) * eye + ALPHA * W_rec * d[:, :, None]),
-                ("the (1 - alpha) I term (the leak) is missing.", ALPHA * W_rec * d[:, None, :]),
-                ("missing alpha in front of W_rec diag(f'(x)).", (1 - ALPHA) * eye + W_rec * d[:, None, :]),
-                ("J is dF_i/dx_j (rows: outputs F_i); this is its transpose.", np.swapaxes(J, -1, -2))])
+    for act in (TANH, RELU):
+        J = RateDynamics(W_rec, W_in, b, ALPHA, act).jacobian(x, u)
+        d, eye = act.df(x), np.eye(x.shape[1])
+        got = call("map_jacobian", fn, x, W_rec, ALPHA, act.df)
+        mistakes = [("f'(x) multiplies the columns: J_ij = (1 - alpha) delta_ij + alpha W_ij f'(x_j), i.e. "
+                     "W_rec * df(x)[:, None, :], not df(x)[:, :, None].",
+                     (1 - ALPHA) * eye + ALPHA * W_rec * d[:, :, None]),
+                    ("the (1 - alpha) I term (the leak) is missing.", ALPHA * W_rec * d[:, None, :]),
+                    ("missing alpha in front of W_rec diag(f'(x)).", (1 - ALPHA) * eye + W_rec * d[:, None, :]),
+                    ("J is dF_i/dx_j (rows: outputs F_i); this is its transpose.", np.swapaxes(J, -1, -2))]
+        if act is not TANH:
+            mistakes.insert(0, (_ignores(act, "df"), RateDynamics(W_rec, W_in, b, ALPHA, TANH).jacobian(x, u)))
+        compare("map_jacobian: J", got, J, context="map_jacobian" + signature((x, W_rec, ALPHA, act.df)),
+                index_names=lambda i: f"point {i[0]}, dF_{i[1]}/dx_{i[2]}", mistakes=mistakes)
 
 
 @grader("newton_fixed_point")
 def newton_fixed_point(fn):
     """``newton_fixed_point(x0, u, W_rec, W_in, b_rec, alpha, f, df, n_iter=50) -> x* (M, N)``."""
     x0, u, W_rec, W_in, b = _fp_case(12)
-    # a bistable network too: W_rec = 2 I, so each unit solves x = 2 tanh(x): x* = 0 or +-1.915
-    cases = [(x0, u, W_rec, W_in, b), (np.array([[1.5, -2.5, 0.05], [0.3, 3.0, -0.7]]), np.zeros((2, 1)),
-                                       2 * np.eye(3), np.zeros((3, 1)), np.zeros(3))]
-    for x0, u, W_rec, W_in, b in cases:
-        args = (x0.copy(), u, W_rec, W_in, b, ALPHA, TANH.f, TANH.df)
+    # a bistable network too: W_rec = 2 I, so each unit solves x = 2 tanh(x): x* = 0 or +-1.915;
+    # and a linear network (one fixed point, Newton's first step lands on it), so f must be used
+    cases = [(x0, u, W_rec, W_in, b, TANH),
+             (np.array([[1.5, -2.5, 0.05], [0.3, 3.0, -0.7]]), np.zeros((2, 1)), 2 * np.eye(3), np.zeros((3, 1)),
+              np.zeros(3), TANH),
+             (*_fp_case(17), LINEAR)]
+    for x0, u, W_rec, W_in, b, act in cases:
+        args = (x0.copy(), u, W_rec, W_in, b, ALPHA, act.f, act.df)
         got = call("newton_fixed_point", fn, *args)
-        expected = reference.newton(x0, u, W_rec, W_in, b, ALPHA)
-        dyn = RateDynamics(W_rec, W_in, b, ALPHA, TANH)
+        expected = reference.newton(x0, u, W_rec, W_in, b, ALPHA, act.name)
+        dyn = RateDynamics(W_rec, W_in, b, ALPHA, act)
         got_a = np.asarray(got, dtype=np.float64) if got is not None else None
         context = "newton_fixed_point" + signature(args)
         if got_a is not None and got_a.shape == expected.shape and np.all(np.isfinite(got_a)):
@@ -568,9 +644,12 @@ def newton_fixed_point(fn):
             if resid < 1e-10:
                 continue  # a true fixed point (possibly another one than plain Newton's: fine)
             context += f"\n    your x* is not a fixed point: max |F(x*) - x*| = {resid:.2e} (a converged one has ~1e-15)"
-        compare("newton_fixed_point: x*", got, expected, context=context, rtol=1e-6, atol=1e-9, mistakes=[
-            ("Newton on G(x) = F(x) - x solves (J - I) dx = -G(x); this used J alone.",
-             reference.newton(x0, u, W_rec, W_in, b, ALPHA, use_J_minus_I=False))])
+        mistakes = [("Newton on G(x) = F(x) - x solves (J - I) dx = -G(x); this used J alone.",
+                     reference.newton(x0, u, W_rec, W_in, b, ALPHA, act.name, use_J_minus_I=False))]
+        if act is not TANH:  # tanh hard-coded in place of f, df or both (e.g. in euler_map or map_jacobian)
+            mistakes[:0] = [(_ignores(act, which), reference.newton(x0, u, W_rec, W_in, b, ALPHA, pair))
+                            for which, pair in (("f", (TANH.f, act.df)), ("df", (act.f, TANH.df)), ("both", "tanh"))]
+        compare("newton_fixed_point: x*", got, expected, context=context, rtol=1e-6, atol=1e-9, mistakes=mistakes)
 
 
 # ================================================================ the registry
@@ -585,3 +664,22 @@ ASSIGNMENTS = {
     "a5": [("SimplePD", simplepd_sample), ("SimplePD", simplepd_build), ("choice_fractions", choice_fractions)],
     "a6": [("euler_map", euler_map), ("map_jacobian", map_jacobian), ("newton_fixed_point", newton_fixed_point)],
 }
+
+# Modules some graders import on first use (they pull in scipy): the grading command imports them
+# before a submission runs, with the graders, so that the submission cannot replace them.
+PRELOAD = {"a5": ("minirnn.analysis.psychometric",), "a6": ("minirnn.analysis.fixed_points",)}
+
+# What to write instead, when a function changes an array it was given (see grader.call).
+IN_PLACE_HINTS.update({
+    "euler_step": "return a new array, x_next = (1 - alpha) * x + ... (`x *= 1 - alpha` changes the caller's x; "
+                  "simulate's list of states would then hold one array many times).",
+    "simulate": "do not change x0 or the arrays given (if euler_step changes x in place, fix it first).",
+    "euler_step_backward": "build new arrays (`d = alpha * dx_next`, not `dx_next *= alpha`).",
+    "numerical_gradient": "put each entry back (x[i] = old) after evaluating f at x[i] + h and x[i] - h.",
+    "bptt": "`dX[:, k] + carry` makes a new array; `dX[:, k] += carry` writes into the caller's dX.",
+    "no_autapses": "return a new array, mask * (1 - np.eye(N)) (np.fill_diagonal changes the mask it is given).",
+    "apply_update": "return W - delta * (1 - fixed), a new array (`W -= ...` changes the caller's weights).",
+    "SGD.compute_update": "return new arrays, {name: lr * g ...} (`g *= lr` scales the caller's gradients).",
+    "Momentum.compute_update": "build new arrays (`self.a[name] = self.momentum * self.a[name] + g`).",
+    "Adam.compute_update": "build new arrays (`m = beta1 * m + (1 - beta1) * g`).",
+})

@@ -12,16 +12,26 @@ function through :func:`call`, and compares each returned array with minirnn's r
                                                returns), else transpose / sign / constant factor.
 
 A function that raises ``NotImplementedError`` (the student version's placeholder) is reported as
-"not attempted yet", never with a traceback; any other exception is reported in one line with the
-student's file, line number and source line.
+"not attempted yet", never with a traceback; any other exception (``sys.exit()`` and
+``KeyboardInterrupt`` included) is reported in one line with the student's file, line number and
+source line. :func:`call` also checks that the function left the arrays it was given unchanged (and
+the grader, at its end, that no later call changed an array given earlier), naming the argument.
+
+:class:`time_limit` bounds the time the code inside it may take: when it runs out, a
+:class:`Timeout` is raised *in the student's code*, so the message can say where it hung.
 """
 from __future__ import annotations
 
 import functools
+import inspect
 import linecache
 import os
+import signal
 import sys
+import sysconfig
+import threading
 import traceback
+import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +83,78 @@ class _StudentError(Exception):
     pass
 
 
+class Timeout(BaseException):
+    """Raised in the running code when a :class:`time_limit` runs out.
+
+    A ``BaseException``, so that ``except Exception`` in the student's code does not swallow it.
+    ``scope`` is ``"script"`` (running a whole file) or ``"exercise"`` (grading one exercise).
+    """
+
+    def __init__(self, seconds, scope):
+        super().__init__(f"did not finish within {seconds:g} s")
+        self.seconds, self.scope = seconds, scope
+
+
+# Run-time state, in one object that is never rebound (the grading process restores this package's
+# module globals after each student call; see submissions.py): the armed time_limit (at most one),
+# and while a grader runs, [(name, call number, watched arrays)] of every call() it made.
+_STATE = types.SimpleNamespace(limit=None, calls=None)
+
+
+def _in_course_code(frame) -> bool:
+    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith(__package__)
+
+
+class time_limit:
+    """``with time_limit(seconds, scope):`` raise :class:`Timeout` in the code that is running when
+    ``seconds`` have passed, and again every second until the block ends (so that a bare
+    ``except:`` in a student's loop cannot hold it). It never fires inside this package's own
+    code (the graders), only in the student's code or the libraries it calls.
+
+    Needs ``SIGALRM`` and the main thread; elsewhere (Windows, a worker thread) it does nothing,
+    and only the grading command's per-process limit applies. ``seconds`` None or 0: no limit.
+    """
+
+    REPEAT = 1.0
+
+    def __init__(self, seconds, scope="exercise"):
+        self.seconds, self.scope, self.armed, self._old = seconds, scope, False, None
+
+    def __enter__(self):
+        if (self.seconds and self.seconds > 0 and _STATE.limit is None and hasattr(signal, "setitimer")
+                and threading.current_thread() is threading.main_thread()):
+            self._old = signal.signal(signal.SIGALRM, self._fire)
+            self.armed, _STATE.limit = True, self
+            signal.setitimer(signal.ITIMER_REAL, self.seconds, self.REPEAT)
+        return self
+
+    def _fire(self, signum, frame):
+        if self.armed and not _in_course_code(frame):
+            raise Timeout(self.seconds, self.scope)
+
+    def __exit__(self, *exc):
+        if _STATE.limit is self:
+            self.armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+            _STATE.limit = None
+        return False
+
+
+def _disarm():
+    """Stop the running limit from firing again (its Timeout is being handled)."""
+    if _STATE.limit is not None:
+        _STATE.limit.armed = False
+
+
+# Run after every student call (the grading process restores the graders' modules there, so a
+# submission's function cannot rewrite them while it is being graded). See submissions.py.
+AFTER_CALL: list = []
+
+# What to do instead, per function name, when a function changes an argument in place.
+IN_PLACE_HINTS: dict = {}
+
+
 def grader(exercise):
     """Decorate ``check(fn, ...)`` into a grader ``(fn, verbose=True) -> Result`` that never raises."""
 
@@ -82,8 +164,11 @@ def grader(exercise):
             if fn is None or not callable(fn):
                 result = Result(exercise, NOT_ATTEMPTED, f"{exercise} is not defined yet")
             else:
+                outer = _STATE.calls
+                _STATE.calls = calls = []
                 try:
                     check(fn, *args, **kwargs)
+                    _check_kept_arrays(calls)
                     result = Result(exercise, PASSED)
                 except _NotAttempted as e:
                     result = Result(exercise, NOT_ATTEMPTED, f"not attempted yet ({e})")
@@ -91,9 +176,17 @@ def grader(exercise):
                     result = Result(exercise, ERROR, str(e))
                 except Fail as e:
                     result = Result(exercise, FAILED, str(e))
-                except Exception as e:  # noqa: BLE001 - e.g. an answer of a type the check cannot use
+                except Timeout as e:
+                    if e.scope != "exercise":
+                        raise  # the whole script's limit: it stops the script, not this check
+                    _disarm()
+                    result = Result(exercise, ERROR, f"grading {exercise} did not finish within {e.seconds:g} s.")
+                except BaseException as e:  # noqa: BLE001 - e.g. an answer of a type the check cannot use
                     result = Result(exercise, ERROR, f"the grader could not check this answer "
-                                                     f"({type(e).__name__}: {e}); check what {exercise} returns.")
+                                                     f"({type(e).__name__}: {_one_line(e)}); check what "
+                                                     f"{exercise} returns.")
+                finally:
+                    _STATE.calls = outer
             if verbose:
                 print(result)
             return result
@@ -104,28 +197,132 @@ def grader(exercise):
     return wrap
 
 
-def _where(tb) -> str:
-    """``file:line: source`` of the innermost frame outside minirnn and NumPy (the student's)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the minirnn package
-    frames = [f for f in traceback.extract_tb(tb)
-              if not os.path.abspath(f.filename).startswith((here, os.path.dirname(np.__file__)))]
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the minirnn package
+# not the student's: minirnn, NumPy, the standard library and installed packages
+_LIBRARIES = tuple({_HERE, os.path.dirname(np.__file__)} | {sysconfig.get_paths()[k] + os.sep for k in
+                                                           ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def _where(tb, word="at") -> str:
+    """``file:line: source`` of the innermost frame outside minirnn, NumPy, the standard library
+    and installed packages (the student's)."""
+    frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith("<frozen")
+              and not os.path.abspath(f.filename).startswith(_LIBRARIES)]
     if not frames:
         return ""
     f = frames[-1]
     line = (f.line or linecache.getline(f.filename, f.lineno)).strip()
-    return f" (at {os.path.basename(f.filename)}:{f.lineno}: `{line}`)"
+    return f" ({word} {os.path.basename(f.filename)}:{f.lineno}: `{line}`)"
+
+
+def _one_line(e, limit=300) -> str:
+    """The first line of an exception's message (or of a string), at most ``limit`` characters."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def call(name, fn, *args, **kwargs):
     """Call the student's ``fn``; turn NotImplementedError into "not attempted" and any other
-    exception into a one-line error naming ``name`` and the student's line."""
+    exception (``SystemExit``, ``KeyboardInterrupt`` and a running-out :class:`time_limit` of an
+    exercise included) into a one-line error naming ``name`` and the student's line. Then check
+    that ``fn`` left the arrays it was given (also inside dicts, lists, tuples) unchanged."""
+    watched = _watch(fn, args, kwargs)
+    hooks = tuple(AFTER_CALL)
+    called = f"{name}{signature(args, kwargs)}"
     try:
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
     except NotImplementedError as e:
-        raise _NotAttempted(str(e) or "it raises NotImplementedError") from None
-    except Exception as e:  # noqa: BLE001 - every student error becomes feedback
-        raise _StudentError(f"{name}{signature(args, kwargs)} raised {type(e).__name__}: {e}"
+        raise _NotAttempted(_one_line(e) or "it raises NotImplementedError") from None
+    except Timeout as e:
+        if e.scope != "exercise":
+            raise  # the whole script's limit: let it stop the script
+        _disarm()
+        raise _StudentError(f"{called} did not finish within {e.seconds:g} s{_where(sys.exc_info()[2], 'stopped at')}"
+                            f"; an endless loop, or a loop that never reaches its end condition?") from None
+    except SystemExit as e:
+        raise _StudentError(f"{called} called sys.exit({e.code!r}){_where(sys.exc_info()[2])}, which ends the "
+                            f"whole program; a function should `return` its result (or raise an error).") from None
+    except KeyboardInterrupt:
+        raise _StudentError(f"{called} was interrupted (KeyboardInterrupt){_where(sys.exc_info()[2])}.") from None
+    except BaseException as e:  # noqa: BLE001 - every student error becomes feedback
+        raise _StudentError(f"{called} raised {type(e).__name__}: {_one_line(e)}"
                             f"{_where(sys.exc_info()[2])}") from None
+    finally:
+        for hook in hooks:
+            hook()
+    for label, array, before in watched:
+        if _changed(array, before):
+            hint = IN_PLACE_HINTS.get(name, "build new arrays (`y = a * x`, not `x *= a`; `z = x + y`, not "
+                                            "`x += y`), or work on a copy (`x = x.copy()`).")
+            raise Fail(f"{name} changed its argument `{label}` in place{_first_change(label, array, before)}; "
+                       f"the caller's arrays must stay as they were: {hint}\n    called as {called}")
+    calls = _STATE.calls
+    if calls is not None:
+        calls.append((name, sum(n == name for n, _, _ in calls) + 1, watched))
+    return out
+
+
+def _arrays(label, value, depth=0):
+    """``(label, array)`` for an array argument, or the arrays inside a dict / list / tuple one."""
+    if isinstance(value, np.ndarray):
+        yield label, value
+    elif depth == 0 and isinstance(value, dict):
+        for k, v in value.items():
+            yield from _arrays(f"{label}[{k!r}]", v, 1)
+    elif depth == 0 and isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _arrays(f"{label}[{i}]", v, 1)
+
+
+def _watch(fn, args, kwargs):
+    """``[(label, array, copy)]`` for every array passed, labelled by the parameter's own name."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+        named = []
+        for pname, value in bound.arguments.items():
+            kind = bound.signature.parameters[pname].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                named += [(f"{pname}[{i}]", v) for i, v in enumerate(value)]
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                named += list(value.items())
+            else:
+                named.append((pname, value))
+    except Exception:  # noqa: BLE001 - no signature (a builtin) or one that does not fit: number them
+        named = [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    return [(label, a, a.copy()) for pname, v in named for label, a in _arrays(pname, v)]
+
+
+def _changed(array, before) -> bool:
+    if array.shape != before.shape:
+        return True
+    try:
+        return not np.array_equal(array, before, equal_nan=True)
+    except TypeError:  # a dtype without NaN
+        return not np.array_equal(array, before)
+
+
+def _first_change(label, array, before) -> str:
+    if array.shape != before.shape:
+        return f" (its shape changed from {before.shape} to {array.shape})"
+    try:
+        diff = np.argwhere(~((array == before) | ((array != array) & (before != before))))
+        idx = tuple(int(i) for i in diff[0])
+        return f" ({label}{list(idx) if idx else ''} was {before[idx]:.6g}, is now {array[idx]:.6g})"
+    except Exception:  # noqa: BLE001 - a dtype that does not compare or format as numbers
+        return ""
+
+
+def _check_kept_arrays(calls):
+    """Raise :class:`Fail` when an array given to an earlier call changed afterwards (the function
+    kept a reference to the caller's array and modified it during a later call)."""
+    for name, number, watched in calls:
+        for label, array, before in watched:
+            if _changed(array, before):
+                raise Fail(f"{name} changed `{label}`, an array it was given at its call {number}, during a "
+                           f"later call{_first_change(label, array, before)}: it keeps a reference to the "
+                           f"caller's array and then modifies it in place. Store a copy (`g.copy()`) or build "
+                           f"new arrays (`a = mu * a + g`, not `a *= mu; a += g`).")
 
 
 def signature(args=(), kwargs=None) -> str:
@@ -195,6 +392,9 @@ def diagnose(got, expected, mistakes=(), rtol=1e-6, atol=1e-9):
     for hint, wrong in mistakes:
         if wrong is not None and _close(got, np.asarray(wrong, dtype=np.float64), rtol, atol):
             return hint
+    if not np.any(got) and np.any(expected):
+        return ("your output is all zeros (an array made with np.zeros and never filled, a `return` before "
+                "the loop ends, or a factor that is 0?).")
     if got.ndim >= 2 and got.shape[-1] == got.shape[-2] and _close(got, np.swapaxes(expected, -1, -2), rtol, atol):
         return "it is the transpose of the expected one (weights are (post, pre): rows = postsynaptic)."
     if _close(got, -expected, rtol, atol):
