@@ -95,6 +95,41 @@ TRAIN_PARAMS = {
 _WEIGHTS_FILE_KEYS = {"Dale_rec", "Dale_out", "minirnn", "init_hidden", "init_cell"}
 
 
+def check_param_keys(params: dict, table, owner: str, uses=None) -> tuple[dict, list]:
+    """Sort the keys of a PsychRNN-style params dict against the option names in ``table``.
+
+    Returns ``(kept, slots)``. ``kept`` holds the known keys, weights-file keys and every other key
+    that is not a near miss (a task's own settings: carried, not used); ``slots`` lists the
+    optimizer-state keys (``W_rec/Adam``), which ``kept`` leaves out. Raises ParameterError for a
+    key that is not a string, a training option (pass it in train_params) and a near miss of a name
+    in ``table``: a case-only variant (``Rec_Noise``) or a difflib match at cutoff 0.8 (``N_recs``).
+
+    ``uses``: for an owner that reads only a few of ``table``'s keys (the simulators), those keys;
+    a near miss's message then lists them, and a non-string key's message names ``owner`` first.
+    """
+    out, slots = {}, []
+    for key, value in params.items():
+        if key in table or key in _WEIGHTS_FILE_KEYS:
+            out[key] = value
+            continue
+        if not isinstance(key, str):
+            raise ParameterError(f"Parameter names must be strings. Got {key!r}." if uses is None else
+                                 f"{owner}: parameter names must be strings. Got {key!r}.")
+        if "/" in key:
+            slots.append(key)
+            continue
+        if key in TRAIN_PARAMS:
+            raise ParameterError(f"{key!r} is a training parameter, not a parameter of {owner}: pass it in "
+                                 f"train_params, as in model.train(task, {{{key!r}: ...}}).")
+        close = [k for k in table if k.lower() == key.lower()] or difflib.get_close_matches(key, list(table), n=1,
+                                                                                             cutoff=0.8)
+        if close:
+            raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}?"
+                                 + ("" if uses is None else f" {owner} uses {sorted(uses)}."))
+        out[key] = value  # a task's own setting (coherence, ...): carried, not used
+    return out, slots
+
+
 def resolve_model_params(params: dict, owner: str = "Basic", extra: dict | None = None) -> dict:
     """Validate a PsychRNN-style params dict; return a new dict with every default filled in.
 
@@ -105,24 +140,7 @@ def resolve_model_params(params: dict, owner: str = "Basic", extra: dict | None 
     if not isinstance(params, dict):
         raise ParameterError(f"{owner} takes a dict of parameters. Got {type(params).__name__} instead.")
     table = dict(MODEL_PARAMS, **(extra or {}))
-    out, slots = {}, []
-    for key, value in params.items():
-        if key in table or key in _WEIGHTS_FILE_KEYS:
-            out[key] = value
-            continue
-        if not isinstance(key, str):
-            raise ParameterError(f"Parameter names must be strings. Got {key!r}.")
-        if "/" in key:
-            slots.append(key)
-            continue
-        if key in TRAIN_PARAMS:
-            raise ParameterError(f"{key!r} is a training parameter, not a parameter of {owner}: pass it in "
-                                 f"train_params, as in model.train(task, {{{key!r}: ...}}).")
-        close = [k for k in table if k.lower() == key.lower()] or difflib.get_close_matches(key, list(table), n=1,
-                                                                                             cutoff=0.8)
-        if close:
-            raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}?")
-        out[key] = value  # a task's own setting (coherence, ...): carried, not used
+    out, slots = check_param_keys(params, table, owner)
     if slots:
         warnings.warn(f"Ignoring {len(slots)} optimizer-state entries in params (e.g. {slots[0]!r}); "
                       "minirnn keeps optimizer state out of the weights.", stacklevel=3)
@@ -230,6 +248,11 @@ def check_train_values(tp: dict) -> None:
     for key in _PATHS:
         if tp[key] is not None and not isinstance(tp[key], (str, os.PathLike)):
             raise ParameterError(f"The {key!r} training parameter must be a path (str). Got {tp[key]!r} instead.")
+    threads = tp["blas_threads"]
+    if threads != "auto" and (isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer))
+                              or threads < 0):
+        raise ParameterError("The 'blas_threads' training parameter must be 'auto', a positive int, or 0 (leave BLAS "
+                             f"alone). Got {threads!r} instead.")
     if tp["fixed_weights"] is not None and not isinstance(tp["fixed_weights"], dict):
         raise ParameterError("The 'fixed_weights' training parameter must be a dict name -> 0/1 array. "
                              f"Got {type(tp['fixed_weights']).__name__} instead.")

@@ -373,7 +373,7 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
             if (r := (_read_marker(run_dir) or {}).get("row")) is not None]
     csv_path = _write_summary(out_dir, rows)
     if failed or crashed:
-        _raise_unfinished(failed, crashed, retries, len(rows), csv_path)
+        _raise_unfinished(failed, crashed, len(rows), csv_path)
     return SweepResult(rows, csv_path, trained, skipped)
 
 
@@ -485,7 +485,7 @@ def _check_train_values(tp, p):
                                  f"but the model has {size}={p[size]}.")
 
 
-def _raise_unfinished(failed, crashed, retries, n_rows, csv_path):
+def _raise_unfinished(failed, crashed, n_rows, csv_path):
     """One MinirnnError naming the runs that failed in training and the tasks that ran out of
     attempts (with only their runs that have no marker: a failed task may have finished some)."""
     lines = [f"  {run_id}: {message}" for run_id, message in failed[:5]]

@@ -62,6 +62,9 @@ def test_a_custom_loss_or_regularizer_of_the_wrong_form_is_named():
     x, y, mask, _ = small_task().get_trial_batch()
     with pytest.raises(ParameterError, match="loss_function <lambda> must return a pair \\(value, dz\\)"):
         model.loss_and_grads(x, y, mask)
+    ensemble = Basic(small_params(loss_function=lambda z, y, mask: (1.0, z * 0)), n_networks=2)
+    with pytest.raises(ParameterError, match=r"returned a value of shape \(\); it must hold one number per network"):
+        ensemble.loss_and_grads(x, y, mask)
     with pytest.raises(ParameterError, match="'custom_regularization' parameter must be a callable"):
         Basic(small_params(custom_regularization=5))
     model = Basic(small_params(custom_regularization=lambda w, r: (0.0, {"W_recc": 0})))
@@ -353,6 +356,20 @@ def test_a_task_with_another_dt_and_an_unused_learning_rate_warn():
         model.train(small_task(), {"training_iters": 16, "verbosity": False, "learning_rate": 0.1,
                                    "optimizer": Adam(learning_rate=0.01)})
     assert model.optimizer.learning_rate == 0.01
+
+
+def test_a_train_call_that_fails_to_start_leaves_optimizer_and_signal_handlers_alone(tmp_path):
+    import signal
+
+    model = Basic(small_params())
+    model.train(small_task(), {"training_iters": 16 * 2, "verbosity": False})
+    adam, handler = model.optimizer, signal.getsignal(signal.SIGINT)
+    with pytest.raises(ParameterError, match="blas_threads"):
+        model.train(small_task(), {"verbosity": False, "blas_threads": -3, "checkpoint_path": str(tmp_path / "c")})
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ParameterError, match="save_weights_path"):  # its folder cannot be made inside a file
+        model.train(small_task(), {"verbosity": False, "optimizer": "sgd", "save_weights_path": str(tmp_path / "a_file" / "w")})
+    assert model.optimizer is adam and signal.getsignal(signal.SIGINT) is handler
 
 
 def test_performance_cutoff_stops_early():

@@ -59,6 +59,7 @@ def flush_if_sources_changed(namespace: dict, sources) -> bool:
     """
     import hashlib
     import os
+    from pathlib import Path
 
     from numba.core.registry import CPUDispatcher
 
@@ -66,7 +67,7 @@ def flush_if_sources_changed(namespace: dict, sources) -> bool:
     folder = next((getattr(f._cache, "cache_path", None) for f in dispatchers), None)
     if folder is None:
         return False
-    digest = hashlib.sha256(b"".join(open(path, "rb").read() for path in sorted(sources))).hexdigest()
+    digest = hashlib.sha256(b"".join(Path(path).read_bytes() for path in sorted(sources))).hexdigest()
     stamp = os.path.join(folder, f"{namespace['__name__'].rpartition('.')[2]}.sources.sha256")
     try:
         with open(stamp) as fh:

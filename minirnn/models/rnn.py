@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
-from .._params import DTYPES, check_model_values, reshape_if_flat, resolve_model_params  # noqa: F401 (DTYPES)
+from .._params import check_model_values, reshape_if_flat, resolve_model_params
 from ..backends import get_backend
 from ..errors import NonFiniteError, ParameterError, ShapeError, suggest
 from ..nn import losses

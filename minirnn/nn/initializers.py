@@ -83,7 +83,7 @@ class WeightInitializer:
             value = getattr(self, key)
             if value not in RAND_INITS:
                 raise ParameterError(
-                    f"The {key!r} parameter must be one of {list(RAND_INITS)}{suggest(value, RAND_INITS)} "
+                    f"The {key!r} parameter must be one of {list(RAND_INITS)}{suggest(value, RAND_INITS) or '.'} "
                     f"Got {value!r} instead."
                 )
         ini = self.initializations = {}

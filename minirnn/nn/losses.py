@@ -13,6 +13,8 @@ A worked example, gradient-checked, is in :mod:`minirnn.models.examples`.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backends import get_array_module
 from ..errors import ParameterError, suggest
 
@@ -93,8 +95,8 @@ def checked_loss(loss):
         if tuple(getattr(dz, "shape", ())) != tuple(z.shape):
             raise ParameterError(f"The loss_function {name} returned dz of shape {tuple(getattr(dz, 'shape', ()))}; "
                                  f"it must be shaped like z, {tuple(z.shape)}.")
-        if getattr(value, "size", 1) != max(1, z[..., 0, 0, 0].size):
-            raise ParameterError(f"The loss_function {name} returned a value of shape {tuple(value.shape)}; it must "
+        if np.size(value) != max(1, z[..., 0, 0, 0].size):
+            raise ParameterError(f"The loss_function {name} returned a value of shape {np.shape(value)}; it must "
                                  f"hold one number per network ({tuple(z.shape[:-3])}).")
         return value, dz
 

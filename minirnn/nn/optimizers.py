@@ -333,11 +333,16 @@ def get_optimizer(spec="adam", learning_rate=1e-3) -> Optimizer:
     if isinstance(spec, Optimizer):
         return spec
     if isinstance(spec, type) and issubclass(spec, Optimizer):
-        return spec(learning_rate=learning_rate)
+        return _built_here(spec(learning_rate=learning_rate))
     if not isinstance(spec, str):
         raise ParameterTypeError(f"optimizer must be a name in {sorted(OPTIMIZERS)} or an Optimizer "
                                  f"instance. Got {spec!r} instead.")
     if spec.lower() not in OPTIMIZERS:
         raise ParameterError(f"Unknown optimizer {spec!r}{suggest(spec.lower(), OPTIMIZERS) or '.'} "
                              f"Choose one of {sorted(OPTIMIZERS)} or pass an Optimizer instance.")
-    return OPTIMIZERS[spec.lower()](learning_rate=learning_rate)
+    return _built_here(OPTIMIZERS[spec.lower()](learning_rate=learning_rate))
+
+
+def _built_here(optimizer):
+    optimizer.user_built = False  # built from a name: a later train() call may set its learning rate
+    return optimizer

@@ -191,9 +191,10 @@ def load_checkpoint(path) -> dict:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise ParameterError(f"A checkpoint must be given as a path (or load_checkpoint's dict). Got {path!r}.")
     name = os.fspath(path)
-    if not os.path.exists(name) and not os.path.exists(name + ".npz"):
-        raise FileNotFoundError(f"checkpoint {name!r} does not exist")
-    arrays = read_npz(path)
+    try:
+        arrays = read_npz(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint {name!r} does not exist") from None
     if "checkpoint" not in arrays:
         raise WeightsFileError(f"{name!r} is not a minirnn checkpoint (no 'checkpoint' entry; a weights "
                                f"file? keys: {sorted(arrays)[:8]}).")

@@ -54,13 +54,14 @@ class BatchSource:
         self._peeked = None
         if self.task is not None and _overrides(self.task, "batch_generator"):
             self._iterator = iter(self.task.batch_generator())  # a subclass's own batches, as PsychRNN trains on
+        self._draws = [_draw(t) for t in (self.tasks or [self.task] if self._iterator is None else [])]
 
     def next(self):
         if self._peeked is not None:
             batch, self._peeked = self._peeked, None
             return batch
         if self.tasks is not None:
-            parts = [t.get_trial_batch() if _overrides(t, "get_trial_batch") else t.generate_batch() for t in self.tasks]
+            parts = [draw() for draw in self._draws]
             shapes = [tuple(np.shape(b[0])) for b in parts]
             if len(set(shapes)) > 1:
                 raise ShapeError(f"The ensemble's tasks give batches of different shapes {shapes} (N_batch, N_steps, "
@@ -68,7 +69,7 @@ class BatchSource:
                                  "and T.")
             return tuple(np.stack([b[i] for b in parts]) for i in range(3)) + ([b[3] for b in parts],)
         if self.task is not None and self._iterator is None:
-            return self.task.get_trial_batch() if _overrides(self.task, "get_trial_batch") else self.task.generate_batch()
+            return self._draws[0]()
         try:
             batch = next(self._iterator)
         except StopIteration:
@@ -100,6 +101,11 @@ def _overrides(task, method) -> bool:
     from ..tasks.task import Task
 
     return isinstance(task, Task) and getattr(type(task), method) is not getattr(Task, method)
+
+
+def _draw(task):
+    """The method that makes ``task``'s next batch: its own ``get_trial_batch`` when a subclass overrides it."""
+    return task.get_trial_batch if _overrides(task, "get_trial_batch") else task.generate_batch
 
 
 def _reseeded_copy(task, seed):
@@ -222,9 +228,7 @@ def _resolve_optimizer(model, tp, lr_given):
         if lr_given or not getattr(current, "user_built", True):
             current.learning_rate = tp["learning_rate"]
         return current
-    optimizer = get_optimizer(spec, learning_rate=tp["learning_rate"])
-    optimizer.user_built = False
-    return optimizer
+    return get_optimizer(spec, learning_rate=tp["learning_rate"])
 
 
 def _is_numeric(value) -> bool:
@@ -273,15 +277,16 @@ def train(model, source, train_params=None, *, resume=None):
     for key in ("loss_epoch", "save_training_weights_epoch", "performance_epoch", "checkpoint_epoch"):
         if int(tp[key]) < 1:
             raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {tp[key]!r} instead.")
+    _check_output_paths(tp)
     batches = BatchSource(source, model)
     _warn_about_dt(model, batches)
     N_batch = batches.batch_size()
     n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
     keep = _fixed_keep_masks(model, tp["fixed_weights"])
     lr_given = isinstance(train_params, dict) and train_params.get("learning_rate") is not None
-    optimizer = model.optimizer = _resolve_optimizer(model, tp, lr_given)
-    _check_output_paths(tp)
+    optimizer = _resolve_optimizer(model, tp, lr_given)
     epoch0, finished, resumed_active = _resume(model, resume, batches, curriculum, optimizer)  # 0, False, None
+    model.optimizer = optimizer  # only now: a call that fails to start keeps the model's optimizer state
     if curriculum is not None and resume is not None and batches.tasks is None:
         batches = BatchSource(curriculum.tasks[curriculum.stage], model)
     xp, n_lead = model.xp, len(model.lead)
@@ -294,13 +299,14 @@ def train(model, source, train_params=None, *, resume=None):
     losses = _losses_so_far(history, first_update, epoch0, int(tp["loss_epoch"]))
     initialization_time = time.perf_counter() - t_start
 
-    progress = _progress_bar(n_updates, tp["verbosity"], initial=epoch0)
-    checkpointer = _start_checkpointing(model, tp, lambda: _checkpoint_tasks(batches, curriculum), curriculum,
-                                        active)  # None without checkpoint_path
     t_loop = time.perf_counter()
     epoch = epoch0
-    blas = _limit_blas_threads(model, tp["blas_threads"])
-    try:
+    progress = checkpointer = blas = None
+    try:  # everything set up here is put back in the finally below, also when setting it up fails
+        blas = _limit_blas_threads(model, tp["blas_threads"])
+        progress = _progress_bar(n_updates, tp["verbosity"], initial=epoch0)
+        checkpointer = _start_checkpointing(model, tp, lambda: _checkpoint_tasks(batches, curriculum), curriculum,
+                                            active)  # None without checkpoint_path
         for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
             x, y, mask = model._check_batch(x, y, mask)
