@@ -205,6 +205,13 @@ def check_model_values(p: dict, owner: str = "Basic") -> None:
         raise ParameterError(f"The 'dtype' parameter must be one of {list(DTYPES)}. Got {p['dtype']!r} instead.")
     if not isinstance(p.get("dale_ratio"), np.ndarray):  # an array comes from a weights file: checked on loading
         check_dale_ratio(p.get("dale_ratio"), owner)
+    if "tau" in p and "N_rec" in p:
+        tau = np.asarray(p["tau"])
+        if tau.ndim not in (0, 1) or (tau.ndim == 1 and tau.shape[0] != p["N_rec"]):
+            from .errors import ShapeError
+
+            raise ShapeError(f"tau has shape {tau.shape} but must be a number or an array of shape (N_rec,) = "
+                             f"({p['N_rec']},).")
     for key in _POSITIVE + _NONNEGATIVE + _FINITE:
         if key not in p or (key == "spec_rad" and p[key] is None):
             continue

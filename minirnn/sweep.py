@@ -425,8 +425,6 @@ def _check_model_values(model, p, task):
 
     The backend's *name* is checked, not that its library imports here: on a cluster the workers
     may have CuPy or numba while the machine planning the sweep has not."""
-    from types import SimpleNamespace
-
     from .backends import BACKENDS, Backend, get_backend
     from .errors import ShapeError
     from .nn.activations import get_activation
@@ -437,9 +435,6 @@ def _check_model_values(model, p, task):
         get_backend(p["backend"])  # raises, naming the choices
     get_loss(p["loss_function"], p)
     get_activation(p["transfer_function"])
-    check_time_constants = getattr(model, "_check_time_constants", None)  # RNN's: dt, tau (its shape), rec_noise
-    if check_time_constants is not None:
-        check_time_constants(SimpleNamespace(N_rec=int(p["N_rec"])), p)
     variant = p.get("lstm_variant")
     if variant is not None:  # LSTM._build's rule (None: chosen from a weights file, or "standard")
         from .models.lstm import VARIANTS
@@ -460,29 +455,14 @@ def _check_train_values(tp, p):
     """The checks ``train()`` makes beyond :func:`resolve_train_params`: the optimizer's name and
     its learning rate (by building it: cheap, no state until the first update), and a curriculum
     that can train the model and has not already finished (each run trains on a fresh copy of it)."""
-    from .errors import ShapeError
     from .nn.optimizers import get_optimizer
-    from .train.curriculum import Curriculum
+    from .train.curriculum import check_curriculum
 
     lr = tp["learning_rate"]
     get_optimizer(tp["optimizer"], learning_rate=np.asarray(lr, dtype=np.float64) if isinstance(lr, (list, tuple))
                   else lr)
-    curriculum = tp["curriculum"]
-    if curriculum is None:
-        return
-    if not isinstance(curriculum, Curriculum):
-        raise ParameterError("The 'curriculum' training parameter must be a minirnn Curriculum (Curriculum(tasks, "
-                             f"...)). Got {type(curriculum).__name__} instead.")
-    if curriculum.stop_training or curriculum.stage >= len(curriculum.tasks):
-        raise ParameterError(f"The curriculum in train_params has already finished (stage {curriculum.stage} of "
-                             f"{len(curriculum.tasks)}): every run of the sweep would start from its end. "
-                             f"{'Call curriculum.reset() or make' if hasattr(curriculum, 'reset') else 'Make'} "
-                             "a new Curriculum (each run trains on its own copy of the curriculum as given).")
-    for i, task in enumerate(curriculum.tasks):
-        for size in ("N_in", "N_out"):
-            if getattr(task, size, None) is not None and getattr(task, size) != p[size]:
-                raise ShapeError(f"Curriculum stage {i} ({type(task).__name__}) has {size}={getattr(task, size)} "
-                                 f"but the model has {size}={p[size]}.")
+    if tp["curriculum"] is not None:  # each run trains on its own copy of the curriculum as given
+        check_curriculum(tp["curriculum"], p["N_in"], p["N_out"])
 
 
 def _raise_unfinished(failed, crashed, n_rows, csv_path):

@@ -99,7 +99,6 @@ class RNN:
                                      "for autodiff; minirnn's gets the effective weights and the rates and returns "
                                      "the penalty with its gradient." if callable(custom) else "."))
         self.activation = get_activation(p["transfer_function"])
-        self._check_time_constants(p)
         self.optimizer = None  # created by the first train() call, kept across calls
         self.history = None
         if n_networks is None:
@@ -142,7 +141,6 @@ class RNN:
                         f"{suggest(key, per_network) or '.'} Per-network parameters: {sorted(per_network)}."))
             pk = dict(self.params, **override, seed=seeds[k])
             check_model_values(pk, f"{type(self).__name__} (network_params[{k}])")
-            self._check_time_constants(pk)
             self.network_params.append(pk)
         self.lead = (K,)
         self.seeds = seeds
@@ -210,18 +208,6 @@ class RNN:
         raise NotImplementedError
 
     # ---- checks shared by every entry point --------------------------------------------------
-    def _check_time_constants(self, p):
-        dt, tau = p["dt"], np.asarray(p["tau"], dtype=np.float64)
-        if not np.isscalar(dt) and np.ndim(dt) != 0 or not np.isfinite(dt) or dt <= 0:
-            raise ParameterError(f"The 'dt' parameter must be a positive number. Got {dt!r} instead.")
-        if tau.ndim not in (0, 1) or (tau.ndim == 1 and tau.shape[0] != self.N_rec):
-            raise ShapeError(f"tau has shape {tau.shape} but must be a number or an array of shape (N_rec,) = ({self.N_rec},).")
-        if not np.all(np.isfinite(tau)) or np.any(tau <= 0):
-            raise ParameterError(f"The 'tau' parameter must be positive and finite. Got {p['tau']!r} instead.")
-        rec_noise = p["rec_noise"]
-        if np.any(np.asarray(rec_noise) < 0) or not np.all(np.isfinite(rec_noise)):
-            raise ParameterError(f"The 'rec_noise' parameter must be >= 0. Got {rec_noise!r} instead.")
-
     def _as_array(self, a, name, shape=None):
         """Cast a user array to the model's dtype and backend once, checking shape and finiteness."""
         a = np.asarray(a) if not hasattr(a, "__cuda_array_interface__") else a

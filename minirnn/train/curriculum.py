@@ -273,3 +273,22 @@ class Curriculum:
     def __repr__(self) -> str:
         return (f"Curriculum(n_tasks={len(self.tasks)}, stage={self.stage}, thresholds={self.thresholds}, "
                 f"metric_epoch={self.metric_epoch}, stop_training={self.stop_training})")
+
+
+def check_curriculum(curriculum, N_in: int, N_out: int, finished_ok: bool = False) -> None:
+    """``curriculum`` is a :class:`Curriculum` that has not finished (unless ``finished_ok``) and whose
+    tasks fit a model of ``N_in`` inputs and ``N_out`` outputs; else the error that names what is wrong."""
+    from ..errors import ShapeError
+
+    if not isinstance(curriculum, Curriculum):
+        raise ParameterError(f"train_params['curriculum'] must be a minirnn Curriculum (Curriculum(tasks, ...)). "
+                             f"Got {type(curriculum).__name__} instead.")
+    if not finished_ok and (curriculum.stop_training or curriculum.stage >= len(curriculum.tasks)):
+        raise ParameterError(f"The curriculum in train_params has already finished (stage {curriculum.stage} of "
+                             f"{len(curriculum.tasks)}): it keeps its progress. Call curriculum.reset() to start "
+                             "it again from stage 0, or make a new Curriculum.")
+    for i, task in enumerate(curriculum.tasks):
+        for size, wanted in (("N_in", N_in), ("N_out", N_out)):
+            if getattr(task, size, None) is not None and int(getattr(task, size)) != int(wanted):
+                raise ShapeError(f"Curriculum stage {i} ({type(task).__name__}) has {size}={getattr(task, size)} "
+                                 f"but the model has {size}={wanted}.")

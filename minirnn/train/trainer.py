@@ -164,20 +164,10 @@ def _fixed_keep_masks(model, fixed_weights):
 
 def _curriculum_source(model, curriculum, source, resume):
     """The task of the curriculum's current stage, after checking the curriculum can train ``model``."""
-    from .curriculum import Curriculum
+    from .curriculum import check_curriculum
 
-    if not isinstance(curriculum, Curriculum):
-        raise ParameterError(f"train_params['curriculum'] must be a minirnn Curriculum (Curriculum(tasks, ...)). "
-                             f"Got {type(curriculum).__name__} instead.")
-    if resume is None and (curriculum.stop_training or curriculum.stage >= len(curriculum.tasks)):
-        raise ParameterError(f"This Curriculum has already finished (stage {curriculum.stage} of "
-                             f"{len(curriculum.tasks)}): it keeps its progress. Call curriculum.reset() to start "
-                             "it again from stage 0, or make a new Curriculum.")
-    for i, task in enumerate(curriculum.tasks):
-        for size in ("N_in", "N_out"):
-            if getattr(task, size, None) is not None and int(getattr(task, size)) != getattr(model, size):
-                raise ShapeError(f"Curriculum stage {i} ({type(task).__name__}) has {size}={getattr(task, size)} "
-                                 f"but the model has {size}={getattr(model, size)}.")
+    # a resumed call restores the curriculum's progress from the checkpoint: it may have finished
+    check_curriculum(curriculum, model.N_in, model.N_out, finished_ok=resume is not None)
     if source is not None and not any(source is task for task in curriculum.tasks):
         logger.warning("train() got both a task and a curriculum: the curriculum's tasks are trained on and "
                        "the task argument (%s) is not used", type(source).__name__)
