@@ -395,27 +395,26 @@ def psychometric_table(outputs, mask, trial_params, *, return_fit=False):
 
     from .analysis.psychometric import (
         PsychometricWarning,
-        choice_probability,
         choices_from_outputs,
-        fit_psychometric,
-        signed_coherence,
+        psychometric_from_batch,
     )
 
     if not trial_params or not all(isinstance(t, dict) and "coherence" in t and "direction" in t
                                    for t in trial_params[:1]):
         return (None, None) if return_fit else None
     try:
-        choice1 = choices_from_outputs(outputs, mask) == 1
+        with warnings.catch_warnings():  # the fit's own record (undetermined, problem) says it, once, below
+            warnings.simplefilter("ignore", PsychometricWarning)
+            fit = psychometric_from_batch(outputs, mask, trial_params)
     except NonFiniteError as exc:
-        table = {"error": f"no psychometric table: {exc}"}
-        return (table, None) if return_fit else table
-    signed = signed_coherence(trial_params, positive=1)
-    levels, p, n = choice_probability(signed, choice1)
-    table = {"convention": PSYCHOMETRIC_CONVENTION, "signed_coherence": levels.tolist(),
-             "p_choice_1": p.tolist(), "n": np.asarray(n).tolist()}
-    with warnings.catch_warnings():  # the fit's own record (undetermined, problem) says it, once, below
-        warnings.simplefilter("ignore", PsychometricWarning)
-        fit = fit_psychometric(signed, choice1)  # = psychometric_from_batch(outputs, mask, trial_params)
+        try:
+            choices_from_outputs(outputs, mask)
+        except NonFiniteError:  # NaN or inf outputs where the mask counts: no choice can be read
+            table = {"error": f"no psychometric table: {exc}"}
+            return (table, None) if return_fit else table
+        raise  # the outputs were fine: NaN or inf stimulus levels (coherence) are the caller's to fix
+    table = {"convention": PSYCHOMETRIC_CONVENTION, "signed_coherence": fit.levels.tolist(),
+             "p_choice_1": fit.p.tolist(), "n": fit.n.astype(int).tolist()}  # the fit keeps n as floats
     table["fit"] = {
         "kind": fit.kind, "lapses": "free", "level": fit.level, "ci_method": fit.ci_method,
         "params": {k: (None if k in fit.undetermined else float(v)) for k, v in fit.params.items()},

@@ -40,6 +40,7 @@ __all__ = [
     "jsonable",
     "read_npz",
     "classify_weights",
+    "lstm_weights_evidence",
     "restricted_loads",
 ]
 
@@ -467,6 +468,51 @@ def _scalar_item(value: Any) -> Any:
     return arr.item()
 
 
+def _read_meta(raw: Any) -> Dict[str, Any]:
+    """The ``minirnn`` entry of a weights file (a JSON string, as a 0-d array) as a dict.
+
+    Raises WeightsFileError when it is not a JSON string or not a JSON object.
+    """
+    try:
+        text = _scalar_item(raw)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        meta = json.loads(text)
+    except (ValueError, TypeError, WeightsFileError) as exc:
+        raise WeightsFileError(f"the 'minirnn' entry is not a JSON string: {exc}") from None
+    if not isinstance(meta, dict):
+        raise WeightsFileError("the 'minirnn' entry is JSON but not an object")
+    return meta
+
+
+def lstm_weights_evidence(weights: Any) -> Optional[str]:
+    """Why a weights dict is an LSTM's, as a phrase, or None when nothing says so.
+
+    ``LSTM.get_weights()`` carries PsychRNN's all-zero placeholders ``W_in, W_rec, b_rec,
+    init_state`` beside the gate weights, so a dict with a ``W_rec`` is not necessarily a rate
+    network: any of the gate keys ``W_f, W_i, W_c, W_o``, an ``lstm_variant`` entry or a
+    ``minirnn`` metadata entry with ``architecture="lstm"`` mark it as an LSTM's. Unreadable
+    metadata says nothing here (reading the file is :func:`classify_weights`' business).
+    """
+    if not hasattr(weights, "keys"):
+        return None
+    gates = [k for k in _LSTM_KEYS if k in weights]
+    if gates:
+        return f"it has the LSTM gate weights {gates}"
+    variant = weights.get("lstm_variant") if hasattr(weights, "get") else None
+    if variant is not None and not (isinstance(variant, np.ndarray) and variant.dtype == object
+                                    and variant.ndim == 0 and variant.item() is None):
+        return f"it has an lstm_variant entry ({variant!r})"
+    if "minirnn" in weights:
+        try:
+            meta = _read_meta(weights["minirnn"])
+        except WeightsFileError:
+            meta = {}
+        if meta.get("architecture") == "lstm":
+            return "its minirnn metadata says architecture='lstm'"
+    return None
+
+
 def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
     """Describe a dict of arrays read from a weights file (a pure function).
 
@@ -504,16 +550,7 @@ def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
     fmt = "psychrnn"
     if "minirnn" in arrays:
         fmt = "minirnn"
-        raw = arrays["minirnn"]
-        try:
-            text = _scalar_item(raw)
-            if isinstance(text, bytes):
-                text = text.decode("utf-8")
-            meta = json.loads(text)
-        except (ValueError, TypeError, WeightsFileError) as exc:
-            raise WeightsFileError(f"the 'minirnn' entry is not a JSON string: {exc}") from None
-        if not isinstance(meta, dict):
-            raise WeightsFileError("the 'minirnn' entry is JSON but not an object")
+        meta = _read_meta(arrays["minirnn"])
 
     slots = sorted(k for k in keys if "/" in k)
     weight_keys = sorted(k for k in keys if "/" not in k)

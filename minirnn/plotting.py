@@ -370,7 +370,7 @@ def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=None):
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
-    from .simulate import lstm_weights_evidence
+    from .io import lstm_weights_evidence
 
     if getattr(weights, "lead", ()):
         raise ShapeError(f"plot_weights draws one network; this model is an ensemble of {weights.lead} networks. "
@@ -379,12 +379,13 @@ def plot_weights(weights, *, ax=None, signs=None, vmax=None, names=None):
     if not hasattr(w, "keys"):
         raise ParameterError(f"plot_weights takes a model or a dict of weights (as get_weights() returns). "
                              f"Got {type(weights).__name__} instead.")
-    lstm = lstm_weights_evidence(w) is not None
+    why = lstm_weights_evidence(w)  # None for a rate network's weights
+    lstm = why is not None
     if names is None:
         names = _LSTM_PANELS if lstm else _RATE_PANELS
     names = [names] if isinstance(names, str) else list(names)
     if lstm and {"W_in", "W_rec"} & set(names):
-        raise ParameterError(f"plot_weights: these are an LSTM's weights ({lstm_weights_evidence(w)}); its W_in and "
+        raise ParameterError(f"plot_weights: these are an LSTM's weights ({why}); its W_in and "
                              f"W_rec are PsychRNN's all-zero placeholders, not its weights. Draw the gates: "
                              f"names={_LSTM_PANELS} (the default for an LSTM).")
     missing = [nm for nm in names if nm not in w]

@@ -48,7 +48,6 @@ windows overlap. A perturbation applies to every trial of the batch.
 """
 from __future__ import annotations
 
-import difflib
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ParameterError, ParameterTypeError, ShapeError
+from .io import lstm_weights_evidence  # re-exported (its home is minirnn.io, beside classify_weights)
 from .nn import noise
 from .nn import activations as _activations
 from .nn.activations import get_activation
@@ -87,35 +87,6 @@ def silent_state(transfer_function) -> float:
     raise ParameterError(f"Cannot silence units of a network with transfer_function {act.name!r}: f(x) = 0 has "
                          "no solution. Use clamp(units, value) with a value whose rate is small instead "
                          "(e.g. sigmoid(-10) = 4.5e-5).")
-
-
-def lstm_weights_evidence(weights):
-    """Why a weights dict is an LSTM's, as a phrase, or None when nothing says so.
-
-    ``LSTM.get_weights()`` carries PsychRNN's all-zero placeholders ``W_in, W_rec, b_rec,
-    init_state`` beside the gate weights, so a dict with a ``W_rec`` is not necessarily a rate
-    network: the gate keys ``W_f, W_i, W_c, W_o``, an ``lstm_variant`` entry or a ``minirnn``
-    metadata entry with ``architecture="lstm"`` mark it as an LSTM's.
-    """
-    if not hasattr(weights, "keys"):
-        return None
-    gates = [k for k in ("W_f", "W_i", "W_c", "W_o") if k in weights]
-    if gates:
-        return f"it has the LSTM gate weights {gates}"
-    variant = weights.get("lstm_variant") if hasattr(weights, "get") else None
-    if variant is not None and not (isinstance(variant, np.ndarray) and variant.dtype == object
-                                    and variant.ndim == 0 and variant.item() is None):
-        return f"it has an lstm_variant entry ({variant!r})"
-    if "minirnn" in weights:
-        try:
-            from .io import classify_weights
-
-            meta = classify_weights({"minirnn": weights["minirnn"], "W_rec": None})["meta"] or {}
-        except Exception:  # noqa: BLE001 - unreadable metadata is the file reader's business
-            meta = {}
-        if meta.get("architecture") == "lstm":
-            return "its minirnn metadata says architecture='lstm'"
-    return None
 
 
 class StepMasks:
@@ -360,13 +331,13 @@ class Perturbation:
                     v = 0.0 if lstm else silent_state(transfer_function)
                 window = steps[:, None] & sel[None, :]  # (T, N)
                 mask[:, 0, :] |= window
-                value[:, 0, :] = np.where(window, np.zeros((T, N)) + _per_selected(v, sel), value[:, 0, :])
+                value[:, 0, :] = np.where(window, np.zeros((T, N)) + v, value[:, 0, :])  # v: scalar or (N,) row
             out.clamp_mask, out.clamp_value = mask, value.astype(dtype)
         if "inject" in kinds:
             inject = np.zeros((T, 1, N))
             for kind, sel, steps, v in self.ops:
                 if kind == "inject":
-                    inject[:, 0, :] += (steps[:, None] & sel[None, :]) * _per_selected(v, sel)
+                    inject[:, 0, :] += (steps[:, None] & sel[None, :]) * v  # v: scalar or (N,) row, 0 off sel
             out.inject = inject.astype(dtype)
         if "noise" in kinds:
             if alpha is None or rng is None:
@@ -416,12 +387,6 @@ class Perturbation:
                     m *= M  # the same products, in the same order, as one (T, N, N) array would hold
             masks[c] = m
         return StepMasks(masks, index.reshape(-1))
-
-
-def _per_selected(v, sel):
-    """A scalar, or an (N,) row of per-unit values (see ``Perturbation._values``) -> an (N,) row,
-    zeros off the selection."""
-    return np.where(sel, v, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,9 +455,9 @@ class Simulator:
             elif not hasattr(weights, "keys"):
                 raise ParameterError(f"{owner}: weights must be a dict of arrays (as get_weights() returns). "
                                      f"Got {type(weights).__name__} instead.")
-            elif self.architecture == "basic" and lstm_weights_evidence(weights):
+            elif self.architecture == "basic" and (why := lstm_weights_evidence(weights)):
                 raise ParameterError(
-                    f"{owner}: the weights dict holds lstm weights ({lstm_weights_evidence(weights)}); its W_in, "
+                    f"{owner}: the weights dict holds lstm weights ({why}); its W_in, "
                     "W_rec, b_rec and init_state are PsychRNN's all-zero placeholders, not a rate network. "
                     "Use LSTMSimulator(weights=...) (or LSTMSimulator(rnn_model=lstm)).")
             settings = self._settings_from_params(params, meta, owner)
@@ -521,9 +486,9 @@ class Simulator:
         self.rng = self.model.rng_eval  # recurrent noise of run_trials (unless a rng is passed)
         self.N_in, self.N_rec, self.N_out = self.model.N_in, self.model.N_rec, self.model.N_out
 
-    def _param_table(self) -> dict:
-        """The keys a simulator's ``params`` may hold (beyond a model's and a task's): name -> doc."""
-        return dict(_SIM_PARAMS)
+    def _param_table(self) -> tuple:
+        """The keys a simulator's ``params`` may hold (beyond a model's and a task's)."""
+        return _SIM_PARAMS
 
     @staticmethod
     def _settings_from_params(params, meta, owner):
@@ -640,40 +605,26 @@ def _host_alpha(model):
 # The keys a simulator's params use. A params dict may also hold every model option (a PsychRNN
 # script passes its network_params) and a task's settings: those are carried, not used (the weights
 # are the effective ones, so masks, Dale and initializers are already in them). Only a near miss of
-# a known key is an error, as for models (minirnn._params).
-_SIM_PARAMS = {
-    "alpha": "dt / tau (a number or per-unit array); takes precedence over dt and tau",
-    "dt": "time step (ms); with tau gives alpha, and converts Perturbation windows in ms",
-    "tau": "time constant (ms), a number or per-unit array",
-    "rec_noise": "recurrent noise level sigma_rec (default 0, or the weights file's)",
-    "dtype": "float64 (default) or float32",
-    "backend": "auto (default) | numpy | numba | cupy",
-    "transfer_function": "the network's transfer function (BasicSimulator; default relu, or the file's)",
-}
+# a known key (or a training option) is an error, as for models (minirnn._params). What each key
+# means is in BasicSimulator's docstring.
+_SIM_PARAMS = ("alpha", "dt", "tau", "rec_noise", "dtype", "backend", "transfer_function")
 
 
 def _check_params(params, owner, table):
     """Validate a simulator's ``params`` dict before any work; returns a copy ({} for None).
 
-    Unknown keys that are near misses of a known simulator or model option are errors with a
-    suggestion; other unknown keys (a task's own settings) are carried, as ``Basic(params)`` does.
+    Unknown keys are sorted by the models' rule (:func:`minirnn._params.check_param_keys`): a near
+    miss of a simulator or model option (``rec_nosie``, ``Rec_Noise``) or a training option is an
+    error; other unknown keys (a task's own settings) and optimizer slots are carried, unused.
+    ``table``: the keys this simulator reads.
     """
-    from ._params import MODEL_PARAMS, check_model_values
+    from ._params import MODEL_PARAMS, check_model_values, check_param_keys
 
     if params is None:
         return {}
     if not isinstance(params, dict):
         raise ParameterError(f"{owner} takes params as a dict. Got {type(params).__name__} instead.")
-    known = list(dict.fromkeys(list(table) + list(MODEL_PARAMS)))
-    for key in params:
-        if not isinstance(key, str):
-            raise ParameterError(f"{owner}: parameter names must be strings. Got {key!r}.")
-        if key in table or key in MODEL_PARAMS or "/" in key:
-            continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)  # the models' near-miss rule
-        if close:
-            raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}? "
-                                 f"{owner} uses {sorted(table)}.")
+    check_param_keys(params, dict.fromkeys(list(table) + list(MODEL_PARAMS)), owner, uses=table)
     check_model_values({k: params[k] for k in ("dt", "tau", "rec_noise") if params.get(k) is not None}, owner)
     if params.get("alpha") is not None:
         alpha = np.asarray(params["alpha"], dtype=np.float64) if _is_numeric(params["alpha"]) else None
@@ -733,7 +684,7 @@ def _warn_alpha_conflict(params, meta, weights_path, owner):
 def _step_arrays(model, states, rnn_in):
     """Check the arrays of one ``rnn_step`` before any work: each state ``(B, N_rec)`` or ``(N_rec,)``,
     ``rnn_in (B, N_in)`` or ``(N_in,)``, one batch size B (or 1, broadcast). Returns the model arrays
-    ``(*states (B, N_rec), u (B, 1, N_in))`` and B."""
+    ``[*states (B, N_rec), u (B, 1, N_in)]``."""
     shapes = {}
     for name, a, n in tuple(states) + (("rnn_in", rnn_in, model.N_in),):
         shape = np.shape(a)
@@ -751,7 +702,7 @@ def _step_arrays(model, states, rnn_in):
     B = batch.pop() if batch else 1
     out = [model._as_array(np.broadcast_to(np.atleast_2d(a), (B, n)), name) for name, a, n in states]
     out.append(model._check_batch(np.broadcast_to(np.atleast_2d(rnn_in), (B, model.N_in))[:, None, :]))
-    return out, B
+    return out
 
 
 class BasicSimulator(Simulator):
@@ -794,7 +745,7 @@ class BasicSimulator(Simulator):
 
         model = self.model
         self._check_rng(rng, "rnn_step")
-        (x0, u), _ = _step_arrays(model, (("state", state, self.N_rec),), rnn_in)  # (B, N_rec), (B, 1, N_in)
+        x0, u = _step_arrays(model, (("state", state, self.N_rec),), rnn_in)  # (B, N_rec), (B, 1, N_in)
         W = model.effective_weights()
         drive = (u[:, 0, :] @ rate.mT(W["W_in"]) + W["b_rec"])[None]  # (1, B, N_rec)
         xi = None
@@ -826,11 +777,11 @@ class LSTMSimulator(Simulator):
             self._variant = params["lstm_variant"]
         super().__init__(rnn_model=rnn_model, params=params, weights_path=weights_path, weights=weights, seed=seed)
 
-    def _param_table(self) -> dict:
+    def _param_table(self) -> tuple:
         from .models.lstm import _LSTM_PARAMS
 
-        table = {k: v for k, v in _SIM_PARAMS.items() if k not in ("alpha", "tau", "rec_noise", "transfer_function")}
-        return dict(table, **{k: doc for k, (_, doc) in _LSTM_PARAMS.items()})
+        return tuple(k for k in _SIM_PARAMS if k not in ("alpha", "tau", "rec_noise", "transfer_function")) + tuple(
+            _LSTM_PARAMS)
 
     def _build_model(self, weights, settings, seed):
         from .models.lstm import GATES, LSTM
@@ -860,7 +811,7 @@ class LSTMSimulator(Simulator):
         from .dynamics import lstm as lstm_dynamics
 
         model = self.model
-        (h0, c0, u), _ = _step_arrays(model, (("hidden", hidden, self.N_rec), ("cell", cell, self.N_rec)), rnn_in)
+        h0, c0, u = _step_arrays(model, (("hidden", hidden, self.N_rec), ("cell", cell, self.N_rec)), rnn_in)
         W = model.effective_weights()
         W_h, W_u, b = model._stacked(W)
         drive = (u[:, 0, :] @ lstm_dynamics.mT(W_u) + b)[None]  # (1, B, 4 N_rec)

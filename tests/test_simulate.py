@@ -574,3 +574,18 @@ def test_a_static_lesion_of_a_large_network_does_not_allocate_one_matrix_per_ste
     assert arrays.W_mask.nbytes < 2 * N * N * 4 + 8 * steps + 1
     assert peak < 4 * N * N * 8  # a few (N, N) float64 temporaries at most
     assert arrays.W_mask[0][0, 1] == 1 and arrays.W_mask[50][0, 1] == 0
+
+
+def test_simulator_params_follow_the_model_key_rule():
+    # the simulators sort params' keys with the models' rule (minirnn._params.check_param_keys):
+    # a case-only variant is a near miss, and a training option says where it belongs
+    w = basic().get_weights()
+    with pytest.raises(ParameterError, match=r"'Rec_Noise' for BasicSimulator; did you mean 'rec_noise'\? "
+                                             r"BasicSimulator uses \["):
+        BasicSimulator(weights=w, params=dict(dt=10, tau=100, Rec_Noise=0.1))
+    with pytest.raises(ParameterError, match="'training_iters' is a training parameter, not a parameter of "
+                                             "BasicSimulator: pass it in train_params"):
+        BasicSimulator(weights=w, params=dict(dt=10, tau=100, training_iters=5))
+    with pytest.raises(ParameterError, match="'learning_rate' is a training parameter.*LSTMSimulator"):
+        LSTMSimulator(weights=LSTM(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, seed=2)).get_weights(),
+                      params=dict(learning_rate=0.01))

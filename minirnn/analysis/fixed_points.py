@@ -136,7 +136,7 @@ def dynamics_from_model(model) -> Dynamics:
     if isinstance(model, Dynamics):
         return model
     if isinstance(model, dict):
-        from ..simulate import lstm_weights_evidence
+        from ..io import lstm_weights_evidence
 
         w = model
         why = lstm_weights_evidence(w)
