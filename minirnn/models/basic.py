@@ -72,9 +72,9 @@ class Basic(RNN):
     def _build(self):
         nets = []
         for k, p in enumerate(self.network_params):
-            if isinstance(p["dale_ratio"], np.ndarray):  # from a weights file: a 0-d array, maybe holding None
+            if isinstance(p["dale_ratio"], np.ndarray):  # from a weights file's keys: a 0-d array, maybe holding None
                 p["dale_ratio"] = p["dale_ratio"].item()
-            self._check_dale_ratio(p)
+                self._check_dale_ratio(p)  # (other values were checked with the params)
             nets.append(self._network_arrays(p, self.rng_init[k] if self.lead else self.rng_init))
         if self.lead:
             if len({"s_rec" in net for net in nets}) > 1:
@@ -94,32 +94,28 @@ class Basic(RNN):
         noise scale."""
         from .. import io
 
-        file_info = None
+        file_info, given = None, {}  # given: what a file or an initializer says of dale_ratio / transfer_function
         if p["load_weights_path"] is not None:
             file_info = io.load_weights_for_model(p["load_weights_path"], self)
             ini = file_info["weights"]
-            if file_info.get("transfer_function") and "transfer_function" not in self._given_keys():
-                from ..nn.activations import get_activation
-
-                self.activation = get_activation(file_info["transfer_function"])
             _warn_overridden_by_file(p, file_info, self._given_keys())
-            if "dale_ratio" in file_info:
-                p["dale_ratio"] = file_info["dale_ratio"]
-                self._check_dale_ratio(p)
+            given = {key: file_info[key] for key in ("dale_ratio", "transfer_function") if key in file_info}
         elif p["initializer"] is not None:
             if not isinstance(p["initializer"], WeightInitializer):
                 raise ParameterError(f"The 'initializer' parameter must be a WeightInitializer. Got {p['initializer']!r}.")
-            ini = p["initializer"].initializations
-            p["dale_ratio"] = ini.get("dale_ratio", p["dale_ratio"])
-            self._check_dale_ratio(p)
-            if ini.get("transfer_function") is not None and "transfer_function" not in self._given_keys():
-                from ..nn.activations import get_activation  # PsychRNN: initializer.get_transfer_function()
-
-                self.activation = get_activation(ini["transfer_function"])
+            ini = p["initializer"].initializations  # PsychRNN: its get_dale_ratio() and get_transfer_function()
+            given = {key: ini[key] for key in ("dale_ratio", "transfer_function") if key in ini}
         else:
             cls = WeightInitializer if p["W_rec"] is not None else GaussianSpectralRadius
             kwargs = {k: v for k, v in p.items() if k not in ("seed", "initializer", "rng")}
             ini = cls(rng=rng, **kwargs).initializations
+        if "dale_ratio" in given:
+            p["dale_ratio"] = given["dale_ratio"]
+            self._check_dale_ratio(p)
+        if given.get("transfer_function") is not None and "transfer_function" not in self._given_keys():
+            from ..nn.activations import get_activation
+
+            self.activation = get_activation(given["transfer_function"])
 
         N_in, N_rec, N_out = self.N_in, self.N_rec, self.N_out
         shapes = {"W_in": (N_rec, N_in), "W_rec": (N_rec, N_rec), "W_out": (N_out, N_rec),
