@@ -55,6 +55,13 @@ def read_weights_file(path, architecture: str, building: str, required=(), hint:
     return arrays, info
 
 
+def weight_arrays(arrays) -> dict:
+    """The weights of a file's arrays: no optimizer slots (``W_rec/Adam``), no ``minirnn`` record, no
+    object arrays (PsychRNN's ``dale_ratio`` holding None)."""
+    return {k: np.asarray(v) for k, v in arrays.items()
+            if "/" not in k and k != "minirnn" and np.asarray(v).dtype != object}
+
+
 def load_weights_for_model(path, model) -> dict:
     """Read a weights file for ``model`` (being built).
 
@@ -76,8 +83,7 @@ def load_weights_for_model(path, model) -> dict:
         if got != tuple(shape):
             raise WeightsFileError(f"{path}: {key} has shape {got} but this model (N_in={model.N_in}, "
                                    f"N_rec={model.N_rec}, N_out={model.N_out}) needs {tuple(shape)}.")
-    weights = {k: np.asarray(v) for k, v in arrays.items() if "/" not in k and np.asarray(v).dtype != object
-               and k not in ("minirnn",)}
+    weights = weight_arrays(arrays)
     out = {"weights": weights, "dale_ratio": info["dale_ratio"] or None,
            "transfer_function": info["transfer_function"], "meta": info["meta"], "format": info["format"]}
     if info["dale_out"] == "pm1" and out["dale_ratio"] is not None:

@@ -231,7 +231,7 @@ def check_training(params: dict, task, record_tp: dict) -> None:
     resolve_train_params(tp)  # the values as given, before the dry run changes two of them
     tp.update(training_iters=1, verbosity=False)  # one update, no progress bar
     try:
-        copy.deepcopy(task).generate_batch()  # NaN or inf made by the task: bad input, not a divergence
+        twin.generate_batch()  # NaN or inf made by the task: bad input, not a divergence (twin is a copy)
         try:
             train(model, twin, tp)
         except NonFiniteError:

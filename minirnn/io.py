@@ -603,4 +603,5 @@ def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # model level (kept in its own module, re-exported here: PsychRNN import/export is io's job)
-from minirnn._model_files import load_weights_for_model, read_weights_file, save_model  # noqa: E402,F401
+from minirnn._model_files import (  # noqa: E402,F401
+    load_weights_for_model, read_weights_file, save_model, weight_arrays)

@@ -130,8 +130,7 @@ class WeightInitializer:
                                             required=("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state"),
                                             hint=" Load an LSTM with LSTM(dict(params, load_weights_path=...)).",
                                             stacklevel=4)
-        ini = self.initializations = {k: np.asarray(v) for k, v in arrays.items()
-                                      if "/" not in k and k != "minirnn" and np.asarray(v).dtype != object}
+        ini = self.initializations = io.weight_arrays(arrays)
         self.N_rec, self.N_in = ini["W_in"].shape
         self.N_out = ini["W_out"].shape[0]
         for key in ("N_in", "N_rec", "N_out"):
