@@ -13,9 +13,16 @@ import warnings
 
 import numpy as np
 
-from .errors import ParameterError, suggest
+from .errors import ParameterError, did_you_mean
 
 _REQUIRED = object()
+
+
+def is_int(value, low: int | None = None) -> bool:
+    """True for an integer, Python or NumPy but never a bool, that is ``>= low`` when ``low`` is given."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return False
+    return low is None or value >= low
 
 # name: (default, doc)
 MODEL_PARAMS = {
@@ -199,7 +206,7 @@ def check_model_values(p: dict, owner: str = "Basic") -> None:
         if key not in p:  # a simulator's params need not say
             continue
         value = p[key]
-        if isinstance(value, (bool, float)) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_int(value, 1):
             raise ParameterError(f"The {key!r} parameter of {owner} must be a positive int. Got {value!r} instead.")
     if "dtype" in p and p["dtype"] not in DTYPES:
         raise ParameterError(f"The 'dtype' parameter must be one of {list(DTYPES)}. Got {p['dtype']!r} instead.")
@@ -237,7 +244,7 @@ def check_train_values(tp: dict) -> None:
     """Types and ranges of the training options (ParameterError naming the key)."""
     for key in _POSITIVE_INTS:
         value = tp[key]
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_int(value, 1):
             raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {value!r} instead.")
     for key in ("clip_norm",) + (("clip_global_norm",) if tp["clip_global_norm"] is not None else ()):
         arr = _numbers(tp[key], f"The {key!r} training parameter", " > 0")
@@ -256,8 +263,7 @@ def check_train_values(tp: dict) -> None:
         if tp[key] is not None and not isinstance(tp[key], (str, os.PathLike)):
             raise ParameterError(f"The {key!r} training parameter must be a path (str). Got {tp[key]!r} instead.")
     threads = tp["blas_threads"]
-    if threads != "auto" and (isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer))
-                              or threads < 0):
+    if threads != "auto" and not is_int(threads, 0):
         raise ParameterError("The 'blas_threads' training parameter must be 'auto', a positive int, or 0 (leave BLAS "
                              f"alone). Got {threads!r} instead.")
     if tp["fixed_weights"] is not None and not isinstance(tp["fixed_weights"], dict):
@@ -285,7 +291,7 @@ def resolve_train_params(train_params: dict | None) -> dict:
         raise ParameterError(f"train_params must be a dict. Got {type(train_params).__name__} instead.")
     for key in train_params:
         if key not in TRAIN_PARAMS:
-            raise ParameterError(f"Unknown training parameter {key!r}{suggest(key, TRAIN_PARAMS) or '.'} "
+            raise ParameterError(f"Unknown training parameter {key!r}{did_you_mean(key, TRAIN_PARAMS)} "
                                  f"Known: {sorted(TRAIN_PARAMS)}.")
     tp = {k: (d if train_params.get(k) is None else train_params[k]) for k, (d, _) in TRAIN_PARAMS.items()}
     check_train_values(tp)

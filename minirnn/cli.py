@@ -38,8 +38,8 @@ import time
 import numpy as np
 
 from . import runs
-from ._params import MODEL_PARAMS, TRAIN_PARAMS, describe_params
-from .errors import MinirnnError, NonFiniteError, ParameterError, suggest
+from ._params import MODEL_PARAMS, TRAIN_PARAMS, describe_params, is_int
+from .errors import MinirnnError, NonFiniteError, ParameterError, did_you_mean
 
 TASK_DEFAULTS = {"dt": 10, "tau": 100, "T": 2000, "N_batch": 128}
 DEFAULT_N_REC = 50
@@ -87,7 +87,7 @@ def read_toml(path) -> dict:
         raise ParameterError(f"--config file {os.fspath(path)!r} is not valid TOML: {exc}") from None
     for key, value in config.items():
         if key not in SECTIONS:
-            raise ParameterError(f"Unknown table [{key}] in {os.fspath(path)!r}{suggest(key, SECTIONS) or '.'} "
+            raise ParameterError(f"Unknown table [{key}] in {os.fspath(path)!r}{did_you_mean(key, SECTIONS)} "
                                  f"Tables: {list(SECTIONS)}.")
         if not isinstance(value, dict):
             raise ParameterError(f"{key!r} in {os.fspath(path)!r} must be a table [{key}]. Got {value!r}.")
@@ -103,7 +103,7 @@ def _section_of(key: str, task_args) -> str:
     if len(homes) == 1:
         return homes[0]
     known = list(MODEL_PARAMS) + list(TRAIN_PARAMS) + list(task_args)
-    raise ParameterError(f"Unknown parameter {key!r} in --set{suggest(key, known) or '.'} "
+    raise ParameterError(f"Unknown parameter {key!r} in --set{did_you_mean(key, known)} "
                          f"See 'minirnn describe' for the list.")
 
 
@@ -113,7 +113,7 @@ def check_section_keys(config: dict, task_args) -> None:
     for section in ("params", "train_params"):
         for key in config[section]:
             if key not in tables[section]:
-                raise ParameterError(f"Unknown key {key!r} in [{section}]{suggest(key, tables[section]) or '.'} "
+                raise ParameterError(f"Unknown key {key!r} in [{section}]{did_you_mean(key, tables[section])} "
                                      f"See 'minirnn describe'.")
             if section == "train_params" and key in MANAGED_TRAIN_KEYS:
                 raise ParameterError(f"[train_params] {key!r} is set by 'minirnn train' (files go into the run "
@@ -127,7 +127,7 @@ def check_section_keys(config: dict, task_args) -> None:
     allowed = set(task_args) | {"name", "seed"}
     for key in config["task"]:
         if key not in allowed:
-            raise ParameterError(f"Unknown key {key!r} in [task]{suggest(key, sorted(allowed)) or '.'} "
+            raise ParameterError(f"Unknown key {key!r} in [task]{did_you_mean(key, sorted(allowed))} "
                                  f"The task's settings: {sorted(allowed)}.")
 
 
@@ -156,7 +156,7 @@ def build_config(args) -> tuple:
         key = key.strip()
         section, _, bare = key.rpartition(".")
         if section and section not in SECTIONS:
-            raise ParameterError(f"Unknown table {section!r} in --set {key}{suggest(section, SECTIONS) or '.'} "
+            raise ParameterError(f"Unknown table {section!r} in --set {key}{did_you_mean(section, SECTIONS)} "
                                  f"Use one of {list(SECTIONS)}.")
         config[section or _section_of(bare, task_args)][bare] = parse_value(text.strip())
     check_section_keys(config, task_args)
@@ -266,7 +266,7 @@ def cmd_train(args) -> int:
     seed = params_cfg.get("seed")
     if seed is None:
         seed = params_cfg["seed"] = secrets.randbits(31)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed, 0):
         raise ParameterError(f"The 'seed' parameter must be an int >= 0. Got {seed!r} instead.")
     task_seed = task_cfg.pop("seed", None)
     task_seed = derived_seed(seed, 1) if task_seed is None else task_seed
@@ -366,9 +366,9 @@ def _run_training(run_dir, task, meta, params, *, resume, quiet) -> int:
 
 def fresh_trials(task, n_trials: int, seed: int):
     """``n_trials`` (rounded up to whole batches) fresh trials from a Generator seeded ``seed``."""
-    if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+    if not is_int(n_trials, 1):
         raise ParameterError(f"The number of trials must be a positive int. Got {n_trials!r} instead.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed, 0):
         raise ParameterError(f"The seed of the fresh trials must be an int >= 0. Got {seed!r} instead.")
     rng = np.random.default_rng(seed)
     parts = [task.generate_batch(rng) for _ in range(max(1, -(-n_trials // task.N_batch)))]

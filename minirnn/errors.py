@@ -49,3 +49,8 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" for the closest of ``choices``, or "" when none is close."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """End a sentence about an unknown ``name``: "; did you mean 'x'?" or a plain "."."""
+    return suggest(name, choices) or "."

@@ -55,12 +55,12 @@ def check_figure_format(fmt) -> str:
 
     Raises ParameterError naming the format, with a suggestion and the allowed list, otherwise.
     """
-    from .errors import suggest
+    from .errors import did_you_mean
 
     formats = figure_formats()
     ext = str(fmt).lower().lstrip(".")
     if ext not in formats:
-        raise ParameterError(f"Unknown figure format {fmt!r}{suggest(ext, formats) or '.'} "
+        raise ParameterError(f"Unknown figure format {fmt!r}{did_you_mean(ext, formats)} "
                              f"Choose one of {sorted(formats)}.")
     return ext
 

@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 from ._params import reshape_if_flat
-from .errors import ParameterError, WeightsFileError, suggest
+from .errors import ParameterError, WeightsFileError, did_you_mean
 from .train.checkpoint import _jsonable, read_json, write_json_atomic
 
 RUN_FORMAT = "minirnn-run"
@@ -80,7 +80,7 @@ def make_task(cls, settings: dict, seed=None):
     allowed = task_arguments(cls)
     for key in settings:
         if key not in allowed:
-            raise ParameterError(f"Unknown setting {key!r} for task {cls.__name__}{suggest(key, allowed) or '.'} "
+            raise ParameterError(f"Unknown setting {key!r} for task {cls.__name__}{did_you_mean(key, allowed)} "
                                  f"Its settings: {allowed}.")
     missing = [a for a in ("dt", "tau", "T", "N_batch") if a in allowed and a not in settings]
     if missing:

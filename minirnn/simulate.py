@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ._params import is_int
 from .errors import ParameterError, ParameterTypeError, ShapeError
 from .io import lstm_weights_evidence  # re-exported (its home is minirnn.io, beside classify_weights)
 from .nn import noise
@@ -175,7 +176,7 @@ class Perturbation:
 
     def __init__(self, N_steps: int, N_rec: int, dt: float | None = None):
         for key, value in (("N_steps", N_steps), ("N_rec", N_rec)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            if not is_int(value, 1):
                 raise ParameterError(f"The {key!r} parameter of Perturbation must be a positive int. "
                                      f"Got {value!r} instead.")
         if dt is not None and not (np.isscalar(dt) and np.isfinite(dt) and dt > 0):

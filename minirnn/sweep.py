@@ -68,7 +68,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import __version__
-from ._params import MODEL_PARAMS, TRAIN_PARAMS, resolve_model_params, resolve_train_params
+from ._params import MODEL_PARAMS, TRAIN_PARAMS, is_int, resolve_model_params, resolve_train_params
 from .errors import MinirnnError, MissingDependencyError, ParameterError, suggest
 
 logger = logging.getLogger("minirnn")
@@ -317,9 +317,9 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     if factory and not callable(task):
         raise ParameterError(f"task must be a Task or a callable config -> Task. Got {type(task).__name__} instead.")
     seeds = _check_seeds(seeds)
-    for name, value in (("retries", retries), ("blas_threads", blas_threads)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name == "blas_threads"):
-            raise ParameterError(f"The {name!r} argument of sweep must be an int >= {int(name == 'blas_threads')}. "
+    for name, value, low in (("retries", retries, 0), ("blas_threads", blas_threads, 1)):
+        if not is_int(value, low):
+            raise ParameterError(f"The {name!r} argument of sweep must be an int >= {low}. "
                                  f"Got {value!r} instead.")
     if not (pack_seeds in ("auto", True, False) or (isinstance(pack_seeds, int) and pack_seeds >= 1)):
         raise ParameterError(f"pack_seeds must be 'auto', True, False or an int >= 1. Got {pack_seeds!r} instead.")
@@ -494,7 +494,7 @@ def _check_seeds(seeds) -> list:
     if not seeds:
         raise ParameterError("seeds is empty: give at least one seed.")
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+        if not is_int(s, 0):
             raise ParameterError(f"Each seed must be a non-negative int. Got {s!r} in seeds.")
     if len(set(seeds)) != len(seeds):
         raise ParameterError(f"seeds has repeated values: {seeds}.")

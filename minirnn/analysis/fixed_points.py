@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
+from .._params import is_int
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..io import atomic_savez
 from ..nn.activations import get_activation
@@ -321,8 +322,7 @@ def find_fixed_points(
         raise NonFiniteError(f"initial_states holds {int(np.sum(~np.isfinite(X0)))} NaN or inf value(s); a search "
                              "started there would be dropped silently. Pass finite states (e.g. drop the trials "
                              "that diverged).")
-    if n_inits is not None and (isinstance(n_inits, (bool, np.bool_)) or not isinstance(n_inits, (int, np.integer))
-                                or n_inits < 1):
+    if n_inits is not None and not is_int(n_inits, 1):
         raise ParameterError(f"The 'n_inits' parameter of find_fixed_points must be a positive int or None (every "
                              f"state given). Got {n_inits!r} instead.")
     M = int(n_inits) if n_inits is not None else X0.size // dyn.n_state

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._params import is_int
 from ..errors import NonFiniteError, ParameterError, ShapeError
 
 
@@ -99,7 +100,7 @@ class PCA:
         return self.components.shape[0]
 
     def _check_k(self, k, what):
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_components:
+        if not is_int(k, 1) or k > self.n_components:
             raise ParameterError(f"{what} must be an int in [1, {self.n_components}]: this PCA was fitted with "
                                  f"{self.n_components} component(s). Got {k!r} instead; refit with "
                                  f"pca(data, n_components={k!r}) for more.")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special, stats
 
+from .._params import is_int
 from ..errors import NonFiniteError, ParameterError, ShapeError
 
 PARAM_NAMES = ("mu", "sigma", "gamma", "lambda")
@@ -325,7 +326,7 @@ def fit_psychometric(
         raise ParameterError(
             f"The 'max_lapse' parameter of fit_psychometric must be in (0, 0.5]. Got {max_lapse!r} instead."
         )
-    if ci == "bootstrap" and (isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2):
+    if ci == "bootstrap" and not is_int(n_boot, 2):
         raise ParameterError(f"The 'n_boot' parameter of fit_psychometric must be an int >= 2. Got {n_boot!r} instead.")
     xs, k, nn = _as_counts(x, choices, n)
     if ci == "bootstrap" and not (np.all(k == np.rint(k)) and np.all(nn == np.rint(nn))):
@@ -517,7 +518,8 @@ def _hessian_null(H, names, at_bound):
         involved[inner] |= np.any(np.abs(V[:, null]) > COMPONENT_TOL, axis=1)
     keep = np.flatnonzero(~involved)
     if keep.size:
-        wk, Vk, sk = _scaled_eigh(H[np.ix_(keep, keep)])
+        same = np.array_equal(keep, inner)  # nothing bound or flat: the block above, already decomposed
+        wk, Vk, sk = (w, V, s) if same else _scaled_eigh(H[np.ix_(keep, keep)])
         if not involved.any() and np.all(wk > EIG_RTOL):  # positive definite: the usual inverse
             cov[np.ix_(keep, keep)] = (Vk / wk) @ Vk.T * sk[:, None] * sk[None, :]
         else:  # interior block on its determined directions (estimable functions), bound lapses alone

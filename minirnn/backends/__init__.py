@@ -71,13 +71,13 @@ def get_backend(name: str = "auto") -> Backend:
     ``"cupy"`` when the library is missing raises :class:`MissingDependencyError` with the command
     that installs it: an explicit request never falls back silently.
     """
-    from ..errors import MissingDependencyError, ParameterError, suggest
+    from ..errors import MissingDependencyError, ParameterError, did_you_mean
 
     if isinstance(name, Backend):
         return name
     if name not in BACKENDS:
         raise ParameterError(
-            f"Unknown backend {name!r}{suggest(name, BACKENDS) or '.'} Choose one of {list(BACKENDS)}."
+            f"Unknown backend {name!r}{did_you_mean(name, BACKENDS)} Choose one of {list(BACKENDS)}."
         )
     if name == "numpy":
         return NUMPY

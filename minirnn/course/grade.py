@@ -30,14 +30,6 @@ TANH, RELU, LINEAR = get_activation("tanh"), get_activation("relu"), get_activat
 ALPHA, SIGMA = 0.2, 0.3   # alpha != 1 and sigma != 0, so a missing factor shows
 
 
-class _Pair:
-    """A transfer function ``f`` with some derivative ``df``: what a function that hard-codes
-    tanh for one of them computes (``_Pair(TANH.f, RELU.df)``: tanh instead of f)."""
-
-    def __init__(self, f, df):
-        self.f, self.df = f, df
-
-
 def _ignores(act, which="f"):
     """The hint for a function that uses tanh where it should call its argument ``f``/``df``."""
     what, use = {"f": ("tanh instead of the transfer function `f` it is given", "f(x)"),
@@ -191,8 +183,9 @@ def _bptt_mistakes(name, dX, X, x0, U, W_rec, W_in, alpha, act=TANH, loop=False)
         wrong = bptt_variant(dX, X, x0, U, W_rec, W_in, alpha, act, **kw)[name]
         out.append((hint, wrong))
     if act is not TANH and name != "du":  # tanh hard-coded in place of f, df or both (the narrowest first)
-        out[:0] = [(_ignores(act, which), bptt_reference(dX, X, x0, U, W_rec, W_in, alpha, pair)[name])
-                   for which, pair in (("df", _Pair(act.f, TANH.df)), ("f", _Pair(TANH.f, act.df)), ("both", TANH))]
+        mixes = (("df", get_activation((act.f, TANH.df))), ("f", get_activation((TANH.f, act.df))), ("both", TANH))
+        out[:0] = [(_ignores(act, which), bptt_reference(dX, X, x0, U, W_rec, W_in, alpha, mix)[name])
+                   for which, mix in mixes]
     return out
 
 

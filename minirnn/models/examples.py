@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._params import is_int
 from ..dynamics import rate
 from ..errors import ParameterError
 from ..nn import regularizers
@@ -76,7 +77,7 @@ class InputLayerRNN(Basic):
 
     def _build(self):
         N_ff = self.params["N_ff"]
-        if isinstance(N_ff, bool) or not isinstance(N_ff, (int, np.integer)) or N_ff < 1:
+        if not is_int(N_ff, 1):
             raise ParameterError(f"The 'N_ff' parameter of {type(self).__name__} must be a positive int. "
                                  f"Got {N_ff!r} instead.")
         if self.params["custom_regularization"] is not None:

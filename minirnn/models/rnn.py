@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import __version__
-from .._params import check_model_values, reshape_if_flat, resolve_model_params
+from .._params import check_model_values, is_int, reshape_if_flat, resolve_model_params
 from ..backends import get_backend
-from ..errors import NonFiniteError, ParameterError, ShapeError, suggest
+from ..errors import NonFiniteError, ParameterError, ShapeError, did_you_mean
 from ..nn import losses
 from ..nn.activations import get_activation
 from ..nn.constraints import effective_weight
@@ -33,7 +33,7 @@ def root_seed_sequence(seed) -> np.random.SeedSequence:
         return np.random.SeedSequence(entropy=seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
-    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed, 0):
         raise ParameterError(f"The 'seed' parameter must be an int >= 0, a numpy SeedSequence or None. Got {seed!r} instead.")
     return np.random.SeedSequence(int(seed))
 
@@ -115,7 +115,7 @@ class RNN:
     def _init_ensemble(self, K, seeds, network_params):
         """K networks on a leading axis: network k gets the streams of a single model with
         ``seed=seeds[k]`` and the params ``{**params, **network_params[k]}``."""
-        if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+        if not is_int(K, 1):
             raise ParameterError(f"n_networks must be a positive int. Got {K!r} instead.")
         K = int(K)
         if seeds is None:
@@ -138,7 +138,7 @@ class RNN:
                     raise ParameterError(f"network_params[{k}] sets {key!r}" + (
                         f", which cannot differ between the networks of an ensemble; per-network parameters: "
                         f"{sorted(per_network)}." if known else f", which is not a parameter"
-                        f"{suggest(key, per_network) or '.'} Per-network parameters: {sorted(per_network)}."))
+                        f"{did_you_mean(key, per_network)} Per-network parameters: {sorted(per_network)}."))
             pk = dict(self.params, **override, seed=seeds[k])
             check_model_values(pk, f"{type(self).__name__} (network_params[{k}])")
             self.network_params.append(pk)

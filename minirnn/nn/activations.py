@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..backends import get_array_module
-from ..errors import ParameterError, suggest
+from ..errors import ParameterError, did_you_mean
 
 
 def relu(x):  # f(x) = max(x, 0)
@@ -102,7 +102,7 @@ def get_activation(spec) -> Activation:
         name = _ALIASES.get(spec, spec)
         if name not in ACTIVATIONS:
             raise ParameterError(
-                f"Unknown transfer_function {spec!r}{suggest(spec, ACTIVATIONS) or '.'} "
+                f"Unknown transfer_function {spec!r}{did_you_mean(spec, ACTIVATIONS)} "
                 f"Choose one of {sorted(ACTIVATIONS)} or pass a pair (f, df)."
             )
         return ACTIVATIONS[name]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeError, suggest
+from ..errors import ParameterError, ShapeError, did_you_mean
 from .constraints import dale_signs
 
 RAND_INITS = ("glorot_gauss", "glorot_unif", "const_gauss", "const_unif")
@@ -83,7 +83,7 @@ class WeightInitializer:
             value = getattr(self, key)
             if value not in RAND_INITS:
                 raise ParameterError(
-                    f"The {key!r} parameter must be one of {list(RAND_INITS)}{suggest(value, RAND_INITS) or '.'} "
+                    f"The {key!r} parameter must be one of {list(RAND_INITS)}{did_you_mean(value, RAND_INITS)} "
                     f"Got {value!r} instead."
                 )
         ini = self.initializations = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_array_module
-from ..errors import ParameterError, suggest
+from ..errors import ParameterError, did_you_mean
 
 BCE_EPSILON = 1e-7
 _PER_NETWORK_AXES = (-3, -2, -1)
@@ -70,7 +70,7 @@ def get_loss(name, params=None):
     if params is not None and isinstance(name, str) and callable(params.get(name)):
         return checked_loss(params[name])
     raise ParameterError(
-        f"Unknown loss_function {name!r}{suggest(name, LOSSES) or '.'} Choose one of {sorted(LOSSES)}, "
+        f"Unknown loss_function {name!r}{did_you_mean(name, LOSSES)} Choose one of {sorted(LOSSES)}, "
         "or pass a callable loss(z, y, mask) -> (value, dz)."
     )
 

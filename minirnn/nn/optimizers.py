@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import get_array_module
-from ..errors import ParameterError, ParameterTypeError, suggest
+from ..errors import ParameterError, ParameterTypeError, did_you_mean
 
 _RULES = {"> 0": lambda v: v > 0, "in [0, 1)": lambda v: (v >= 0) & (v < 1)}
 
@@ -338,7 +338,7 @@ def get_optimizer(spec="adam", learning_rate=1e-3) -> Optimizer:
         raise ParameterTypeError(f"optimizer must be a name in {sorted(OPTIMIZERS)} or an Optimizer "
                                  f"instance. Got {spec!r} instead.")
     if spec.lower() not in OPTIMIZERS:
-        raise ParameterError(f"Unknown optimizer {spec!r}{suggest(spec.lower(), OPTIMIZERS) or '.'} "
+        raise ParameterError(f"Unknown optimizer {spec!r}{did_you_mean(spec.lower(), OPTIMIZERS)} "
                              f"Choose one of {sorted(OPTIMIZERS)} or pass an Optimizer instance.")
     return _built_here(OPTIMIZERS[spec.lower()](learning_rate=learning_rate))
 

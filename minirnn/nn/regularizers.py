@@ -15,7 +15,7 @@ A worked example, gradient-checked, is in :mod:`minirnn.models.examples`.
 from __future__ import annotations
 
 from ..backends import get_array_module
-from ..errors import ParameterError, suggest
+from ..errors import ParameterError, did_you_mean
 
 WEIGHT_KEYS = {"in": "W_in", "rec": "W_rec", "out": "W_out"}
 REGULARIZER_KEYS = ("L1_in", "L1_rec", "L1_out", "L2_in", "L2_rec", "L2_out", "L2_firing_rate")
@@ -96,6 +96,6 @@ def _check_custom(custom, out, weights_eff):
     for key in out[1]:
         if key != "rates" and key not in weights_eff:
             raise ParameterError(f"custom_regularization {name} returned a gradient for {key!r}, which is not 'rates' "
-                                 f"or a weight{suggest(key, list(weights_eff) + ['rates']) or '.'} "
+                                 f"or a weight{did_you_mean(key, list(weights_eff) + ['rates'])} "
                                  f"Weights: {sorted(weights_eff)}.")
     return out

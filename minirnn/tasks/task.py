@@ -38,7 +38,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import NonFiniteError, ParameterError, ParameterTypeError, ShapeError, suggest
+from ..errors import NonFiniteError, ParameterError, ParameterTypeError, ShapeError, did_you_mean, suggest
 
 _PER_TRIAL_METHODS = ("generate_trial_params", "trial_function", "generate_trial")
 _VECTORISED_METHODS = ("sample_trial_params", "build_trials")
@@ -236,7 +236,7 @@ class TrialParams(np.ndarray):
                 raise TypeError(f"trial_params[{key!r}] needs dicts, but a trial's parameters are "
                                 f"a {type(trial).__name__}.") from None
             raise KeyError(f"No trial parameter {key!r} in this batch (a trial has "
-                           f"{sorted(trial)}){suggest(key, trial) or '.'}") from None
+                           f"{sorted(trial)}){did_you_mean(key, trial)}") from None
         try:
             column = np.array(values)
         except ValueError:  # values of different shapes: one object per trial

@@ -40,6 +40,7 @@ import os
 
 import numpy as np
 
+from .._params import is_int
 from ..errors import ParameterError, ParameterTypeError
 
 __all__ = ["Curriculum", "default_metric", "next_stage"]
@@ -150,8 +151,7 @@ class Curriculum:
             if isinstance(th, (bool, np.bool_)) or not isinstance(th, numbers.Real) or not np.isfinite(th):
                 raise ParameterError(f"thresholds[{i}] of Curriculum must be a finite number. Got {th!r} instead.")
         self.thresholds = [float(th) for th in self.thresholds]
-        if (isinstance(metric_epoch, (bool, np.bool_)) or not isinstance(metric_epoch, numbers.Integral)
-                or metric_epoch < 1):
+        if not is_int(metric_epoch, 1):
             raise ParameterError(f"The 'metric_epoch' argument of Curriculum must be a positive int. "
                                  f"Got {metric_epoch!r} instead.")
         self.metric_epoch = int(metric_epoch)

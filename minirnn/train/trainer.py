@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .._params import reshape_if_flat, resolve_train_params
+from .._params import is_int, reshape_if_flat, resolve_train_params
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..nn.clipping import clip_by_global_norm, clip_by_norm
 from ..nn.optimizers import Optimizer, get_optimizer
@@ -140,9 +140,9 @@ def _fixed_keep_masks(model, fixed_weights):
             warnings.warn(f"fixed_weights[{name!r}] is ignored: {name} is not a trainable parameter.", stacklevel=4)
             continue
         if name not in model.raw:
-            from ..errors import suggest
+            from ..errors import did_you_mean
 
-            raise ParameterError(f"fixed_weights names unknown parameter {name!r}{suggest(name, model.raw) or '.'} "
+            raise ParameterError(f"fixed_weights names unknown parameter {name!r}{did_you_mean(name, model.raw)} "
                                  f"Parameters: {list(model.raw)}.")
         try:
             F = np.asarray(F, dtype=np.float64)
@@ -402,7 +402,7 @@ def _limit_blas_threads(model, setting):
         if model.N_rec > SINGLE_THREAD_MAX_N:
             return None
         setting = 1
-    if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or setting < 1:
+    if not is_int(setting, 1):
         raise ParameterError(f"The 'blas_threads' training parameter must be 'auto', a positive int, or 0 (leave BLAS alone). "
                              f"Got {setting!r} instead.")
     if model.backend.name == "numba":
