@@ -233,6 +233,17 @@ def test_psychometric_bootstrap_replicates_that_never_move_give_no_interval():
     assert fit.ci["mu"][0] < fit.ci["mu"][1]
 
 
+def test_psychometric_lapse_left_just_off_its_bound_is_put_on_it():
+    # tutorial 06's silenced network: the search stopped at gamma = 2.2e-7, whose optimum is 0, and the
+    # Hessian test then called mu, sigma and gamma undetermined
+    x = [-0.32, -0.16, -0.08, -0.04, -0.02, -0.01, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32]
+    k = [0, 3, 19, 41, 45, 40, 38, 42, 31, 47, 45, 44]
+    n = [44, 40, 42, 49, 47, 43, 38, 42, 31, 47, 45, 44]
+    fit, messages = _fit_quiet(x, k, n)
+    assert messages == [] and fit.params["gamma"] == 0.0 and fit.params["lambda"] == 0.0
+    assert all(np.isfinite(fit.se[name]) for name in ("mu", "sigma"))
+
+
 @pytest.mark.parametrize("kind", ["logistic", "probit"])
 @pytest.mark.parametrize("lapses", ["free", "symmetric", "none"])
 def test_psychometric_analytic_hessian_matches_central_differences(kind, lapses):

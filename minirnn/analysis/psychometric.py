@@ -642,10 +642,24 @@ def _fit(x, k, n, kind, lapses, max_lapse, start=None):
         res = optimize.minimize(obj, v0, method="BFGS", options={"gtol": 1e-8})
         if best is None or res.fun < best.fun:
             best = res
-    theta = to_bounded(best.x)
-    theta[2:] = np.where(theta[2:] < 1e-7, 0.0, theta[2:])  # a lapse at the bound is 0, not 1e-12
-    theta[2:] = np.where(theta[2:] > max_lapse - 1e-7, max_lapse, theta[2:])  # ... and max_lapse at the top
+    theta = _snap_lapses(to_bounded(best.x), lambda t: _nll(t, x, k, n, kind, lapses), max_lapse)
     return theta, _nll(theta, x, k, n, kind, lapses)
+
+
+def _snap_lapses(theta, nll, max_lapse, near=1e-3, rtol=1e-10):
+    """Put each lapse that the search left near a bound (0 or ``max_lapse``) on it, when the NLL
+    there is no worse (within ``rtol``). Through the logistic map the search only approaches a bound
+    (a lapse of 2e-7 where the optimum is 0), and a lapse just off its bound would be taken for an
+    interior optimum by the Hessian test."""
+    theta = np.array(theta, dtype=float)
+    for j in range(2, theta.size):
+        for bound in (0.0, max_lapse):
+            if abs(theta[j] - bound) < near * max_lapse:
+                trial = theta.copy()
+                trial[j] = bound
+                if nll(trial) <= nll(theta) + rtol * max(1.0, abs(nll(theta))):
+                    theta = trial
+    return theta
 
 
 def _nll_hessian(theta, x, k, n, kind, lapses):

@@ -6,12 +6,11 @@ atol 1e-10 unless stated). Functions that take a transfer function ``f`` (and ``
 with tanh and with another one (relu, or linear), so ``f`` must be used, not ``np.tanh``. Every
 call also checks that your function left the arrays it was given unchanged. A wrong answer names
 the function, the output, the first wrong entry, expected vs got, and — when your output matches a
-typical mistake — what that mistake is::
+typical mistake — what that mistake is (``euler_step`` here is the student's own function)::
 
-    >>> from minirnn.course import grade
-    >>> result = grade.euler_step(euler_step)      # prints [PASS] / [FAIL] / [TODO] and feedback
-    >>> result.passed
-    True
+    from minirnn.course import grade
+    result = grade.euler_step(euler_step)      # prints [PASS] / [FAIL] / [TODO] and feedback
+    result.passed                              # True when every check passed
 
 ``ASSIGNMENTS`` lists, per assignment, the names the grader looks up in a submission and the grader
 that checks each (used by ``python -m minirnn.course grade``).
