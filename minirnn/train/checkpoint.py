@@ -12,11 +12,17 @@ A checkpoint is one ``.npz`` file, separate from the weights file, written atomi
     checkpoint          one JSON string: format, version, update counter, the epoch reached in the
                         current train() call, bit_generator.state of rng_init / rng_noise / rng_eval,
                         task.state_dict() (every curriculum task's, when there is a curriculum), the
-                        curriculum's stage and metric values, performance records, stages, and
-                        ``finished`` once the train() call has ended (resuming it then does nothing).
+                        ``check_rngs``: the states of the streams that the performance and curriculum
+                        checks draw from (one per task of the current stage, or per network copy),
+                        ``np_random``: NumPy's global random state when the task is written against
+                        PsychRNN's API (it may draw from ``np.random``; else None), the curriculum's
+                        stage and metric values, performance records, stages, and ``finished`` once
+                        the train() call has ended (resuming it then does nothing).
 
 Limits: a plain batch generator's position cannot be saved (resuming warns; the batches differ);
 an ensemble trained with a curriculum gets fresh per-network task copies at each stage change.
+Restoring ``np_random`` overwrites the script's global NumPy state: a resume is bit for bit only if
+nothing but training draws from ``np.random`` while it runs.
 
 Restoring (``restore_checkpoint``) puts every piece back in place on an already built model of the
 same configuration, so the next update draws the same batch and the same noise, and Adam takes the
@@ -121,7 +127,7 @@ def _check_config(name, saved, current):
                                + "; ".join(differ) + ".")
 
 
-def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
+def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None, check_rngs=(), np_random=False) -> dict:
     """The arrays of a checkpoint of ``model`` (see the module docstring).
 
     Parameters
@@ -130,6 +136,8 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
     epoch : int, the number of updates done in the current ``train()`` call.
     tasks : sequence of Tasks whose streams to save (the task, or every curriculum task).
     curriculum : the Curriculum, or None.
+    check_rngs : ``bit_generator.state`` of each check stream (None for a task without one).
+    np_random : bool, also save NumPy's global random state (``np.random.get_state()``).
     """
     host = model.backend.to_host
     arrays = {f"raw/{k}": np.array(host(v)) for k, v in model.raw.items()}
@@ -149,6 +157,8 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
         "epoch": int(epoch),
         "rng": {name: _rng_states(getattr(model, name)) for name in ("rng_init", "rng_noise", "rng_eval")},
         "tasks": [t.state_dict() if hasattr(t, "state_dict") else None for t in tasks],
+        "check_rngs": _jsonable(list(check_rngs)),
+        "np_random": _jsonable(np.random.get_state(legacy=False)) if np_random else None,
         "curriculum": None if curriculum is None else _jsonable(curriculum.state_dict()) if hasattr(
             curriculum, "state_dict") else {
             "stage": int(curriculum.stage),
@@ -163,11 +173,13 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None) -> dict:
     return arrays
 
 
-def save_checkpoint(path, model, *, epoch: int, tasks=(), curriculum=None) -> str:
-    """Write a checkpoint of ``model`` to ``path`` (``.npz`` appended when missing), atomically."""
+def save_checkpoint(path, model, *, epoch: int, tasks=(), curriculum=None, check_rngs=(), np_random=False) -> str:
+    """Write a checkpoint of ``model`` to ``path`` (``.npz`` appended when missing), atomically;
+    the arguments are :func:`checkpoint_arrays`'s."""
     from ..io import atomic_savez
 
-    return atomic_savez(path, checkpoint_arrays(model, epoch=epoch, tasks=tasks, curriculum=curriculum))
+    return atomic_savez(path, checkpoint_arrays(model, epoch=epoch, tasks=tasks, curriculum=curriculum,
+                                                check_rngs=check_rngs, np_random=np_random))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -246,7 +258,9 @@ def _optimizer_state(flat: dict) -> dict:
 
 
 def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimizer=None) -> int:
-    """Put a loaded checkpoint back into ``model`` (and its tasks, curriculum, optimizer).
+    """Put a loaded checkpoint back into ``model`` (and its tasks, curriculum, optimizer, and NumPy's
+    global random state when the checkpoint holds it). The check streams (``meta["check_rngs"]``) are
+    the trainer's to restore, into its batch source.
 
     Parameters
     ----------
@@ -288,6 +302,11 @@ def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimize
         raise WeightsFileError(f"{name!r} holds the state of {len(saved_tasks)} task(s) but {len(tasks)} were given.")
     if "config" in meta:  # checkpoints from before the record was added are not checked
         _check_config(name, meta["config"], run_config(model, tasks))
+    if meta.get("np_random") is not None:
+        try:
+            np.random.RandomState().set_state(meta["np_random"])  # on a throwaway stream first
+        except (TypeError, ValueError, KeyError) as exc:
+            raise WeightsFileError(f"{name!r}: the saved state of np.random is damaged ({exc}).") from None
     if checkpoint["optimizer"]:
         state = _optimizer_state(checkpoint["optimizer"])
         if optimizer is None:
@@ -321,6 +340,8 @@ def restore_checkpoint(model, checkpoint, *, tasks=(), curriculum=None, optimize
             curriculum.stop_training = bool(c["stop_training"])
         if hasattr(curriculum, "metric_values"):
             curriculum.metric_values = [tuple(v) if isinstance(v, list) else v for v in c["metric_values"]]
+    if meta.get("np_random") is not None:  # a PsychRNN-API task may draw its trials from np.random
+        np.random.set_state(meta["np_random"])
     model.history = {k: list(v) for k, v in checkpoint["history"].items()}
     return int(meta["epoch"])
 
@@ -355,10 +376,13 @@ class Checkpointer:
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
-    def __init__(self, model, path, every: int, *, tasks=(), curriculum=None, active=None):
+    def __init__(self, model, path, every: int, *, tasks=(), curriculum=None, active=None, check_rngs=(),
+                 np_random=False):
         self.model, self.path, self.every = model, path, int(every)
         self.tasks = tasks if callable(tasks) else (lambda: tuple(tasks))  # tasks() -> current Tasks
-        self.curriculum, self.active = curriculum, active
+        # check_rngs() -> current check-stream states
+        self.check_rngs = check_rngs if callable(check_rngs) else (lambda: list(check_rngs))
+        self.curriculum, self.active, self.np_random = curriculum, active, np_random
         self.pending = None
         self._previous = {}
 
@@ -389,7 +413,8 @@ class Checkpointer:
         self._previous = {}
 
     def save(self, epoch: int, *, finished: bool = False) -> str:
-        arrays = checkpoint_arrays(self.model, epoch=epoch, tasks=self.tasks(), curriculum=self.curriculum)
+        arrays = checkpoint_arrays(self.model, epoch=epoch, tasks=self.tasks(), curriculum=self.curriculum,
+                                   check_rngs=self.check_rngs(), np_random=self.np_random)
         if self.active is not None:
             arrays["train/active"] = np.asarray(self.active, dtype=bool)
         if finished:

@@ -3,7 +3,9 @@
 PsychRNN's ``Curriculum`` semantics (REFERENCE.md "Curriculum"), with the stage rule written as a
 small pure function (STYLE.md P13) and the history kept on the object::
 
-    every metric_epoch updates:                      (the trainer calls metric_test)
+    every metric_epoch updates:                      (the trainer calls metric_test on a batch
+                                                      from the stage task's check stream: the
+                                                      training batches stay as they were)
         advance, value = metric(curriculum_params, x, y, mask, output, epoch, losses, verbosity)
         metric_values.append([value, stage])
         stage, finished = next_stage(stage, advance, n_stages)

@@ -13,10 +13,13 @@ This module takes any model object with that small interface and never imports `
 """
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import os
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -32,14 +35,24 @@ class BatchSource:
     """Where batches come from: a Task (its own seeded stream) or any iterator of
     ``(x, y, mask, trial_params)``. A batch peeked to learn the batch size is not thrown away.
 
+    A Task's training batches are those of its ``batch_generator()`` or ``get_trial_batch()`` when a
+    subclass overrides one (PsychRNN trains on them), else those of ``generate_batch()``.
+
     For an ensemble of K networks, network k draws its trials from its own copy of the task,
     seeded with the ensemble's ``seeds[k]`` (the stream of ``TaskClass(..., seed=seeds[k])``), or
     from ``source[k]`` when a list of K tasks is given; batches are stacked to ``(K, B, T, ·)``.
+    Each copy's overridden ``batch_generator()`` is its own generator, drawing from its own stream.
+
+    Check batches (:meth:`next_check`: ``performance_measure`` and curriculum tests) are made the same
+    way from a separate *check stream* per task, derived from the task's stream without advancing it
+    (:func:`_derive_check_rng`), so checks never shift the training batches (PsychRNN issue #43);
+    :meth:`check_states` / :meth:`load_check_states` carry those streams through checkpoints. A plain
+    iterator has no other stream: its check batches are simply its next batches.
     """
 
     def __init__(self, source, model=None):
         lead = getattr(model, "lead", ())
-        self.tasks = None
+        self.tasks = None  # an ensemble's per-network tasks
         if lead and isinstance(source, (list, tuple)):
             if len(source) != lead[0]:
                 raise ShapeError(f"train() got {len(source)} tasks for an ensemble of {lead[0]} networks.")
@@ -50,38 +63,52 @@ class BatchSource:
         if self.task is None and self.tasks is None and not hasattr(source, "__iter__"):
             raise ParameterError(f"train() needs a Task or an iterator of (x, y, mask, trial_params) batches. "
                                  f"Got {type(source).__name__}.")
-        self._iterator = None if (self.task is not None or self.tasks is not None) else iter(source)
+        self._streams = self.tasks or ([self.task] if self.task is not None else [])
+        self._iterator = None if self._streams else iter(source)
+        self._draws = [_batch_maker(t) for t in self._streams]
+        self._check_draws = [_batch_maker(t) for t in self._streams]  # own generators: checks never advance training's
+        self._check_rngs = [_derive_check_rng(t) for t in self._streams]
         self._peeked = None
-        if self.task is not None and _overrides(self.task, "batch_generator"):
-            self._iterator = iter(self.task.batch_generator())  # a subclass's own batches, as PsychRNN trains on
-        self._draws = [_draw(t) for t in (self.tasks or [self.task] if self._iterator is None else [])]
 
     def next(self):
+        """The next training batch."""
         if self._peeked is not None:
             batch, self._peeked = self._peeked, None
             return batch
-        if self.tasks is not None:
-            parts = [draw() for draw in self._draws]
-            shapes = [tuple(np.shape(b[0])) for b in parts]
-            if len(set(shapes)) > 1:
-                raise ShapeError(f"The ensemble's tasks give batches of different shapes {shapes} (N_batch, N_steps, "
-                                 "N_in); the networks are trained together, so every task needs the same N_batch "
-                                 "and T.")
-            return tuple(np.stack([b[i] for b in parts]) for i in range(3)) + ([b[3] for b in parts],)
-        if self.task is not None and self._iterator is None:
-            return self._draws[0]()
-        try:
-            batch = next(self._iterator)
-        except StopIteration:
-            raise ParameterError("The batch generator ran out of batches before training ended; give it more "
-                                 "batches (or an endless generator) or lower training_iters.") from None
-        if not (isinstance(batch, (tuple, list)) and len(batch) == 4):
-            raise ShapeError("The batch generator must yield (x, y, mask, trial_params), 4 items. Got "
-                             + (f"{len(batch)} items." if isinstance(batch, (tuple, list)) else f"{type(batch).__name__}."))
-        return batch
+        if self._iterator is not None:
+            return _next_batch(self._iterator)
+        return self._combine([draw() for draw in self._draws])
+
+    def next_check(self):
+        """A batch for a performance or curriculum check, from the check streams (see the class docstring)."""
+        if self._iterator is not None:
+            return self.next()
+        return self._combine([_check_batch(task, rng, draw)
+                              for task, rng, draw in zip(self._streams, self._check_rngs, self._check_draws)])
+
+    def check_states(self) -> list:
+        """``bit_generator.state`` of every check stream (None for a task without one), for checkpoints."""
+        return [None if rng is None else rng.bit_generator.state for rng in self._check_rngs]
+
+    def load_check_states(self, states) -> None:
+        """Put back what :meth:`check_states` saved."""
+        for rng, state in zip(self._check_rngs, states):
+            if rng is not None and state is not None:
+                rng.bit_generator.state = state
+
+    def _combine(self, parts):
+        """One task's batch, or an ensemble's per-network batches stacked to ``(K, B, T, ·)``."""
+        if self.tasks is None:
+            return parts[0]
+        shapes = [tuple(np.shape(b[0])) for b in parts]
+        if len(set(shapes)) > 1:
+            raise ShapeError(f"The ensemble's tasks give batches of different shapes {shapes} (N_batch, N_steps, "
+                             "N_in); the networks are trained together, so every task needs the same N_batch "
+                             "and T.")
+        return tuple(np.stack([b[i] for b in parts]) for i in range(3)) + ([b[3] for b in parts],)
 
     def batch_size(self) -> int:
-        task = self.task if self.task is not None else (self.tasks[0] if self.tasks else None)
+        task = self._streams[0] if self._streams else None
         if task is not None and getattr(task, "N_batch", None):
             return int(task.N_batch)
         self._peeked = self.next()
@@ -95,6 +122,19 @@ class BatchSource:
         return int(shape[-3])
 
 
+def _next_batch(iterator):
+    """The next ``(x, y, mask, trial_params)`` of a batch generator, checked to be 4 items."""
+    try:
+        batch = next(iterator)
+    except StopIteration:
+        raise ParameterError("The batch generator ran out of batches before training ended; give it more "
+                             "batches (or an endless generator) or lower training_iters.") from None
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 4):
+        raise ShapeError("The batch generator must yield (x, y, mask, trial_params), 4 items. Got "
+                         + (f"{len(batch)} items." if isinstance(batch, (tuple, list)) else f"{type(batch).__name__}."))
+    return batch
+
+
 def _overrides(task, method) -> bool:
     """``task``'s class replaces the Task base class's ``method`` (PsychRNN's training loop draws from
     ``batch_generator()``, which calls ``get_trial_batch()``: a subclass may override either)."""
@@ -103,15 +143,56 @@ def _overrides(task, method) -> bool:
     return isinstance(task, Task) and getattr(type(task), method) is not getattr(Task, method)
 
 
-def _draw(task):
-    """The method that makes ``task``'s next batch: its own ``get_trial_batch`` when a subclass overrides it."""
-    return task.get_trial_batch if _overrides(task, "get_trial_batch") else task.generate_batch
+def _batch_maker(task):
+    """A function that makes ``task``'s next batch: from its own overridden ``batch_generator()`` (a new
+    generator, drawing from ``task``) or ``get_trial_batch()``, else ``generate_batch``."""
+    if not _overrides(task, "batch_generator"):
+        return task.get_trial_batch if _overrides(task, "get_trial_batch") else task.generate_batch
+    iterator = None
+
+    def next_from_generator():
+        nonlocal iterator
+        if iterator is None:  # made at the first batch: after a resume's restore, inside a check's swap
+            iterator = iter(task.batch_generator())
+        return _next_batch(iterator)
+
+    return next_from_generator
+
+
+def _derive_check_rng(task):
+    """The Generator of ``task``'s check batches: a copy of its stream jumped far ahead (2**127 draws
+    and more for PCG64), where training never reaches; the task's own stream does not move.
+
+    None for an object without a Generator ``rng``: its check batches come from its own stream.
+    """
+    rng = getattr(task, "rng", None)
+    if not isinstance(rng, np.random.Generator):
+        return None
+    if hasattr(rng.bit_generator, "jumped"):
+        return np.random.Generator(rng.bit_generator.jumped())
+    # a bit generator that cannot jump (SFC64): seed a PCG64 with the next numbers of a copy of the stream
+    entropy = copy.deepcopy(rng).integers(2**63, size=4)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(e) for e in entropy])))
+
+
+def _check_batch(task, check_rng, draw):
+    """``draw()`` with ``task``'s stream swapped for ``check_rng``: the batch is made exactly as a
+    training batch is (a subclass's overrides included), and the task's own stream and
+    ``batch_index`` are as they were afterwards."""
+    if check_rng is None:
+        return draw()
+    own_rng, own_index = task.rng, getattr(task, "batch_index", None)
+    task.rng = check_rng
+    try:
+        return draw()
+    finally:
+        task.rng = own_rng
+        if own_index is not None:
+            task.batch_index = own_index
 
 
 def _reseeded_copy(task, seed):
     """A copy of ``task`` whose trial stream is that of the same task built with ``seed``."""
-    import copy
-
     from ..tasks.task import make_rng  # what Task(..., seed=seed) does with its seed
 
     twin = copy.deepcopy(task)
@@ -135,8 +216,6 @@ def _fixed_keep_masks(model, fixed_weights):
     keep = {}
     for name, F in fixed_weights.items():
         if name in _WEIGHTS_NOT_PARAMETERS:  # PsychRNN only looks at its trainable variables' names
-            import warnings
-
             warnings.warn(f"fixed_weights[{name!r}] is ignored: {name} is not a trainable parameter.", stacklevel=4)
             continue
         if name not in model.raw:
@@ -162,22 +241,24 @@ def _fixed_keep_masks(model, fixed_weights):
     return keep
 
 
-def _curriculum_source(model, curriculum, source, resume):
-    """The task of the curriculum's current stage, after checking the curriculum can train ``model``."""
+def _curriculum_source(model, curriculum, source, checkpoint):
+    """The task of the curriculum's current stage (the checkpoint's stage when resuming), after
+    checking the curriculum can train ``model``."""
     from .curriculum import check_curriculum
 
     # a resumed call restores the curriculum's progress from the checkpoint: it may have finished
-    check_curriculum(curriculum, model.N_in, model.N_out, finished_ok=resume is not None)
+    check_curriculum(curriculum, model.N_in, model.N_out, finished_ok=checkpoint is not None)
     if source is not None and not any(source is task for task in curriculum.tasks):
         logger.warning("train() got both a task and a curriculum: the curriculum's tasks are trained on and "
                        "the task argument (%s) is not used", type(source).__name__)
-    return curriculum.tasks[min(curriculum.stage, len(curriculum.tasks) - 1)]
+    stage = curriculum.stage
+    if checkpoint is not None and checkpoint["meta"].get("curriculum") is not None:
+        stage = int(checkpoint["meta"]["curriculum"]["stage"])  # restored into the curriculum by _resume
+    return curriculum.tasks[min(stage, len(curriculum.tasks) - 1)]  # a finished curriculum: its last task
 
 
 def _warn_about_dt(model, batches):
     """Warn when a task's time step differs from the model's (PsychRNN did not check)."""
-    import warnings
-
     dt = model.params.get("dt")
     for task in ([batches.task] if batches.task is not None else batches.tasks or []):
         task_dt = getattr(task, "dt", None)
@@ -208,8 +289,6 @@ def _resolve_optimizer(model, tp, lr_given):
     current = model.optimizer
     if isinstance(spec, Optimizer):
         if lr_given and not np.array_equal(np.asarray(tp["learning_rate"]), np.asarray(spec.learning_rate)):
-            import warnings
-
             warnings.warn(f"train_params['learning_rate'] ({tp['learning_rate']!r}) is not used: the optimizer object "
                           f"has its own ({spec.learning_rate!r}), as in PsychRNN.", stacklevel=4)
         return spec
@@ -242,7 +321,13 @@ def train(model, source, train_params=None, *, resume=None):
     train_params : dict, see ``minirnn.describe_params()``; unknown keys are errors.
     resume : a checkpoint path (or :func:`minirnn.train.checkpoint.load_checkpoint`'s dict) written by
         an interrupted call with the same model params, task and train_params: training continues
-        from it and ends where the uninterrupted call would have (bit for bit on numpy).
+        from it and ends where the uninterrupted call would have (bit for bit on numpy). A checkpoint
+        of a call that had ended (``finished``) resumes to nothing. For a task written against
+        PsychRNN's API (per-trial methods, or an overridden ``get_trial_batch`` / ``batch_generator``),
+        which may draw from ``np.random``, the checkpoint also holds NumPy's global random state and
+        resuming sets it back (overwriting the script's): bit for bit as long as nothing but training
+        draws from ``np.random`` while the resumed call runs. A plain batch generator's position
+        cannot be saved (resuming warns).
 
     Returns
     -------
@@ -251,15 +336,23 @@ def train(model, source, train_params=None, *, resume=None):
 
     Notes
     -----
+    Checks (``performance_measure`` every ``performance_epoch`` updates, curriculum tests every
+    ``metric_epoch``) run on batches from a separate stream of each task (:class:`BatchSource`), so
+    they never change the training batches; with a plain batch generator they take its next batches.
+    A training batch whose mask is all zero trains nothing (loss 0): warned once per call.
+    ``training_weights_path`` snapshots are named ``f"{path}{epoch}.npz"`` with ``epoch`` counted from
+    1 in each call, as in PsychRNN, so a second call writes over the first's: warned once per call.
+
     ``training_iters`` counts trials: ``ceil(training_iters / N_batch)`` updates (PsychRNN's master
     branch; 1.0.0 did one fewer when divisible). The recorded loss is the objective of the update's
     own batch before the update (PsychRNN re-ran the batch after it: one more forward pass).
     """
     t_start = time.perf_counter()
     tp = resolve_train_params(train_params)
+    checkpoint = _load_resume(resume)  # None, or the checkpoint to continue from
     curriculum = tp["curriculum"]
     if curriculum is not None:
-        source = _curriculum_source(model, curriculum, source, resume)
+        source = _curriculum_source(model, curriculum, source, checkpoint)
     if source is None:
         raise ParameterError("train() needs a Task or a batch generator (or train_params['curriculum']).")
     if (tp["performance_cutoff"] is None) != (tp["performance_measure"] is None) and tp["performance_cutoff"] is not None:
@@ -275,10 +368,8 @@ def train(model, source, train_params=None, *, resume=None):
     keep = _fixed_keep_masks(model, tp["fixed_weights"])
     lr_given = isinstance(train_params, dict) and train_params.get("learning_rate") is not None
     optimizer = _resolve_optimizer(model, tp, lr_given)
-    epoch0, finished, resumed_active = _resume(model, resume, batches, curriculum, optimizer)  # 0, False, None
+    epoch0, finished, resumed_active = _resume(model, checkpoint, batches, curriculum, optimizer)  # 0, False, None
     model.optimizer = optimizer  # only now: a call that fails to start keeps the model's optimizer state
-    if curriculum is not None and resume is not None and batches.tasks is None:
-        batches = BatchSource(curriculum.tasks[curriculum.stage], model)
     xp, n_lead = model.xp, len(model.lead)
     # per-network "still training" flags: a network that reaches performance_cutoff stops updating
     active = np.ones(model.lead, dtype=bool) if n_lead else None
@@ -295,11 +386,16 @@ def train(model, source, train_params=None, *, resume=None):
     try:  # everything set up here is put back in the finally below, also when setting it up fails
         blas = _limit_blas_threads(model, tp["blas_threads"])
         progress = _progress_bar(n_updates, tp["verbosity"], initial=epoch0)
-        checkpointer = _start_checkpointing(model, tp, lambda: _checkpoint_tasks(batches, curriculum), curriculum,
-                                            active)  # None without checkpoint_path
+        checkpointer = _start_checkpointing(model, tp, lambda: _checkpoint_tasks(batches, curriculum),
+                                            lambda: batches.check_states(), curriculum, active,
+                                            np_random=_may_draw_from_np_random(batches, curriculum))
+        snapshots = _Snapshots(tp["training_weights_path"], tp["verbosity"], resumed=checkpoint is not None)
+        empty_mask_warned = False
         for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
             x, y, mask = model._check_batch(x, y, mask)
+            if not empty_mask_warned:
+                empty_mask_warned = _warn_if_mask_is_empty(model, mask, first_update + epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are checked below
                 value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
@@ -328,7 +424,7 @@ def train(model, source, train_params=None, *, resume=None):
             _show_progress(progress, history)
 
             if curriculum is not None and epoch % int(curriculum.metric_epoch) == 0:
-                cx, cy, cmask, _ = batches.next()
+                cx, cy, cmask, _ = batches.next_check()
                 output, _ = model.test(cx)
                 advanced = curriculum.metric_test(cx, cy, cmask, output, epoch, losses, tp["verbosity"])
                 if advanced:
@@ -339,11 +435,9 @@ def train(model, source, train_params=None, *, resume=None):
                 if advanced:
                     batches = BatchSource(curriculum.tasks[curriculum.stage], model)
             if tp["training_weights_path"] is not None and epoch % int(tp["save_training_weights_epoch"]) == 0:
-                written = model.save(f"{tp['training_weights_path']}{epoch}")
-                if tp["verbosity"]:
-                    say(f"Training weights saved in file: {written}")
+                snapshots.save(model, epoch)
             if tp["performance_measure"] is not None and epoch % int(tp["performance_epoch"]) == 0:
-                px, py, pmask, _ = batches.next()
+                px, py, pmask, _ = batches.next_check()
                 output, _ = model.test(px)
                 performance = tp["performance_measure"](px, py, pmask, output, epoch, losses, tp["verbosity"])
                 history["performance"].append((update_index, performance))
@@ -470,36 +564,108 @@ def _checkpoint_tasks(batches, curriculum) -> list:
     return [batches.task] if batches.task is not None else []
 
 
-def _start_checkpointing(model, tp, tasks, curriculum, active):
+def _may_draw_from_np_random(batches, curriculum) -> bool:
+    """Some task of this call makes its batches with code written against PsychRNN's API (per-trial
+    methods, or an overridden ``get_trial_batch`` / ``batch_generator``), which may draw from NumPy's
+    global stream: checkpoints then save that stream too."""
+    from ..tasks.task import Task
+
+    def psychrnn_style(task):
+        if not isinstance(task, Task):
+            return False
+        return (not task._uses_vectorised_path() or _overrides(task, "get_trial_batch")
+                or _overrides(task, "batch_generator"))
+
+    tasks = list(curriculum.tasks) if curriculum is not None else []
+    return any(psychrnn_style(task) for task in tasks + _checkpoint_tasks(batches, curriculum))
+
+
+def _start_checkpointing(model, tp, tasks, check_states, curriculum, active, np_random=False):
     """A :class:`~minirnn.train.checkpoint.Checkpointer` with SIGINT/SIGTERM handlers installed,
-    or None when ``checkpoint_path`` is not set."""
+    or None when ``checkpoint_path`` is not set. ``tasks`` and ``check_states`` are callables (the
+    batch source changes with the curriculum's stage); ``np_random``: save NumPy's global state too."""
     if tp["checkpoint_path"] is None:
         return None
     from .checkpoint import Checkpointer
 
-    return Checkpointer(model, tp["checkpoint_path"], tp["checkpoint_epoch"], tasks=tasks,
-                        curriculum=curriculum, active=active).install()
+    return Checkpointer(model, tp["checkpoint_path"], tp["checkpoint_epoch"], tasks=tasks, check_rngs=check_states,
+                        curriculum=curriculum, active=active, np_random=np_random).install()
 
 
-def _resume(model, resume, batches, curriculum, optimizer):
-    """Restore a checkpoint (path or loaded dict) into the model, its tasks and ``optimizer``.
-
-    Returns ``(epoch0, finished, active)``: updates already done in the interrupted call, whether it
-    had ended, and the saved per-network flags (or None). ``(0, False, None)`` when ``resume`` is None.
-    """
+def _load_resume(resume):
+    """The checkpoint to resume from (``resume`` is a path or :func:`load_checkpoint`'s dict), or None."""
     if resume is None:
-        return 0, False, None
-    from .checkpoint import load_checkpoint, restore_checkpoint
+        return None
+    from .checkpoint import load_checkpoint
 
-    checkpoint = resume if isinstance(resume, dict) else load_checkpoint(resume)
+    return resume if isinstance(resume, dict) else load_checkpoint(resume)
+
+
+def _resume(model, checkpoint, batches, curriculum, optimizer):
+    """Restore a loaded checkpoint into the model, its tasks and their check streams, the curriculum,
+    ``optimizer`` (and NumPy's global random state when the checkpoint holds it).
+
+    ``batches`` must already be the source of the checkpoint's stage (an ensemble's per-network task
+    copies are those of the stage's task). Returns ``(epoch0, finished, active)``: updates already
+    done in the interrupted call, whether it had ended, and the saved per-network flags (or None).
+    ``(0, False, None)`` when ``checkpoint`` is None.
+    """
+    if checkpoint is None:
+        return 0, False, None
+    from .checkpoint import restore_checkpoint
+
     tasks = _checkpoint_tasks(batches, curriculum)
     if not tasks:
         logger.warning("resuming with a batch generator: its position cannot be restored, so the "
                        "batches after the checkpoint differ from the interrupted run's")
-        checkpoint = dict(checkpoint, meta=dict(checkpoint["meta"], tasks=[]))
+        checkpoint = dict(checkpoint, meta=dict(checkpoint["meta"], tasks=[], check_rngs=[]))
     epoch0 = restore_checkpoint(model, checkpoint, tasks=tasks, curriculum=curriculum, optimizer=optimizer)
+    batches.load_check_states(checkpoint["meta"].get("check_rngs") or [])  # older checkpoints have none
     active = checkpoint.get("train", {}).get("active")
     return epoch0, bool(checkpoint["meta"].get("finished", False)), active
+
+
+def _warn_if_mask_is_empty(model, mask, update_index) -> bool:
+    """Warn when the training batch's mask (an ensemble's: any network's) is all zero, so the loss
+    sees no output and nothing is learned from the batch. Returns whether it warned."""
+    has_targets = mask.reshape(tuple(mask.shape[:-3]) + (-1,)).any(axis=-1)  # () or (*lead,) per network
+    if bool(has_targets.all()):
+        return False
+    where = ""
+    if has_targets.ndim:
+        where = f" of network(s) {np.flatnonzero(~model.backend.to_host(has_targets)).tolist()}"
+    warnings.warn(f"The mask{where} of the training batch at update {update_index} is all zero: the loss sees no "
+                  "output, so nothing is trained on that batch (only regularizers act). Check the task's mask. "
+                  "(Warned once per train() call.)", UserWarning, stacklevel=4)
+    return True
+
+
+class _Snapshots:
+    """``training_weights_path`` snapshots, ``f"{path}{epoch}.npz"`` with ``epoch`` counted from 1 in
+    each train() call (PsychRNN's names, kept for compatibility), so a later call writes over an
+    earlier one's files: the first such file is warned about, once per call, and written anyway.
+
+    A resumed call does not warn: it rewrites the interrupted call's snapshots of the same updates.
+    """
+
+    def __init__(self, prefix, verbosity, resumed):
+        self.prefix, self.verbosity = prefix, verbosity
+        self.warned = resumed
+
+    def save(self, model, epoch):
+        from ..io import _with_npz_suffix  # the name model.save writes
+
+        path = f"{self.prefix}{epoch}"
+        if not self.warned and os.path.exists(_with_npz_suffix(path)):
+            # each epoch is written once per call, so an existing file predates this call
+            self.warned = True
+            warnings.warn(f"training_weights_path: {_with_npz_suffix(path)!r} already exists (from an earlier "
+                          "train() call?) and is being overwritten; snapshots are numbered from 1 in every call, "
+                          "as in PsychRNN. Give each call its own training_weights_path to keep both. "
+                          "(Warned once per train() call.)", UserWarning, stacklevel=4)
+        written = model.save(path)
+        if self.verbosity:
+            say(f"Training weights saved in file: {written}")
 
 
 def _losses_so_far(history, first_update, epoch0, loss_epoch) -> list:

@@ -1,0 +1,311 @@
+"""The training loop's batches and side effects: an ensemble trains on each copy's overridden
+``batch_generator()``, performance and curriculum checks never change the training batches, resume
+is bit for bit for ensembles with a curriculum and for per-trial tasks that draw from ``np.random``,
+a finished curriculum run resumes to nothing, and an all-zero mask or an overwritten snapshot warns.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from minirnn import Basic, Curriculum, Task
+from minirnn.tasks import PerceptualDiscrimination
+from minirnn.train.checkpoint import load_checkpoint
+from minirnn.train.trainer import train
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+QUIET = {"verbosity": False}
+
+
+def pd_task(seed=3, N_batch=8, T=200, **extra):
+    return PerceptualDiscrimination(dt=10, tau=100, T=T, N_batch=N_batch, seed=seed, **extra)
+
+
+def model_for(task, n_networks=None, **extra):
+    params = dict(task.get_task_params(), N_rec=8, seed=5, backend="numpy", rec_noise=0.05, **extra)
+    return Basic(params) if n_networks is None else Basic(params, n_networks=n_networks, seeds=[1, 2][:n_networks])
+
+
+def record_training_inputs(model):
+    """Spy on the model's updates: the list gets each training batch's x."""
+    seen, loss_and_grads = [], model._loss_and_grads
+
+    def spy(x, y, mask, **kwargs):
+        seen.append(np.array(x))
+        return loss_and_grads(x, y, mask, **kwargs)
+
+    model._loss_and_grads = spy
+    return seen
+
+
+def finished_unmarked(path):
+    """The checkpoint of a shortened run, marked unfinished, as an interrupted run leaves it."""
+    checkpoint = load_checkpoint(path)
+    checkpoint["meta"]["finished"] = False
+    return checkpoint
+
+
+def assert_same_weights(a, b):
+    for name in a.raw:
+        np.testing.assert_array_equal(a.raw[name], b.raw[name], err_msg=name)
+
+
+# ---------------------------------------------------------------------------- 1. overridden batch_generator
+
+
+class Marked(PerceptualDiscrimination):
+    """A task whose own batch_generator() changes its batches (a marker in the first input step)."""
+
+    def batch_generator(self):
+        while True:
+            x, y, mask, params = self.generate_batch()
+            x[:, 0, :] = 123.0
+            yield x, y, mask, params
+
+
+def test_ensemble_trains_each_copy_on_its_own_overridden_batch_generator():
+    task = Marked(dt=10, tau=100, T=200, N_batch=8, seed=3)
+    ensemble = model_for(task, n_networks=2)
+    seen = record_training_inputs(ensemble)
+    train(ensemble, task, dict(QUIET, training_iters=8 * 3))
+    for k, seed in enumerate(ensemble.seeds):  # network k: the generator of the task built with seeds[k]
+        own = Marked(dt=10, tau=100, T=200, N_batch=8, seed=seed).batch_generator()
+        for update, x in enumerate(seen):
+            np.testing.assert_array_equal(x[k], next(own)[0].astype(x.dtype), err_msg=f"network {k}, update {update + 1}")
+    assert task.batch_index == 0  # the copies drew, not the task given
+
+
+# ---------------------------------------------------------------------------- 2. checks use their own stream
+
+
+def constant_measure(x, y, mask, output, epoch, losses, verbosity):
+    return 0.0
+
+
+@pytest.mark.parametrize("n_networks", [None, 2])
+def test_performance_checks_do_not_change_the_training_batches(n_networks):
+    runs = []
+    for measure in (None, constant_measure):
+        task = pd_task()
+        model = model_for(task, n_networks)
+        seen = record_training_inputs(model)
+        train(model, task, dict(QUIET, training_iters=8 * 6, performance_measure=measure, performance_epoch=1))
+        runs.append((seen, model, task.batch_index))
+    (plain, plain_model, plain_index), (checked, checked_model, checked_index) = runs
+    assert len(plain) == len(checked) == 6 and plain_index == checked_index
+    for a, b in zip(plain, checked):
+        np.testing.assert_array_equal(a, b)
+    assert_same_weights(plain_model, checked_model)
+
+
+def test_curriculum_checks_do_not_change_the_training_batches():
+    runs = []
+    for metric_epoch in (100, 2):  # no metric test, then one every other update (never advancing)
+        tasks = [pd_task(seed=1), pd_task(seed=2)]
+        model = model_for(tasks[0])
+        seen = record_training_inputs(model)
+        curriculum = Curriculum(tasks, thresholds=[2.0, 2.0], metric_epoch=metric_epoch)
+        train(model, None, dict(QUIET, training_iters=8 * 6, curriculum=curriculum))
+        runs.append((seen, tasks[0].state_dict()))
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][1] == runs[1][1]
+
+
+def recording_measure(checks):
+    """A performance_measure that appends each check batch's x to ``checks``."""
+    def measure(x, y, mask, output, epoch, losses, verbosity):
+        checks.append(np.array(x))
+        return 0.0
+
+    return measure
+
+
+def test_check_batches_are_reproducible_and_not_training_batches():
+    def checks_and_training():
+        task = pd_task()
+        model = model_for(task)
+        seen, checks = record_training_inputs(model), []
+        train(model, task, dict(QUIET, training_iters=8 * 4, performance_measure=recording_measure(checks),
+                                performance_epoch=1))
+        return checks, seen
+
+    checks, seen = checks_and_training()
+    again, _ = checks_and_training()
+    for a, b in zip(checks, again):
+        np.testing.assert_array_equal(a, b)
+    assert not any(np.array_equal(c, x) for c in checks for x in seen)
+
+
+def test_a_plain_generator_gives_its_next_batches_to_checks():
+    task = pd_task()
+    batches = [task.generate_batch() for _ in range(4)]
+    model = model_for(task)
+    seen, checks = record_training_inputs(model), []
+    train(model, iter(batches), dict(QUIET, training_iters=8 * 2, performance_measure=recording_measure(checks)))
+    np.testing.assert_array_equal(seen[0], batches[0][0].astype(seen[0].dtype))
+    np.testing.assert_array_equal(checks[0], batches[1][0])  # there is no other stream to take it from
+    np.testing.assert_array_equal(seen[1], batches[2][0].astype(seen[1].dtype))
+
+
+def test_resume_with_checks_restores_the_check_stream(tmp_path):
+    def make():
+        task = pd_task()
+        return model_for(task), task
+
+    def accuracy(x, y, mask, output, *rest):
+        return float(np.mean(np.argmax(output[:, -1], -1) == np.argmax(y[:, -1], -1)) + x[0, 0, 0])
+
+    tp = dict(QUIET, training_iters=8 * 9, performance_measure=accuracy, performance_epoch=2)
+    full, task = make()
+    train(full, task, tp)
+    part, task_p = make()
+    train(part, task_p, dict(tp, training_iters=8 * 5, checkpoint_path=str(tmp_path / "ck.npz")))
+    resumed, task_r = make()
+    train(resumed, task_r, tp, resume=finished_unmarked(str(tmp_path / "ck.npz")))
+    assert_same_weights(full, resumed)
+    assert resumed.history["performance"] == full.history["performance"]  # the check batches too
+    assert task_r.state_dict() == task.state_dict()
+
+
+# ---------------------------------------------------------------------------- 3. per-trial task and np.random
+
+
+class GlobalRandomTask(Task):
+    """PsychRNN's per-trial API, drawing from NumPy's global stream."""
+
+    def __init__(self):
+        super().__init__(N_in=2, N_out=2, dt=10, tau=100, T=100, N_batch=4)
+
+    def generate_trial_params(self, batch, trial):
+        return {"side": np.random.randint(2)}
+
+    def trial_function(self, t, params):
+        x = np.random.randn(2) * 0.1
+        x[params["side"]] += 1
+        y = np.zeros(2)
+        y[params["side"]] = 1
+        return x, y, np.ones(2)
+
+
+def test_resume_of_a_per_trial_task_drawing_from_np_random_is_bit_for_bit(tmp_path):
+    def make():
+        np.random.seed(0)  # a PsychRNN script seeds the global state first
+        task = GlobalRandomTask()
+        return model_for(task), task
+
+    tp = dict(QUIET, training_iters=4 * 8, performance_measure=constant_measure, performance_epoch=3)
+    full, task = make()
+    train(full, task, tp)
+    ckpt = str(tmp_path / "ck.npz")
+    part, task_p = make()
+    train(part, task_p, dict(tp, training_iters=4 * 5, checkpoint_path=ckpt))
+    np.random.seed(0)  # the resuming script: set up as the interrupted one was
+    resumed, task_r = make()
+    train(resumed, task_r, tp, resume=finished_unmarked(ckpt))
+    assert_same_weights(full, resumed)
+    assert resumed.history["loss"] == full.history["loss"]
+
+
+def test_a_vectorised_task_leaves_np_random_out_of_the_checkpoint(tmp_path):
+    task = pd_task()
+    train(model_for(task), task, dict(QUIET, training_iters=8, checkpoint_path=str(tmp_path / "ck.npz")))
+    assert load_checkpoint(str(tmp_path / "ck.npz"))["meta"]["np_random"] is None
+
+
+# ---------------------------------------------------------------------------- 4. an all-zero mask
+
+
+class EmptyMaskAt(PerceptualDiscrimination):
+    """Batches 2 and 3 of its own stream have an all-zero mask."""
+
+    def get_trial_batch(self):
+        x, y, mask, params = super().get_trial_batch()
+        return x, y, mask * (self.batch_index not in (2, 3)), params
+
+
+def test_an_all_zero_mask_warns_once_naming_the_update():
+    task = EmptyMaskAt(dt=10, tau=100, T=200, N_batch=8, seed=3)
+    model = model_for(task)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(model, task, dict(QUIET, training_iters=8 * 4))
+    messages = [str(w.message) for w in caught if "all zero" in str(w.message)]
+    assert len(messages) == 1 and all(w.category is UserWarning for w in caught if "all zero" in str(w.message))
+    assert "update 2" in messages[0] and "nothing is trained on that batch" in messages[0]
+
+
+def test_an_all_zero_mask_of_one_network_names_it():
+    tasks = [pd_task(seed=1), EmptyMaskAt(dt=10, tau=100, T=200, N_batch=8, seed=2)]
+    ensemble = model_for(tasks[0], n_networks=2)
+    with pytest.warns(UserWarning, match=r"mask of network\(s\) \[1\] of the training batch at update 2"):
+        train(ensemble, tasks, dict(QUIET, training_iters=8 * 3))
+
+
+# ---------------------------------------------------------------------------- 5, 6. curriculum resume
+
+
+def make_ensemble_curriculum():
+    tasks = [pd_task(seed=10 + i, N_batch=16, T=300, coherence=c) for i, c in enumerate((0.5, 0.02))]
+    curriculum = Curriculum(tasks, thresholds=[0.0, 2.0], metric_epoch=3)  # stage 1 from update 3, never ends
+    return model_for(tasks[0], n_networks=2, dtype="float64"), curriculum
+
+
+def test_ensemble_curriculum_resume_after_the_stage_change_equals_uninterrupted(tmp_path):
+    seen = []
+
+    def input_contrast(x, y, mask, output, *rest):  # tells the stage's coherence apart
+        seen.append(np.abs(x[..., 0] - x[..., 1]).mean(axis=(1, 2)))
+        return np.zeros(2)
+
+    tp = dict(QUIET, training_iters=16 * 10, loss_epoch=1, performance_measure=input_contrast, performance_epoch=1)
+    full, curriculum = make_ensemble_curriculum()
+    train(full, None, dict(tp, curriculum=curriculum))
+    full_contrast, seen[:] = list(seen), []
+    ckpt = str(tmp_path / "ck.npz")
+    part, curriculum_p = make_ensemble_curriculum()
+    train(part, None, dict(tp, training_iters=16 * 6, curriculum=curriculum_p, checkpoint_path=ckpt))
+    assert load_checkpoint(ckpt)["meta"]["curriculum"]["stage"] == 1
+    seen[:] = []
+    resumed, curriculum_r = make_ensemble_curriculum()
+    train(resumed, None, dict(tp, curriculum=curriculum_r), resume=finished_unmarked(ckpt))
+    assert_same_weights(full, resumed)
+    np.testing.assert_array_equal(np.array(seen), np.array(full_contrast[6:]))  # stage 1's batches
+    assert curriculum_r.state_dict() == curriculum.state_dict()
+
+
+def test_resuming_a_finished_curriculum_run_does_nothing(tmp_path):
+    def make():
+        tasks = [pd_task(seed=10 + i, coherence=c) for i, c in enumerate((0.5, 0.2))]
+        return model_for(tasks[0]), Curriculum(tasks, thresholds=[0.0, 0.0], metric_epoch=2)  # ends at update 4
+
+    tp = dict(QUIET, training_iters=8 * 20, loss_epoch=1, checkpoint_path=str(tmp_path / "ck.npz"))
+    done, curriculum = make()
+    done_losses, _, _ = train(done, None, dict(tp, curriculum=curriculum))
+    assert curriculum.stop_training and curriculum.stage == 2
+    resumed, curriculum_r = make()
+    losses, _, _ = train(resumed, None, dict(tp, curriculum=curriculum_r), resume=str(tmp_path / "ck.npz"))
+    assert_same_weights(done, resumed)
+    assert resumed.history["loss"] == done.history["loss"] and losses == done_losses and len(losses) == 4
+    assert curriculum_r.state_dict() == curriculum.state_dict()
+
+
+# ---------------------------------------------------------------------------- 7. training-weight snapshots
+
+
+def test_a_second_call_warns_once_before_overwriting_the_first_calls_snapshots(tmp_path):
+    task = pd_task()
+    model = model_for(task)
+    tp = dict(QUIET, training_iters=8 * 4, training_weights_path=str(tmp_path / "snap_"),
+              save_training_weights_epoch=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first call overwrites nothing
+        train(model, task, tp)
+    first = (tmp_path / "snap_2.npz").read_bytes()
+    with pytest.warns(UserWarning, match=r"snap_2\.npz' already exists") as caught:
+        train(model, task, tp)
+    assert len([w for w in caught if "already exists" in str(w.message)]) == 1
+    assert (tmp_path / "snap_2.npz").read_bytes() != first  # still written, PsychRNN's names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap_2.npz", "snap_4.npz"]
