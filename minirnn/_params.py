@@ -111,12 +111,16 @@ def check_param_keys(params: dict, table, owner: str, uses=None) -> tuple[dict, 
     key that is not a string, a training option (pass it in train_params) and a near miss of a name
     in ``table``: a case-only variant (``Rec_Noise``) or a difflib match at cutoff 0.8 (``N_recs``).
 
+    Keys that ``params.task_keys`` lists (``task.get_task_params()`` returns such a dict) are the
+    task's own settings, as in PsychRNN: kept whatever their names (``N_ring`` is no typo of ``N_in``).
+
     ``uses``: for an owner that reads only a few of ``table``'s keys (the simulators), those keys;
     a near miss's message then lists them, and a non-string key's message names ``owner`` first.
     """
+    task_keys = getattr(params, "task_keys", frozenset())  # marked by Task.get_task_params()
     out, slots = {}, []
     for key, value in params.items():
-        if key in table or key in _WEIGHTS_FILE_KEYS:
+        if key in table or key in _WEIGHTS_FILE_KEYS or key in task_keys:
             out[key] = value
             continue
         if not isinstance(key, str):
@@ -132,7 +136,9 @@ def check_param_keys(params: dict, table, owner: str, uses=None) -> tuple[dict, 
                                                                                              cutoff=0.8)
         if close:
             raise ParameterError(f"Unknown parameter {key!r} for {owner}; did you mean {close[0]!r}?"
-                                 + ("" if uses is None else f" {owner} uses {sorted(uses)}."))
+                                 + ("" if uses is None else f" {owner} uses {sorted(uses)}.")
+                                 + f" If {key!r} is a setting of your task, pass task.get_task_params() itself "
+                                 f"(it marks the task's keys; dict(...) copies do not), or rename the setting.")
         out[key] = value  # a task's own setting (coherence, ...): carried, not used
     return out, slots
 

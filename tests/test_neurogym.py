@@ -119,6 +119,72 @@ def test_accuracy_scores_the_decision_period():
     assert task.accuracy_function(y_catch[:1], fixating[:1], mask[:1]) == 1.0
 
 
+class ForcedChoiceEnv(FakeTrialEnv):
+    """A TrialEnv whose new_trial takes NeuroGym's kwargs (a wrapper may set the ground truth)."""
+
+    def new_trial(self, **kwargs):
+        trial = super().new_trial()
+        choice = kwargs.get("ground_truth", trial["ground_truth"])
+        self.gt[-1] = choice + 1
+        self.trial = {"ground_truth": choice}
+        return self.trial
+
+    @property
+    def unwrapped(self):
+        return self
+
+
+class SideBiasLike:
+    """The shape of neurogym's trial wrappers (SideBias, ...): new_trial sets kwargs, then calls the env's."""
+
+    def __init__(self, env, choice=1):
+        self.env, self.choice = env, choice
+
+    def __getattr__(self, name):  # gym's Wrapper forwarded attributes before gymnasium 1.0
+        return getattr(self.env, name)
+
+    @property
+    def unwrapped(self):
+        return self.env.unwrapped
+
+    def new_trial(self, **kwargs):
+        kwargs["ground_truth"] = self.choice
+        return self.env.new_trial(**kwargs)
+
+
+class StepWrapper:
+    """A step-level wrapper under gymnasium 1.x: no new_trial of its own and no attribute forwarding."""
+
+    def __init__(self, env):
+        self.env = env
+
+    @property
+    def unwrapped(self):
+        return self.env.unwrapped
+
+
+@pytest.mark.parametrize("wrap", [SideBiasLike, lambda env: StepWrapper(SideBiasLike(env))],
+                         ids=["trial_wrapper", "step_wrapper_over_trial_wrapper"])
+def test_trial_wrappers_choose_the_trials(wrap):
+    base = ForcedChoiceEnv()
+    task = NeurogymTask(wrap(base), N_batch=64, seed=0)
+    x, y, mask, trials = task.get_trial_batch()
+    assert np.all(trials["ground_truth"] == 1)  # the wrapper's choice on every trial
+    last = mask[..., 0].sum(axis=1).astype(int) - 1
+    assert np.all(y[np.arange(64), last, 2] == 1)  # and in the targets read from env.unwrapped.gt
+    assert base.seeds[-1] is not None  # the TrialEnv itself is seeded from the task's stream
+
+
+def test_a_trial_with_no_masked_step_is_not_scored():
+    task = NeurogymTask(FakeTrialEnv(), N_batch=8, seed=1)
+    x, y, mask, _ = task.get_trial_batch()
+    wrong = y.copy()
+    wrong[..., 1:] = y[..., [2, 1]]
+    mask[0], y[0], wrong[0] = 0, 0, 0  # an empty trial: the old rule scored it correct
+    assert task.accuracy_function(y, wrong, mask) == 0.0
+    assert np.isnan(task.accuracy_function(y, wrong, np.zeros_like(mask)))
+
+
 def test_argument_errors():
     with pytest.raises(ParameterError, match="env_kwargs"):
         NeurogymTask(FakeTrialEnv(), N_batch=4, timing={"stimulus": 100})

@@ -535,6 +535,32 @@ def test_choice_accuracy_on_hand_made_outputs():
     np.testing.assert_array_equal(task.accuracy_function(y, networks, mask), [0.75, 1.0])
 
 
+
+def test_trials_without_a_trained_step_are_not_scored():
+    task = make(PerceptualDiscrimination, N_batch=3)
+    y = np.zeros((3, 4, 2))
+    y[:, :, 1] = 1.0
+    mask = np.ones_like(y)
+    mask[2] = 0                          # trial 2 trains nothing
+    wrong = y[..., ::-1]                 # picks channel 0 on every trial
+    assert task.accuracy_function(y, wrong, mask) == 0.0  # PsychRNN's rule gives 1/3 (trial 2 "correct")
+    output = wrong.copy()
+    output[0] = y[0]
+    assert task.accuracy_function(y, output, mask) == 0.5  # 1 of the 2 scored trials
+    np.testing.assert_array_equal(task.accuracy_function(y, np.stack([wrong, y]), mask), [0.0, 1.0])
+    assert np.isnan(task.accuracy_function(y, y, np.zeros_like(mask)))  # nothing scored
+
+
+@pytest.mark.parametrize("cls", [DelayedDiscrimination, MatchToCategory, PerceptualDiscrimination])
+def test_an_always_wrong_output_scores_zero(cls):
+    task = cls(dt=50, tau=100, T=2000, N_batch=400, seed=0)
+    x, y, mask, _ = task.get_trial_batch()
+    if cls is DelayedDiscrimination:
+        assert np.any(mask.sum(axis=(1, 2)) == 0)  # U(0, T/8) decision periods: some trials train no step
+    assert task.accuracy_function(y, y[..., ::-1], mask) == 0.0
+    assert task.accuracy_function(y, y, mask) == 1.0
+
+
 # ------------------------------------------------------------------ checkpoints
 
 @pytest.mark.parametrize("cls", [PerceptualDiscrimination, FlipFlop])

@@ -297,3 +297,20 @@ def test_task_constructors_reject_a_malformed_argument_naming_it(data):
     value = data.draw(table[key], label="value")
     kwargs = dict(COMMON, **{key: value})
     expect_named_error(lambda: cls(**kwargs), key)
+
+
+# ---------------------------------------------------------------------------- keys a task supplied
+
+def test_keys_marked_as_the_tasks_pass_the_near_miss_check_and_others_do_not():
+    from minirnn._params import MODEL_PARAMS, check_param_keys
+    from minirnn.tasks import TaskParams
+
+    params = TaskParams({"N_ring": 32, "taus": [1, 2], "verbosity": 0}, task_keys=["N_ring", "taus", "verbosity"])
+    kept, _ = check_param_keys(params, MODEL_PARAMS, "Basic")
+    assert kept == {"N_ring": 32, "taus": [1, 2], "verbosity": 0}  # carried, whatever their names
+    params["N_recs"] = 5  # added afterwards: not the task's
+    expect_named_error(lambda: check_param_keys(params, MODEL_PARAMS, "Basic"),
+                       "'N_recs' for Basic; did you mean 'N_rec'")
+    error = expect_named_error(lambda: check_param_keys(dict(params), MODEL_PARAMS, "Basic"), "'N_ring'")
+    assert "pass task.get_task_params() itself" in str(error)
+    expect_named_error(lambda: check_param_keys({"verbosity": 0}, MODEL_PARAMS, "Basic"), "training parameter")

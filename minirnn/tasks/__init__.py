@@ -10,6 +10,7 @@ from .match_to_category import MatchToCategory
 from .neurogym import NeurogymTask  # neurogym itself is imported only when a NeurogymTask is built
 from .perceptual_discrimination import PerceptualDiscrimination
 from .task import Task, TrialParams
+from .task_params import TaskParams
 
-__all__ = ["Task", "TrialParams", "PerceptualDiscrimination", "DelayedDiscrimination",
+__all__ = ["Task", "TrialParams", "TaskParams", "PerceptualDiscrimination", "DelayedDiscrimination",
            "MatchToCategory", "FlipFlop", "NeurogymTask"]

@@ -184,5 +184,9 @@ class DelayedDiscrimination(Task):
         return x_t, y_t, mask_t
 
     def accuracy_function(self, correct_output, test_output, output_mask):
-        """Fraction of trials whose masked-mean argmax output matches the target's (PsychRNN)."""
+        """Fraction of trials whose masked-mean argmax output matches the target's (PsychRNN's rule).
+
+        Trials with no trained step (mask all 0) are left out, unlike PsychRNN, which counts them
+        as correct; NaN when no trial has one. See :func:`~minirnn.tasks.task.choice_accuracy`.
+        """
         return choice_accuracy(correct_output, test_output, output_mask)

@@ -6,7 +6,7 @@ It is imported only when a :class:`NeurogymTask` is made from an environment *na
 What a batch is (unlike ``neurogym.Dataset``, which stitches trials into one stream and cuts
 windows, so a window may start mid-trial)::
 
-    for each of N_batch trials:  env.new_trial()  ->  ob (L_b, N_in), gt (L_b,)
+    for each of N_batch trials:  env.new_trial()  ->  env.unwrapped.ob (L_b, N_in), .gt (L_b,)
     L = max(N_steps, max_b L_b)                 every trial starts at step 0, padded to L
     x[b, :L_b]           = ob                   zeros after the trial
     y[b, k, gt[k]]       = 1   for k < L_b      one-hot targets: channel 0 = fixate, k + 1 = choice k
@@ -24,7 +24,7 @@ task's seed, and a checkpointed ``state_dict`` resumes the same sequence.
 Accuracy (:meth:`NeurogymTask.accuracy_function`) scores the decision period: the steps whose
 target is a choice (``gt != 0``). A trial is correct when the channel with the largest mean output
 over those steps is the target's; a trial without a decision period (catch trial) is correct when
-the fixate channel wins over its whole (masked) length.
+the fixate channel wins over its whole (masked) length. A trial with no masked step is not scored.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import logging
 import numpy as np
 
 from ..errors import MissingDependencyError, ParameterError, ParameterTypeError
-from .task import Task, TrialParams
+from .task import Task, TrialParams, fraction_of_scored
 
 logger = logging.getLogger("minirnn")
 
@@ -58,6 +58,21 @@ def import_neurogym():
                                      f"{INSTALL} torch") from err
 
 
+def _trial_layer(env):
+    """The outermost layer of ``env`` (the env or one of its wrappers) that has ``new_trial``.
+
+    NeuroGym's trial wrappers (SideBias, RandomGroundTruth, TrialHistoryV2, ...) override
+    ``new_trial`` to choose the trial's ground truth and then call the wrapped env's ``new_trial``,
+    so calling ``env.unwrapped.new_trial()`` would skip them. A wrapper without ``new_trial`` (a
+    step-level one such as Noise, under gymnasium 1.x which no longer forwards attributes) is
+    passed through to the layer it wraps.
+    """
+    layer = env
+    while not hasattr(layer, "new_trial") and hasattr(layer, "env"):
+        layer = layer.env
+    return layer
+
+
 class NeurogymTask(Task):
     """A NeuroGym environment as a minirnn Task with trial-aligned, padded, masked batches.
 
@@ -65,7 +80,10 @@ class NeurogymTask(Task):
     ----------
     env_or_name : str or gymnasium.Env
         A registered NeuroGym id (``"PerceptualDecisionMaking-v0"``) or an environment object
-        (a NeuroGym ``TrialEnv``, wrapped or not).
+        (a NeuroGym ``TrialEnv``, wrapped or not). Trials come from the outermost wrapper's
+        ``new_trial`` (so trial wrappers such as ``SideBias`` apply); ``ob`` and ``gt`` are read
+        from ``env.unwrapped``. Step-level wrappers (``Noise``, ``PassAction``) act in ``step()``,
+        which a batch never calls, so they do not change batches.
     N_batch : int
         Trials per batch.
     dt : float, optional
@@ -97,7 +115,7 @@ class NeurogymTask(Task):
                                      f"environment name, not with an environment object.")
             env = env_or_name
             self.env_name = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
-        base = getattr(env, "unwrapped", env)
+        base = getattr(env, "unwrapped", env)  # the TrialEnv: its ob, gt, seed and spaces
         for attr in ("new_trial", "seed", "dt", "action_space", "observation_space"):
             if not hasattr(base, attr):
                 raise ParameterTypeError(f"{owner} needs a NeuroGym TrialEnv (with new_trial, seed, dt). "
@@ -110,6 +128,7 @@ class NeurogymTask(Task):
             raise ParameterError(f"{owner} needs a discrete action space (choices); "
                                  f"{self.env_name} has {base.action_space}.")
         self._env = base
+        self._trial_env = _trial_layer(env)  # new_trial() goes through the trial wrappers (SideBias, ...)
         self.env_kwargs = dict(env_kwargs)
         dt = float(base.dt)
         super().__init__(int(np.prod(base.observation_space.shape)), int(n_actions), dt, tau,
@@ -124,7 +143,7 @@ class NeurogymTask(Task):
         """Run ``env.new_trial()`` (after ``env.seed(seed)`` when given): ``(ob, gt, trial dict)``."""
         if seed is not None:
             self._env.seed(int(seed))
-        trial = self._env.new_trial()
+        trial = self._trial_env.new_trial()
         ob = np.asarray(self._env.ob, dtype=np.float64).reshape(-1, self.N_in)  # (L, N_in)
         gt = np.asarray(self._env.gt).astype(np.int64).reshape(-1)  # (L,)
         if gt.shape[0] != ob.shape[0]:
@@ -175,7 +194,7 @@ class NeurogymTask(Task):
 
         Returns
         -------
-        float (or an array over leading network axes)
+        float (or an array over leading network axes); NaN when no trial has a masked step.
         """
         y, z, m = np.asarray(correct_output), np.asarray(test_output), np.asarray(output_mask)
         on = m.max(axis=-1) > 0  # (..., B, T) steps inside the trial
@@ -185,8 +204,7 @@ class NeurogymTask(Task):
         n = np.maximum(steps.sum(axis=-2), 1)
         chosen = np.argmax((z * steps).sum(axis=-2) / n, axis=-1)  # (..., B)
         truth = np.argmax((y * steps).sum(axis=-2) / n, axis=-1)
-        accuracy = np.mean(chosen == truth, axis=-1)
-        return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
+        return fraction_of_scored(chosen == truth, on.any(axis=-1))  # a trial with no step is not scored
 
     def __repr__(self) -> str:
         return (f"NeurogymTask({self.env_name!r}, N_batch={self.N_batch}, dt={self.dt}, tau={self.tau!r}, "

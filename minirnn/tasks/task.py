@@ -39,10 +39,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import NonFiniteError, ParameterError, ParameterTypeError, ShapeError, did_you_mean, suggest
+from .task_params import TaskParams, _copy_or_share
 
 _PER_TRIAL_METHODS = ("generate_trial_params", "trial_function", "generate_trial")
 _VECTORISED_METHODS = ("sample_trial_params", "build_trials")
-_PRIVATE_STATE = ("rng", "batch_index")  # public attributes that are state, not task parameters
+_PRIVATE_STATE = ("batch_index",)  # a public attribute that is state, not a task parameter
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,12 +117,37 @@ def choice_accuracy(correct_output: np.ndarray, test_output: np.ndarray,
     Returns
     -------
     float or ndarray of shape (...)
-        Fraction of trials where ``argmax_c mean_t(output * mask)`` equals the same on ``y``;
-        one value per network when there are leading axes.
+        Fraction of the scored trials where ``argmax_c mean_t(output * mask)`` equals the same on
+        ``y``; one value per network when there are leading axes. NaN when no trial is scored.
+
+    Notes
+    -----
+    A trial whose mask is 0 at every step and channel (no trained step) is not scored: it is left
+    out of the fraction. This departs from PsychRNN, which counts such a trial as correct whatever
+    the output (both masked means are all zero, and argmax of zeros is channel 0 on both sides).
+    DelayedDiscrimination makes such trials, as PsychRNN's does: its decision period, drawn from
+    U(0, T/8), can be shorter than one step (about 2% of trials at dt=10, 10% at dt=50).
     """
     chosen = np.argmax(np.mean(test_output * output_mask, axis=-2), axis=-1)     # (..., B)
     truth = np.argmax(np.mean(correct_output * output_mask, axis=-2), axis=-1)   # (..., B)
-    accuracy = np.mean(chosen == truth, axis=-1)
+    scored = np.any(np.asarray(output_mask) != 0, axis=(-2, -1))                 # (..., B)
+    return fraction_of_scored(chosen == truth, scored)
+
+
+def fraction_of_scored(correct: np.ndarray, scored: np.ndarray) -> float | np.ndarray:
+    """Mean of ``correct`` over the trials (last axis) where ``scored`` is True; NaN if there are none.
+
+    Parameters
+    ----------
+    correct, scored : ndarray of bool, shapes broadcasting to (..., N_batch)
+
+    Returns
+    -------
+    float, or ndarray of shape (...) when there are leading axes.
+    """
+    correct, scored = np.broadcast_arrays(correct, scored)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 = NaN: nothing was scored
+        accuracy = np.sum(correct & scored, axis=-1) / np.sum(scored, axis=-1)
     return float(accuracy) if np.ndim(accuracy) == 0 else accuracy
 
 
@@ -154,6 +180,41 @@ def add_during(out: np.ndarray, active: np.ndarray, level: np.ndarray) -> np.nda
 def _defined_in(cls: type, name: str) -> type | None:
     """The class in ``cls``'s MRO whose body defines ``name`` (None when nobody does)."""
     return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+def _describe(value) -> str:
+    """A short phrase for what a task method returned: "None", "a tuple of 2 values", "a list"."""
+    if value is None:
+        return "None (is a return statement missing?)"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} values"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return f"a {type(value).__name__}"
+
+
+def _three(result, method: str, expected: str, where: str = ""):
+    """``result`` unpacked into three values, or a ShapeError naming ``method`` and what it returned."""
+    try:
+        first, second, third = result
+    except (TypeError, ValueError):  # None, a number, or a sequence of another length
+        raise ShapeError(f"{method} returned {_describe(result)}{where}; it must return three arrays "
+                         f"{expected}.") from None
+    return first, second, third
+
+
+def _step_value_error(method: str, name: str, value, size: int, t) -> Exception:
+    """The error for a ``trial_function`` value that cannot be stored in a float row of ``size``."""
+    try:
+        np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # the shape may be right: the entries are not numbers
+        try:
+            kind = f"dtype {np.asarray(value).dtype}"
+        except ValueError:  # a ragged list
+            kind = f"a ragged {type(value).__name__}"
+        return ParameterTypeError(f"{method} returned {name} of {kind} at t={t!r}, which cannot be stored as "
+                                  f"float64; it must be numbers, shape ({size},). Got {value!r:.80}.")
+    return ShapeError(f"{method} returned {name} with shape {np.shape(value)} at t={t!r}; it must be ({size},).")
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +350,9 @@ class Task:
     N_steps : int
         ``ceil(T / dt)``; step ``k`` happens at trial time ``k * dt``.
     rng : numpy.random.Generator
-        The task's own stream: batches drawn with ``rng=None`` come from it.
+        The task's own stream: batches drawn with ``rng=None`` come from it. Setting it to anything
+        but a Generator (a PsychRNN task's own ``RandomState``) is a ParameterError: keep such a
+        generator under another name.
     batch_index : int
         Number of batches drawn from the task's own stream so far (0 at the start).
     """
@@ -326,21 +389,46 @@ class Task:
                                  f"non-empty 1-D array of finite positive numbers. Got {tau!r} instead.")
         return array if array.ndim == 1 else float(array)
 
+    # ---------------------------------------------------------------- the random stream
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The task's own stream (a ``numpy.random.Generator``); batches with ``rng=None`` use it."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        # minirnn saves this stream in checkpoints, reseeds it per network of an ensemble and lends
+        # it to per-trial tasks during a batch: all of that needs a Generator. PsychRNN's Task has
+        # no `rng`, so a ported task may use the name for its own generator; say so where it happens.
+        if not isinstance(value, np.random.Generator):
+            raise ParameterError(
+                f"{type(self).__name__} sets self.rng to a {type(value).__name__}, but Task.rng is "
+                f"minirnn's numpy.random.Generator: the task's trial stream, seeded by seed=..., saved "
+                f"in checkpoints and reseeded for each network of an ensemble. Keep your own generator "
+                f"under another name (self.random_state = np.random.RandomState(...)), or draw from "
+                f"self.rng with Generator methods (integers, random, standard_normal, choice).")
+        self._rng = value
+
     # ---------------------------------------------------------------- parameters and repr
 
-    def get_task_params(self) -> dict[str, Any]:
+    def get_task_params(self) -> TaskParams:
         """A copy of the task's parameters (never the task's own ``__dict__``).
 
         Returns
         -------
-        dict
-            ``N_batch, N_in, N_out, dt, tau, T, alpha, N_steps`` and the subclass's own settings
-            (``coherence``, ``direction``, ``lo``, ``hi``, ...). Deep copies: editing the dict (for
-            example adding ``N_rec``) leaves the task unchanged. The random stream and the batch
-            counter are state, not parameters, and are not included.
+        TaskParams
+            A dict: ``N_batch, N_in, N_out, dt, tau, T, alpha, N_steps`` and the subclass's own
+            settings (``coherence``, ``direction``, ``lo``, ``hi``, ...). Deep copies: editing the
+            dict (for example adding ``N_rec``) leaves the task unchanged. A value that cannot be
+            copied (a generator, a lock, an open file) is passed by reference instead. The random
+            stream and the batch counter are state, not parameters, and are not included. The dict
+            remembers which keys are the task's, so ``Basic(params)`` accepts them whatever their
+            names (``N_ring`` is not taken for a misspelt ``N_in``).
         """
-        return {key: copy.deepcopy(value) for key, value in vars(self).items()
-                if not key.startswith("_") and key not in _PRIVATE_STATE}
+        settings = {key: _copy_or_share(value) for key, value in vars(self).items()
+                    if not key.startswith("_") and key not in _PRIVATE_STATE}
+        return TaskParams(settings, task_keys=settings)
 
     def __repr__(self) -> str:
         names = [p for p in inspect.signature(type(self).__init__).parameters
@@ -389,17 +477,17 @@ class Task:
         x = np.zeros((self.N_steps, self.N_in))
         y = np.zeros((self.N_steps, self.N_out))
         mask = np.zeros((self.N_steps, self.N_out))
+        owner = type(self).__name__
         for k in range(self.N_steps):
-            x_t, y_t, mask_t = self.trial_function(k * self.dt, params)
+            t = k * self.dt
+            x_t, y_t, mask_t = _three(self.trial_function(t, params), f"{owner}.trial_function(t, params)",
+                                      "(x_t, y_t, mask_t) of shapes (N_in,), (N_out,), (N_out,)", f" at t={t!r}")
             for name, row, value in (("x_t", x, x_t), ("y_t", y, y_t), ("mask_t", mask, mask_t)):
                 try:
                     row[k] = value  # broadcasting as in PsychRNN (a scalar y_t is allowed)
                 except (ValueError, TypeError):
                     size = self.N_in if name == "x_t" else self.N_out
-                    raise ShapeError(
-                        f"{type(self).__name__}.trial_function returned {name} with shape "
-                        f"{np.shape(value)} at t={k * self.dt!r}; it must be ({size},)."
-                    ) from None
+                    raise _step_value_error(f"{owner}.trial_function", name, value, size, t) from None
         return x, y, mask
 
     # ---------------------------------------------------------------- the vectorised path
@@ -440,7 +528,16 @@ class Task:
 
     def _sample_one_trial(self) -> dict[str, Any]:
         """One trial's dict from the vectorised sampler (for built-ins' generate_trial_params)."""
-        return TrialParams(self.sample_trial_params(self.rng, 1), 1)[0]
+        return TrialParams(self._sampled_params(self.rng, 1), 1)[0]
+
+    def _sampled_params(self, rng: np.random.Generator, N_batch: int) -> Mapping:
+        """``sample_trial_params(rng, N_batch)``, checked to be a dict of arrays."""
+        arrays = self.sample_trial_params(rng, N_batch)
+        if not isinstance(arrays, Mapping):
+            raise ShapeError(f"{type(self).__name__}.sample_trial_params(rng, N_batch) returned "
+                             f"{_describe(arrays)}; it must return a dict of arrays of shape (N_batch, ...), "
+                             f"one per trial parameter (such as {{'coherence': array of shape ({N_batch},)}}).")
+        return arrays
 
     # ---------------------------------------------------------------- batches
 
@@ -484,8 +581,10 @@ class Task:
         """
         rng, own_stream = self._batch_rng(rng)
         if self._uses_vectorised_path():
-            arrays = self.sample_trial_params(rng, self.N_batch)
-            x, y, mask = self.build_trials(arrays, rng)
+            arrays = self._sampled_params(rng, self.N_batch)
+            x, y, mask = _three(self.build_trials(arrays, rng), f"{type(self).__name__}.build_trials(params, rng)",
+                                "(x, y, mask) of shapes (N_batch, N_steps, N_in), (N_batch, N_steps, N_out), "
+                                "(N_batch, N_steps, N_out)")
             trial_params = TrialParams(arrays, self.N_batch)  # PsychRNN's object array of dicts
         else:
             x, y, mask, trial_params = self._per_trial_batch(rng)
@@ -503,7 +602,9 @@ class Task:
         try:
             for trial in range(self.N_batch):
                 trial_params[trial] = self.generate_trial_params(self.batch_index + 1, trial)
-                x[trial], y[trial], mask[trial] = self.generate_trial(trial_params[trial])
+                x[trial], y[trial], mask[trial] = _three(
+                    self.generate_trial(trial_params[trial]), f"{type(self).__name__}.generate_trial(params)",
+                    "(x, y, mask) of shapes (N_steps, N_in), (N_steps, N_out), (N_steps, N_out)")
         finally:
             self.rng = own_rng
         return x, y, mask, trial_params.view(TrialParams)
