@@ -62,6 +62,34 @@ def weight_arrays(arrays) -> dict:
             if "/" not in k and k != "minirnn" and np.asarray(v).dtype != object}
 
 
+def warn_alpha_conflict(params, meta, weights_path, owner, consequence, stacklevel=2):
+    """Warn when ``params`` set an alpha other than the one a weights file's network was trained with.
+
+    ``params`` give alpha as ``alpha`` or as ``dt / tau``; the file's is ``dt / tau`` from its
+    ``minirnn`` record ``meta``. A file without dt and tau in its record (PsychRNN's) or params
+    without an alpha say nothing. ``consequence`` ends the message (what the caller runs with and
+    how to change it); ``stacklevel`` counts from the caller of this function, as for ``warnings.warn``.
+    The params are never changed here.
+    """
+    meta = meta or {}
+    gives_alpha = params.get("alpha") is not None or (params.get("dt") is not None and params.get("tau") is not None)
+    if not ("dt" in meta and "tau" in meta) or not gives_alpha:
+        return
+    try:
+        file_alpha = np.asarray(meta["dt"], dtype=np.float64) / np.asarray(meta["tau"], dtype=np.float64)
+        if params.get("alpha") is not None:
+            given, how = np.asarray(params["alpha"], dtype=np.float64), f"alpha={params['alpha']!r}"
+        else:
+            given = np.asarray(params["dt"], dtype=np.float64) / np.asarray(params["tau"], dtype=np.float64)
+            how = f"dt={params['dt']!r}, tau={params['tau']!r}"
+        same = np.allclose(*np.broadcast_arrays(given, file_alpha), rtol=1e-9, atol=0)
+    except ValueError:  # per-unit values of different lengths
+        same = False
+    if not same:
+        warnings.warn(f"{owner}: params give {how} but {weights_path} was trained with dt={meta['dt']!r}, "
+                      f"tau={meta['tau']!r}; {consequence}", UserWarning, stacklevel=stacklevel + 1)
+
+
 def load_weights_for_model(path, model) -> dict:
     """Read a weights file for ``model`` (being built).
 

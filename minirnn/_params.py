@@ -73,7 +73,8 @@ MODEL_PARAMS = {
     "custom_regularization": (None, "callable(weights_eff, rates) -> (value, {name: grad})"),
     "dtype": ("float32", "float32 (training default) or float64 (gradient checks)"),
     "backend": ("auto", "auto | numpy | numba | cupy"),
-    "seed": (None, "int or SeedSequence: init, noise and eval streams (None: from np.random)"),
+    "seed": (None, "int, SeedSequence, or a weights file's seed record {'entropy', 'spawn_key'}: init, noise "
+                   "and eval streams (None: from np.random)"),
 }
 
 TRAIN_PARAMS = {

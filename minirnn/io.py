@@ -13,12 +13,17 @@ This module knows the bytes on disk and nothing about models:
   which keys are optimizer slots, the Dale ratio, the meaning of ``Dale_out`` and the transfer
   function.
 
-The model-level ``save``/``load`` glue (effective weights, LSTM transposes, warnings) is built on
-these in the model code; PsychRNN import/export lives here and nowhere else.
+Reading and writing PsychRNN's *file format* lives here; what a file's arrays mean for a model
+lives with the model-level glue built on these pieces: :mod:`minirnn._model_files` (``save_model``,
+``load_weights_for_model``, re-exported at the end of this module) and the models themselves --
+the LSTM turns PsychRNN's ``(N_rec + N_in, N_rec)`` gate matrices and per-row
+``init_hidden``/``init_cell`` into its own layout in ``LSTM._given_array``, the one place that
+also reads those layouts from a user's params.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io as _io
 import json
 import os
@@ -37,6 +42,7 @@ __all__ = [
     "atomic_open",
     "atomic_savez",
     "atomic_write_text",
+    "is_temporary_of",
     "jsonable",
     "read_npz",
     "classify_weights",
@@ -84,17 +90,44 @@ def _with_npz_suffix(path: "os.PathLike[str] | str") -> str:
     return path if path.endswith(".npz") else path + ".npz"
 
 
+#: every temporary file minirnn writes starts with this (see :func:`_temporary_prefix`)
+TEMPORARY_PREFIX = ".minirnn-"
+
+
+def _temporary_prefix(final_name: str) -> str:
+    """The start of a temporary file's name for the target ``final_name`` (a base name).
+
+    A fixed prefix and 8 hex digits of the target's name: short whatever the target's length (a
+    target name near the filesystem's NAME_MAX still has a temporary name that fits), yet
+    :func:`is_temporary_of` can tell whose temporary file it is. ``mkstemp`` adds 8 random
+    characters and ``.tmp``: 30 bytes in all.
+    """
+    digest = hashlib.sha1(os.fsencode(final_name)).hexdigest()[:8]
+    return f"{TEMPORARY_PREFIX}{digest}-"
+
+
+def is_temporary_of(name: str, final_name: str) -> bool:
+    """Whether the file ``name`` (a base name) is a temporary file that :func:`atomic_open` made
+    while writing ``final_name``, in this version's naming (``.minirnn-<hash>-XXXXXXXX.tmp``) or
+    in older versions' (``.<final_name>.XXXXXXXX.tmp``)."""
+    if not name.endswith(".tmp"):
+        return False
+    return name.startswith(_temporary_prefix(final_name)) or name.startswith(f".{final_name}.")
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode: str = "wb"):
     """Open a temporary file beside ``path``; on a clean exit, fsync it and move it over ``path``.
 
     The one place where minirnn writes files (weights, checkpoints, run records, summaries): a kill
     or an exception at any moment leaves either the old file or the new one, never a torn one, and
-    no temporary file behind. The directory must exist.
+    no temporary file behind. The directory must exist. A symbolic link is followed, as ``open``
+    follows it: its target is replaced and the link stays. The temporary file's name is short
+    (:func:`_temporary_prefix`), so any name the filesystem allows can be written.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    path = os.path.realpath(os.fspath(path))  # write through a symlink, never over it
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(os.path.basename(path)), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -114,12 +147,21 @@ def atomic_open(path, mode: str = "wb"):
     _fsync_dir(directory)
 
 
+def _name_max(directory: str) -> int:
+    """The longest file name (in bytes) the filesystem of ``directory`` allows; 255 when it cannot say."""
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf
+        return 255
+
+
 def check_writable(path, what: str, npz: bool = True, suffix: str = "", create_dir: bool = False) -> None:
     """Raise ParameterError now, before any work, when ``path + suffix`` could not be written later.
 
     ``what`` names the setting in the message (``"save_weights_path"``); with ``npz``, ``.npz`` is
     appended as :func:`atomic_savez` will. The directory must exist (``create_dir``: it is made, as
-    PsychRNN makes the folders of its weight paths) and be writable; the target must not be a directory.
+    PsychRNN makes the folders of its weight paths) and be writable; the target must not be a directory,
+    and its name must fit the filesystem (NAME_MAX bytes, 255 on most).
     """
     from .errors import ParameterError
 
@@ -138,6 +180,11 @@ def check_writable(path, what: str, npz: bool = True, suffix: str = "", create_d
         raise ParameterError(f"{what} {os.fspath(path)!r}: {final!r} is a directory, not a file.")
     if not os.access(directory, os.W_OK):
         raise ParameterError(f"{what} {os.fspath(path)!r}: the directory {directory!r} is not writable.")
+    name, limit = os.path.basename(final), _name_max(directory)
+    if len(os.fsencode(name)) > limit:
+        raise ParameterError(f"{what} {os.fspath(path)!r}: the file name {name[:40]!r}... is "
+                             f"{len(os.fsencode(name))} bytes long, but the filesystem of {directory!r} allows "
+                             f"at most {limit} bytes in a file name. Give a shorter name.")
 
 
 def jsonable(value, fallback=repr):
@@ -602,6 +649,6 @@ def classify_weights(arrays: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# model level (kept in its own module, re-exported here: PsychRNN import/export is io's job)
+# model level (kept in its own module, re-exported here so that ``minirnn.io`` is the one import for files)
 from minirnn._model_files import (  # noqa: E402,F401
     load_weights_for_model, read_weights_file, save_model, weight_arrays)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ._params import reshape_if_flat
 from .errors import ParameterError, WeightsFileError, did_you_mean
+from .models.rnn import seed_record
 from .train.checkpoint import _jsonable, read_json, write_json_atomic
 
 RUN_FORMAT = "minirnn-run"
@@ -187,7 +188,6 @@ def run_record(model, task, *, params: dict, train_params: dict, task_seed=None,
                status="complete", audit=None, timings=None, extra=None) -> dict:
     """The ``run.json`` dict of a run (see the module docstring)."""
     history = model.history or {"loss": [], "update": [], "performance": [], "stages": []}
-    seed_seq = model.seed_sequence
     record = {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
@@ -197,7 +197,7 @@ def run_record(model, task, *, params: dict, train_params: dict, task_seed=None,
                   "repr": repr(model)},
         "train_params": json_params(train_params),
         "task": task_record(task, task_seed),
-        "seeds": {"model": params.get("seed"), "model_entropy": str(seed_seq.entropy),
+        "seeds": {"model": params.get("seed"), "model_seed_sequence": seed_record(model.seed_sequence),
                   "streams": {"init": 0, "noise": 1, "eval": 2,
                               "rule": "SeedSequence(model seed).spawn(3), PCG64 each"},
                   "task": task_seed, "evaluate": eval_seed},
@@ -224,17 +224,21 @@ def write_run(run_dir, model, record: dict, *, weights_name=WEIGHTS_FILE) -> str
 
 
 def remove_stale_temporaries(run_dir) -> list:
-    """Delete the temporary files a killed writer left in ``run_dir`` (``.weights.npz.*.tmp`` ...).
+    """Delete the temporary files a killed writer left in ``run_dir`` (``.minirnn-<hash>-*.tmp``, or
+    ``.weights.npz.*.tmp`` from older versions).
 
     Atomic writes never tear a file, but a SIGKILL in the middle of one leaves its temporary file
-    behind. Call this only when no other process writes into ``run_dir``. Returns the names removed.
+    behind. Only the temporaries of a run's own files are removed (:func:`minirnn.io.is_temporary_of`).
+    Call this only when no other process writes into ``run_dir``. Returns the names removed.
     """
+    from .io import is_temporary_of
+
     removed = []
     if not os.path.isdir(run_dir):
         return removed
     finals = (WEIGHTS_FILE, RECORD_FILE, CHECKPOINT_FILE, LAST_GOOD_FILE)
     for name in os.listdir(run_dir):
-        if name.endswith(".tmp") and any(name.startswith(f".{final}.") for final in finals):
+        if any(is_temporary_of(name, final) for final in finals):
             os.remove(os.path.join(run_dir, name))
             removed.append(name)
     return removed

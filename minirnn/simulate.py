@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from ._model_files import warn_alpha_conflict
 from ._params import is_int
 from .errors import ParameterError, ParameterTypeError, ShapeError
 from .io import lstm_weights_evidence  # re-exported (its home is minirnn.io, beside classify_weights)
@@ -452,7 +453,8 @@ class Simulator:
                 if "lstm_variant" in meta:
                     weights = dict(weights, lstm_variant=meta["lstm_variant"])
                 if self.architecture == "basic":
-                    _warn_alpha_conflict(params, meta, weights_path, owner)
+                    warn_alpha_conflict(params, meta, weights_path, owner, "simulating with params' alpha. Leave dt, "
+                                        "tau and alpha out of params to use the file's.")
             elif not hasattr(weights, "keys"):
                 raise ParameterError(f"{owner}: weights must be a dict of arrays (as get_weights() returns). "
                                      f"Got {type(weights).__name__} instead.")
@@ -659,27 +661,6 @@ def _pick_activation(owner, sources):
         listed = ", ".join(f"{act.name!r} from {where}" for where, act in given)
         raise ParameterError(f"{owner}: conflicting transfer functions: {listed}. Give one of them.")
     return given[0][1] if given else get_activation("relu")  # PsychRNN's default
-
-
-def _warn_alpha_conflict(params, meta, weights_path, owner):
-    """Warn when params set an alpha other than the one the file's network was trained with."""
-    if not ("dt" in meta and "tau" in meta) or not (params.get("alpha") is not None
-                                                     or params.get("dt") is not None and params.get("tau") is not None):
-        return
-    try:
-        file_alpha = np.asarray(meta["dt"], dtype=np.float64) / np.asarray(meta["tau"], dtype=np.float64)
-        if params.get("alpha") is not None:
-            given, how = np.asarray(params["alpha"], dtype=np.float64), f"alpha={params['alpha']!r}"
-        else:
-            given = np.asarray(params["dt"], dtype=np.float64) / np.asarray(params["tau"], dtype=np.float64)
-            how = f"dt={params['dt']!r}, tau={params['tau']!r}"
-        same = np.allclose(*np.broadcast_arrays(given, file_alpha), rtol=1e-9, atol=0)
-    except ValueError:
-        same = False
-    if not same:
-        warnings.warn(f"{owner}: params give {how} but {weights_path} was trained with dt={meta['dt']!r}, "
-                      f"tau={meta['tau']!r}; simulating with params' alpha. Leave dt, tau and alpha out of "
-                      "params to use the file's.", UserWarning, stacklevel=3)
 
 
 def _step_arrays(model, states, rnn_in):

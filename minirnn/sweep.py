@@ -203,11 +203,41 @@ def _canonical(obj) -> str:
     return json.dumps(_describe(obj), sort_keys=True, separators=(",", ":"))
 
 
-def _task_description(task) -> dict:
+def _task_description(task, config) -> dict:
+    """What a finished run's trials depend on, for the fingerprint: a Task object's class and settings;
+    for a factory, its name and what it builds for ``config``, so that a factory that now builds
+    another task (another closure, an edited body) makes finished runs a different specification."""
     if hasattr(task, "generate_batch"):
         params = {k: v for k, v in task.get_task_params().items() if k != "seed"}
         return {"class": f"{type(task).__module__}.{type(task).__qualname__}", "params": _describe(params)}
-    return {"factory": _describe(task)}
+    built = task(dict(config))
+    if not hasattr(built, "generate_batch"):
+        raise ParameterError(f"The task factory {_stable_name(task)} returned {type(built).__name__}, not a Task "
+                             "(an object with generate_batch); a factory must be a callable config -> Task.")
+    return {"factory": _describe(task), "builds": _built_task_description(built)}
+
+
+def _built_task_description(task) -> dict:
+    """A task's class and its ``get_task_params()`` (seed left out), arrays by their SHA-1."""
+    params = task.get_task_params() if hasattr(task, "get_task_params") else {}
+    params = {k: v for k, v in params.items() if k != "seed"}
+    return {"class": f"{type(task).__module__}.{type(task).__qualname__}", "params": _describe_hashing_arrays(params)}
+
+
+def _describe_hashing_arrays(value):
+    """:func:`_describe`, with each NumPy array as its dtype, shape and SHA-1 (a fingerprint need not
+    hold a task's stimulus tables)."""
+    if isinstance(value, dict):
+        return {str(k): _describe_hashing_arrays(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_describe_hashing_arrays(v) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.hasobject:  # its bytes are addresses: describe the objects
+        return _describe_hashing_arrays(value.tolist())
+    if isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        digest = hashlib.sha1(a.tobytes()).hexdigest()
+        return {"ndarray": {"dtype": str(a.dtype), "shape": list(a.shape), "sha1": digest}}
+    return _describe(value)
 
 
 # ---- the public entry point ---------------------------------------------------------------------
@@ -227,6 +257,9 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
         Run seeds: model streams ``Basic(..., seed=s)`` and the task's trial stream reseeded with ``s``.
     task : Task, or callable ``config -> Task``
         The task (its own seed is not used), or a factory called on each worker with the configuration.
+        A factory is also called once per configuration at planning: what it builds (class and
+        ``get_task_params()``) is part of the fingerprint, so a factory that now builds another task
+        makes the finished runs a different specification.
     params : dict
         Base model params (PsychRNN style, e.g. ``task.get_task_params()`` plus ``N_rec``).
     train_params : dict, optional
@@ -395,6 +428,7 @@ def _plan_runs(configs, seeds, task, params, train_params, model, model_table, e
             _check_model_values(model, resolved, task)
             run_tp = dict(train_params, **train_keys)
             _check_train_values(resolve_train_params(run_tp), resolved)
+            task_description = _task_description(task, config)  # a factory is called here, once per configuration
         except MinirnnError as exc:  # the same error, naming the configuration too
             try:
                 named = type(exc)(f"{exc}{where}")
@@ -402,7 +436,7 @@ def _plan_runs(configs, seeds, task, params, train_params, model, model_table, e
                 raise exc from None
             raise named from None
         spec = {"config": config, "params": run_params, "train_params": run_tp, "model": model.__name__,
-                "task": _task_description(task), "eval_seed": int(eval_seed)}
+                "task": task_description, "eval_seed": int(eval_seed)}
         quiet = dict(spec, train_params={k: v for k, v in run_tp.items() if k != "verbosity"})
         cid = config_id(config)
         plans.append({"config": config, "config_id": cid, "params": run_params, "train_params": run_tp,
@@ -523,15 +557,24 @@ def _what_differs(run_dir, spec) -> str:
     except (OSError, ValueError, KeyError):
         return "its run.json is unreadable"
     new = _describe(spec)
-    diffs = []
-    for section in ("params", "train_params", "task", "model", "eval_seed"):
-        a, b = old.get(section), new.get(section)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"{section}[{k!r}]: {a.get(k)!r} then, {b.get(k)!r} now" for k in sorted(set(a) | set(b))
-                      if k != "verbosity" and a.get(k) != b.get(k)]
-        elif a != b:
-            diffs.append(f"{section}: {a!r} then, {b!r} now")
+    diffs = [line for section in ("params", "train_params", "task", "model", "eval_seed")
+             for line in _differences(section, old.get(section), new.get(section))]
     return "; ".join(diffs[:3]) or "fingerprints differ"
+
+
+def _differences(where, old, new) -> list:
+    """``"where: old then, new now"`` for each entry in which two JSON values differ, dicts compared
+    key by key at any depth (``task['builds']['params']['coherence']: 0.5 then, 0.01 now``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for key in sorted(set(old) | set(new)) if key != "verbosity"
+                for line in _differences(f"{where}[{key!r}]", old.get(key), new.get(key))]
+    if old == new:
+        return []
+    return [f"{where}: {_clip(repr(old))} then, {_clip(repr(new))} now"]
+
+
+def _clip(text, width=80) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _write_summary(out_dir, rows) -> str:

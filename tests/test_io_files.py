@@ -104,6 +104,68 @@ def test_atomic_savez_missing_directory(tmp_path):
         mio.atomic_savez(tmp_path / "nope" / "w", {"a": np.zeros(1)})
 
 
+def name_max(directory) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (AttributeError, OSError):
+        return 255
+
+
+def test_atomic_savez_writes_the_longest_name_the_filesystem_allows(tmp_path):
+    longest = "w" * (name_max(tmp_path) - len(".npz"))
+    final = mio.atomic_savez(tmp_path / longest, {"a": np.zeros(1)})
+    assert os.listdir(tmp_path) == [longest + ".npz"]
+    np.testing.assert_array_equal(mio.read_npz(final)["a"], np.zeros(1))
+
+
+def test_check_writable_refuses_a_name_too_long_before_any_work(tmp_path):
+    from minirnn.errors import ParameterError
+
+    too_long = "w" * (name_max(tmp_path) - len(".npz") + 1)
+    with pytest.raises(ParameterError, match=r"save_weights_path .* is \d+ bytes long, but the filesystem .* allows "
+                                             r"at most \d+ bytes in a file name"):
+        mio.check_writable(tmp_path / too_long, "save_weights_path")
+    mio.check_writable(tmp_path / too_long[1:], "save_weights_path")  # one byte less fits
+
+
+def test_atomic_savez_through_a_symlink_updates_its_target_and_keeps_the_link(tmp_path):
+    target = mio.atomic_savez(tmp_path / "run1.npz", {"a": np.zeros(1)})
+    os.symlink("run1.npz", tmp_path / "latest.npz")
+    assert mio.atomic_savez(tmp_path / "latest.npz", {"a": np.ones(1)}) == str(tmp_path / "latest.npz")
+    assert os.path.islink(tmp_path / "latest.npz") and os.readlink(tmp_path / "latest.npz") == "run1.npz"
+    np.testing.assert_array_equal(mio.read_npz(target)["a"], np.ones(1))
+    assert listdir_tmp(tmp_path) == []
+
+
+def test_stale_temporaries_of_a_killed_writer_are_recognised(tmp_path, monkeypatch):
+    from minirnn import runs
+
+    monkeypatch.setattr(os, "unlink", lambda path: None)  # the writer dies before it can clean up (SIGKILL)
+    for name in ("weights.npz", "run.json", "notes.txt"):
+        with pytest.raises(RuntimeError):
+            with mio.atomic_open(tmp_path / name) as fh:
+                fh.write(b"half")
+                raise RuntimeError("killed")
+    monkeypatch.undo()
+    old_style = ".checkpoint.npz.k3j9x0q1.tmp"  # minirnn before the short temporary names
+    (tmp_path / old_style).write_bytes(b"half")
+    notes_tmp = [n for n in os.listdir(tmp_path) if mio.is_temporary_of(n, "notes.txt")]
+    assert len(notes_tmp) == 1 and len(listdir_tmp(tmp_path)) == 4
+    removed = runs.remove_stale_temporaries(tmp_path)
+    assert len(removed) == 3 and old_style in removed
+    assert listdir_tmp(tmp_path) == notes_tmp  # not a run file's: left alone
+
+
+def test_the_module_docstring_names_where_psychrnn_layouts_are_converted():
+    from minirnn import _model_files
+    from minirnn.models.lstm import LSTM
+
+    doc = " ".join(mio.__doc__.split())
+    assert "nowhere else" not in doc  # the LSTM's layouts are converted in the model, not here
+    assert "LSTM._given_array" in doc and hasattr(LSTM, "_given_array")
+    assert ":mod:`minirnn._model_files`" in doc and hasattr(_model_files, "load_weights_for_model")
+
+
 def test_atomic_savez_compressed(tmp_path):
     final = mio.atomic_savez(tmp_path / "c", {"a": np.zeros(1000)}, compress=True)
     assert os.path.getsize(final) < 1000

@@ -141,6 +141,42 @@ def test_same_seed_same_weights_bit_for_bit():
     assert not np.array_equal(a.raw["W_rec"], c.raw["W_rec"])
 
 
+def test_an_ensemble_networks_file_records_the_seed_that_rebuilds_it(tmp_path):
+    import json
+
+    from minirnn.io import read_npz
+
+    p = small_params(seed=11)
+    ens = Basic(p, n_networks=3)  # network k runs on SeedSequence(11, spawn_key=(k,))
+    for k in range(3):
+        meta = json.loads(str(read_npz(ens.network(k).save(str(tmp_path / f"net{k}")))["minirnn"]))
+        assert meta["seed"] == {"entropy": 11, "spawn_key": [k]}
+        again = Basic(dict(p, seed=meta["seed"]))
+        for name, value in ens.network(k).raw.items():
+            assert np.array_equal(again.raw[name], value), (k, name)
+        assert again.rng_noise.bit_generator.state == ens.network(k).rng_noise.bit_generator.state
+    odd = np.random.SeedSequence(5, spawn_key=(2, 7), pool_size=8)  # a user's SeedSequence: all of it is kept
+    record = Basic(small_params(seed=odd)).metadata()["seed"]
+    assert record == {"entropy": 5, "spawn_key": [2, 7], "pool_size": 8}
+    assert np.array_equal(Basic(small_params(seed=record)).raw["W_rec"], Basic(small_params(seed=odd)).raw["W_rec"])
+    with pytest.raises(ParameterError, match=r"unknown keys \['spawn_kye'\]"):
+        Basic(small_params(seed={"entropy": 11, "spawn_kye": [1]}))
+
+
+def test_a_file_with_the_old_seed_record_still_loads(tmp_path):
+    import json
+
+    from minirnn.io import atomic_savez, read_npz
+
+    model = Basic(small_params(seed=4))
+    arrays = read_npz(model.save(str(tmp_path / "w")))
+    meta = json.loads(str(arrays["minirnn"]))
+    meta["seed_entropy"] = str(meta.pop("seed")["entropy"])  # as minirnn wrote it before the seed record
+    path = atomic_savez(str(tmp_path / "old"), dict(arrays, minirnn=np.array(json.dumps(meta))))
+    again = Basic(small_params(load_weights_path=path))
+    assert np.array_equal(again.raw["W_rec"], model.raw["W_rec"])
+
+
 def test_seed_none_follows_numpy_global_seed():
     np.random.seed(3)
     a = Basic(small_params(seed=None))
@@ -419,6 +455,22 @@ def test_save_reload_identical_outputs(tmp_path):
         assert not any("/" in k for k in f.files)  # no optimizer state in a weights file
 
 
+def test_loading_a_file_trained_with_another_tau_warns_and_keeps_the_params(tmp_path, datadir):
+    tau = np.linspace(50, 150, 8)
+    path = Basic(small_params(tau=tau)).save(str(tmp_path / "w"))
+    with pytest.warns(UserWarning, match=r"Basic: params give dt=10, tau=100 but .*w.npz was trained with dt=10.0, "
+                                         r"tau=\[50.0, .*the model runs with the params' dt and tau"):
+        model = Basic(small_params(load_weights_path=path))  # the README's reload with the task's params
+    assert model.params["tau"] == 100 and np.allclose(model.alpha, 0.1)  # told, not changed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Basic(small_params(tau=tau, load_weights_path=path))  # the file's own dt and tau: nothing to say
+        Basic(small_params(dt=5, tau=tau / 2, load_weights_path=path))  # the same alpha
+        warnings.filterwarnings("ignore", message=".*optimizer-state")
+        Basic(dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=50, backend="numpy",  # PsychRNN's file records no tau
+                   load_weights_path=str(datadir / "psychrnn100_basic.npz")))
+
+
 def test_params_update_with_get_weights_builds_same_network():
     model = Basic(small_params(dale_ratio=0.75))
     p = small_params(seed=99)
@@ -481,6 +533,15 @@ def test_ensemble_per_network_early_stopping():
     assert len(ens.history["loss"]) == 6
     assert np.array_equal(np.asarray(ens.optimizer.t), [2, 4, 6])
     assert not np.array_equal(ens.raw["W_rec"][0], start["W_rec"][0])
+
+
+def test_an_ensembles_test_returns_a_leading_network_axis_as_documented():
+    ens = Basic(small_params(N_out=3), n_networks=4)
+    for x in (np.zeros((5, 7, 2)), np.zeros((4, 5, 7, 2))):  # one batch for all, or one per network
+        outputs, states = ens.test(x)
+        assert outputs.shape == (4, 5, 7, 3) and states.shape == (4, 5, 7, 8)
+    doc = " ".join(Basic.test.__doc__.split())
+    assert "(K, B, T, N_out)" in doc and "(K, B, T, N_rec)" in doc
 
 
 def test_ensemble_errors():

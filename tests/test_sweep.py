@@ -10,6 +10,7 @@ import pytest
 
 from minirnn import Basic, Curriculum, MinirnnError, ParameterError, runs
 from minirnn.errors import ShapeError
+from minirnn import io as mio
 from minirnn.io import read_npz
 from minirnn.sweep import config_id, expand_grid, sweep
 from minirnn.tasks import PerceptualDiscrimination
@@ -159,6 +160,21 @@ def test_a_task_factory_takes_the_task_keys(tmp_path):
         sweep({"coherence": [0.1], "N_recc": [5]}, [1], factory, PARAMS, TRAIN, str(tmp_path), scheduler="synchronous")
 
 
+def test_a_factory_that_builds_another_task_is_a_different_specification(tmp_path):
+    def factory_of(coherence):
+        return lambda config: PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16, coherence=coherence)
+
+    grid, out = {"learning_rate": [1e-3]}, str(tmp_path)
+    first = sweep(grid, [1], factory_of(0.5), PARAMS, TRAIN, out, scheduler="synchronous")
+    again = sweep(grid, [1], factory_of(0.5), PARAMS, TRAIN, out, scheduler="synchronous")  # same name, same task
+    assert again.skipped == first.trained and not again.trained
+    with pytest.raises(ParameterError, match=r"different sweep specification \(task\['builds'\]\['params'\]"
+                                             r"\['coherence'\]: 0.5 then, 0.01 now\)"):
+        sweep(grid, [1], factory_of(0.01), PARAMS, TRAIN, out, scheduler="synchronous")
+    with pytest.raises(ParameterError, match="returned dict, not a Task"):
+        sweep(grid, [1], lambda config: {}, PARAMS, TRAIN, str(tmp_path / "other"), scheduler="synchronous")
+
+
 def test_bad_seeds_and_options(tmp_path):
     for seeds, message in (([1, 1], "repeated"), ([], "empty"), ([1.5], "non-negative int")):
         with pytest.raises(ParameterError, match=message):
@@ -175,8 +191,11 @@ def test_half_written_run_is_redone_and_a_changed_spec_is_refused(tmp_path):
     half = os.path.join(out, first[1]["config_id"], "seed-2")
     weights_before = read_npz(os.path.join(half, "weights.npz"))
     os.remove(os.path.join(half, "DONE.json"))  # as if killed between its weights and its marker
+    left_over = mio.TEMPORARY_PREFIX + "0123abcd-k3j9x0q1.tmp"  # ... or while writing a file
+    open(os.path.join(half, left_over), "wb").close()
     again = sweep(grid, [1, 2], make_task(), PARAMS, TRAIN, out, scheduler="synchronous")
     assert again.trained == [first[1]["run_id"]] and again.skipped == [first[0]["run_id"]]
+    assert left_over not in os.listdir(half)
     for name in WEIGHTS:  # redone alone (not packed this time), equal to its packed first version
         np.testing.assert_allclose(read_npz(os.path.join(half, "weights.npz"))[name], weights_before[name],
                                    rtol=1e-10, atol=1e-13)

@@ -50,10 +50,20 @@ def _warn_overridden_by_file(p, file_info, given):
     ignored = [key for key in FILE_OWNED if key in given]
     if ignored:
         warnings.warn(f"load_weights_path={path!r}: the file's weights and masks are used, so the given {ignored} "
-                      "are ignored.", stacklevel=6)
+                      "are ignored.", stacklevel=5)
     if "dale_ratio" in file_info and "dale_ratio" in given and file_info["dale_ratio"] != p["dale_ratio"]:
         warnings.warn(f"load_weights_path={path!r}: the file's dale_ratio {file_info['dale_ratio']!r} is used, not "
-                      f"the given {p['dale_ratio']!r}.", stacklevel=6)
+                      f"the given {p['dale_ratio']!r}.", stacklevel=5)
+
+
+def _warn_if_trained_with_another_alpha(p, file_info, owner):
+    """Warn when the file's record says its network was trained with another dt / tau than ``p`` gives
+    (the model runs with ``p``'s, as PsychRNN's would; BasicSimulator warns the same way)."""
+    from .._model_files import warn_alpha_conflict
+
+    warn_alpha_conflict({"dt": p["dt"], "tau": p["tau"]}, file_info["meta"], p["load_weights_path"], owner,
+                        "the model runs with the params' dt and tau, so its outputs differ from the saved network's. "
+                        "Give the file's dt and tau in params to run the network as it was trained.", stacklevel=5)
 
 
 class Basic(RNN):
@@ -99,6 +109,7 @@ class Basic(RNN):
             file_info = io.load_weights_for_model(p["load_weights_path"], self)
             ini = file_info["weights"]
             _warn_overridden_by_file(p, file_info, self._given_keys())
+            _warn_if_trained_with_another_alpha(p, file_info, type(self).__name__)
             given = {key: file_info[key] for key in ("dale_ratio", "transfer_function") if key in file_info}
         elif p["initializer"] is not None:
             if not isinstance(p["initializer"], WeightInitializer):

@@ -25,17 +25,60 @@ PER_NETWORK_PARAMS = ("rec_noise", "tau", "dale_ratio", "L1_in", "L1_rec", "L1_o
                       "input_connectivity", "rec_connectivity", "output_connectivity", "spec_rad")
 
 
+#: NumPy's default SeedSequence pool size (a record leaves it out when it is this)
+_DEFAULT_POOL_SIZE = np.random.SeedSequence(0).pool_size
+_SEED_RECORD_KEYS = ("entropy", "spawn_key", "pool_size")
+
+
 def root_seed_sequence(seed) -> np.random.SeedSequence:
-    """``params["seed"]`` -> a SeedSequence. ``None`` takes its entropy from ``np.random``."""
+    """``params["seed"]`` -> a SeedSequence. ``None`` takes its entropy from ``np.random``.
+
+    ``seed`` is an int >= 0, a SeedSequence, None, or the dict :func:`seed_record` writes into a
+    weights file (``{"entropy": 11, "spawn_key": [1]}``: network 1 of an ensemble built with ``seed=11``).
+    """
     if isinstance(seed, np.random.SeedSequence):
         # a fresh copy: spawning from the caller's object would advance it, and the same seed must
         # always give the same streams
         return np.random.SeedSequence(entropy=seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
+    if isinstance(seed, dict):
+        return _seed_sequence_from_record(seed)
     if seed is None:
         seed = int(np.random.randint(2**31 - 1))
     if not is_int(seed, 0):
-        raise ParameterError(f"The 'seed' parameter must be an int >= 0, a numpy SeedSequence or None. Got {seed!r} instead.")
+        raise ParameterError("The 'seed' parameter must be an int >= 0, a numpy SeedSequence, a recorded seed "
+                             f"(a dict with 'entropy' and 'spawn_key') or None. Got {seed!r} instead.")
     return np.random.SeedSequence(int(seed))
+
+
+def seed_record(seed_seq: np.random.SeedSequence) -> dict:
+    """What reproduces ``seed_seq``, as JSON: ``{"entropy": ..., "spawn_key": [...]}``, plus
+    ``"pool_size"`` when it is not NumPy's default.
+
+    The entropy alone is not enough: network k of an ensemble built with ``seed=11`` runs on
+    ``SeedSequence(11, spawn_key=(k,))``. ``params["seed"]`` takes this dict back, so
+    ``Basic(dict(params, seed=seed_record(ens.seed_sequences[k])))`` is network k, bit for bit.
+    """
+    from ..io import jsonable
+
+    record = {"entropy": jsonable(seed_seq.entropy), "spawn_key": [int(k) for k in seed_seq.spawn_key]}
+    if seed_seq.pool_size != _DEFAULT_POOL_SIZE:
+        record["pool_size"] = int(seed_seq.pool_size)
+    return record
+
+
+def _seed_sequence_from_record(record: dict) -> np.random.SeedSequence:
+    """The SeedSequence of a :func:`seed_record` dict; a malformed one is a ParameterError."""
+    unknown = [key for key in record if key not in _SEED_RECORD_KEYS]
+    problem = (f"it has unknown keys {unknown} (allowed: {', '.join(_SEED_RECORD_KEYS)})" if unknown
+               else "it has no 'entropy'" if record.get("entropy") is None else None)
+    if problem is None:
+        try:
+            return np.random.SeedSequence(entropy=record["entropy"], spawn_key=tuple(record.get("spawn_key", ())),
+                                          pool_size=record.get("pool_size", _DEFAULT_POOL_SIZE))
+        except (TypeError, ValueError) as exc:
+            problem = str(exc)
+    raise ParameterError(f"The 'seed' parameter is a dict but not a recorded seed such as {{'entropy': 11, "
+                         f"'spawn_key': [1]}} (a weights file's 'seed' entry): {problem}. Got {record!r} instead.")
 
 
 def spawn_rngs(seed_seq: np.random.SeedSequence):
@@ -279,7 +322,8 @@ class RNN:
             "tau": tau,
             "rec_noise": float(np.asarray(p["rec_noise"]).mean()),
             "dale_ratio": p["dale_ratio"],
-            "seed_entropy": str(self.seed_sequence.entropy),
+            "seed": seed_record(self.seed_sequence),  # params["seed"] takes it back: the same network
+            "seed_entropy": str(self.seed_sequence.entropy),  # the older record, kept for readers of it
             "N_in": self.N_in, "N_rec": self.N_rec, "N_out": self.N_out,
         }
 
@@ -304,11 +348,13 @@ class RNN:
         Parameters
         ----------
         trial_batch : x ``(B, T, N_in)`` (an array or nested lists), or the tuple ``(x, y, mask, params)``
-            that ``task.get_trial_batch()`` returns.
+            that ``task.get_trial_batch()`` returns. An ensemble of K networks takes the same ``x`` for
+            every network, or one batch per network, ``(K, B, T, N_in)``.
 
         Returns
         -------
-        outputs : (B, T, N_out) NumPy array.  states : (B, T, N_rec) NumPy array.
+        outputs : NumPy array ``(B, T, N_out)``; for an ensemble ``(K, B, T, N_out)``, network k at ``[k]``.
+        states : NumPy array ``(B, T, N_rec)``; for an ensemble ``(K, B, T, N_rec)``.
         """
         x = trial_batch[0] if isinstance(trial_batch, tuple) else trial_batch
         x = self._check_batch(x)
