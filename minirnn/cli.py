@@ -225,7 +225,7 @@ def check_training(params: dict, task, record_tp: dict) -> None:
     from .models import Basic
     from .train.trainer import train
 
-    model = Basic(dict(params))
+    model = Basic(params.copy())  # a TaskParams' copy keeps the marks of the task's keys
     twin = copy.deepcopy(task)
     tp = runtime_train_params(record_tp, twin, None, quiet=False)
     resolve_train_params(tp)  # the values as given, before the dry run changes two of them

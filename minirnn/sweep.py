@@ -346,6 +346,7 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     """
     if model is None:
         from .models import Basic as model
+    params = params if isinstance(params, dict) else dict(params)  # a dict, or a TaskParams kept with its marks
     factory = not hasattr(task, "generate_batch")
     if factory and not callable(task):
         raise ParameterError(f"task must be a Task or a callable config -> Task. Got {type(task).__name__} instead.")
@@ -421,7 +422,7 @@ def _plan_runs(configs, seeds, task, params, train_params, model, model_table, e
     plans = []
     for config in configs:
         model_keys, train_keys = split_config(config, model_table, factory, settings)
-        run_params = dict(params, **model_keys, seed=None)
+        run_params = params | {**model_keys, "seed": None}  # `|` keeps a TaskParams' marks
         where = f" (configuration {_short(config)})" if config else ""
         try:
             resolved = resolve_model_params(run_params, owner=model.__name__, extra=extra)
@@ -791,12 +792,12 @@ def _train(spec, task, seeds):
     if len(seeds) == 1:
         if curriculum is not None:
             curriculum.tasks = [_reseeded(t, seeds[0]) for t in curriculum.tasks]
-        net = cls(dict(params, seed=seeds[0]))
+        net = cls(params | {"seed": seeds[0]})
         net.train(None if curriculum is not None else _reseeded(task, seeds[0]), tp)
         return [net], [_plain_history(net.history)], time.perf_counter() - t0, curriculum
-    ens = cls(dict(params, seed=None), n_networks=len(seeds), seeds=seeds)
+    ens = cls(params | {"seed": None}, n_networks=len(seeds), seeds=seeds)
     # network k trains on the task (or each curriculum task) reseeded with seeds[k] (BatchSource)
-    ens.train(None if curriculum is not None else task, tp)
+    ens.train(None if curriculum is not None else copy.deepcopy(task), tp)  # a fresh stream per run
     seconds = time.perf_counter() - t0
     cutoff = tp.get("performance_cutoff")
     return ([ens.network(k) for k in range(len(seeds))],

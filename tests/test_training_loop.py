@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from minirnn import Basic, Curriculum, Task
+from minirnn.errors import ParameterError
 from minirnn.tasks import PerceptualDiscrimination
 from minirnn.train.checkpoint import load_checkpoint
 from minirnn.train.trainer import train
@@ -309,3 +310,32 @@ def test_a_second_call_warns_once_before_overwriting_the_first_calls_snapshots(t
     assert len([w for w in caught if "already exists" in str(w.message)]) == 1
     assert (tmp_path / "snap_2.npz").read_bytes() != first  # still written, PsychRNN's names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap_2.npz", "snap_4.npz"]
+
+
+def test_a_second_ensemble_call_continues_each_networks_trials_as_a_single_network_would():
+    task = pd_task()
+    ensemble = model_for(task, n_networks=2)
+    seen = record_training_inputs(ensemble)
+    for _ in range(2):
+        ensemble.train(task, dict(QUIET, training_iters=16))
+    for k, seed in enumerate([1, 2]):
+        alone_task = pd_task(seed=seed)
+        alone = Basic(dict(alone_task.get_task_params(), N_rec=8, seed=seed, backend="numpy", rec_noise=0.05))
+        alone_seen = record_training_inputs(alone)
+        for _ in range(2):
+            alone.train(alone_task, dict(QUIET, training_iters=16))
+        assert len(seen) == len(alone_seen) == 4
+        assert all(np.array_equal(a[k], b) for a, b in zip(seen, alone_seen))  # calls 2 did not replay calls 1
+        assert np.array_equal(ensemble.network(k).get_weights()["W_rec"], alone.get_weights()["W_rec"])
+
+
+def test_an_ensemble_over_a_task_that_cannot_be_copied_names_the_attribute():
+    class WithSchedule(PerceptualDiscrimination):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.schedule = (c for c in [0.1, 0.2])  # a generator: deepcopy refuses it
+
+    task = WithSchedule(dt=10, tau=100, T=200, N_batch=8, seed=3)
+    ensemble = model_for(task, n_networks=2)
+    with pytest.raises(ParameterError, match=r"WithSchedule\.schedule is a generator"):
+        ensemble.train(task, dict(QUIET, training_iters=8))

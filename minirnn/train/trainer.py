@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class BatchSource:
                 raise ShapeError(f"train() got {len(source)} tasks for an ensemble of {lead[0]} networks.")
             self.tasks = list(source)
         elif lead and hasattr(source, "generate_batch"):
-            self.tasks = [_reseeded_copy(source, seed) for seed in model.seeds]
+            self.tasks = _network_copies(source, model.seeds)
         self.task = source if self.tasks is None and hasattr(source, "generate_batch") else None
         if self.task is None and self.tasks is None and not hasattr(source, "__iter__"):
             raise ParameterError(f"train() needs a Task or an iterator of (x, y, mask, trial_params) batches. "
@@ -191,15 +192,56 @@ def _check_batch(task, check_rng, draw):
             task.batch_index = own_index
 
 
+#: task -> {the ensemble's seeds: its per-network copies}; weak, so a task's copies go with it
+_COPIES_OF = weakref.WeakKeyDictionary()
+
+
+def _network_copies(task, seeds) -> list:
+    """One copy of ``task`` per seed (:func:`_reseeded_copy`), the same copies on every ``train()`` call
+    with this task and these seeds: a second call continues their streams, as it continues the task's
+    own stream for one network (so network k stays the network trained alone on ``seed=seeds[k]``)."""
+    key = tuple(_seed_key(seed) for seed in seeds)
+    try:
+        known = _COPIES_OF.setdefault(task, {})
+    except TypeError:  # a task that cannot be weakly referenced or hashed: fresh copies each call
+        known = {}
+    if key not in known:
+        known[key] = [_reseeded_copy(task, seed) for seed in seeds]
+    return known[key]
+
+
+def _seed_key(seed):
+    """A hashable identity of a seed (int, SeedSequence or Generator)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return ("SeedSequence", str(seed.entropy), tuple(seed.spawn_key), seed.pool_size)
+    return ("seed", id(seed)) if isinstance(seed, np.random.Generator) else ("seed", repr(seed))
+
+
 def _reseeded_copy(task, seed):
     """A copy of ``task`` whose trial stream is that of the same task built with ``seed``."""
     from ..tasks.task import make_rng  # what Task(..., seed=seed) does with its seed
 
-    twin = copy.deepcopy(task)
+    try:
+        twin = copy.deepcopy(task)
+    except (TypeError, copy.Error, NotImplementedError) as error:
+        raise ParameterError(
+            f"An ensemble trains each network on its own copy of the task, but {type(task).__name__} cannot be "
+            f"copied ({_uncopyable(task) or error}). Store plain data instead (a list rather than a generator), "
+            f"define __deepcopy__, or pass a list of tasks, one per network.") from None
     twin.rng = make_rng(seed)
     if hasattr(twin, "batch_index"):
         twin.batch_index = 0
     return twin
+
+
+def _uncopyable(task) -> str:
+    """"<Class>.<attribute> (a <type>)" for the first attribute of ``task`` that deepcopy refuses, or ""."""
+    for name, value in vars(task).items():
+        try:
+            copy.deepcopy(value)
+        except (TypeError, copy.Error, NotImplementedError):
+            return f"{type(task).__name__}.{name} is a {type(value).__name__}"
+    return ""
 
 
 #: keys of get_weights() that are not parameters (a fixed_weights dict built from it may hold them)
