@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
+from scipy.spatial import cKDTree
 
 from .._params import is_int
 from ..errors import NonFiniteError, ParameterError, ShapeError
@@ -346,17 +347,36 @@ def find_fixed_points(
 
 def unique_points(X, q=None, tol=1e-6):
     """Indices of representative rows of ``X`` (M, N): greedy, lowest ``q`` first; a row within
-    ``tol * max(1, |x_kept|)`` of an already kept row is a duplicate."""
+    ``tol * max(1, |x_kept|)`` of an already kept row is a duplicate.
+
+    Returns an int array (M_unique,) of row indices, in the order they were kept. Raises
+    NonFiniteError if ``X`` holds NaN or inf.
+
+    Notes
+    -----
+    Equivalent to testing each row, in order, against every kept row, but near-linear in M: when a
+    row is kept, a KD-tree ball query finds the rows within its radius ``tol * max(1, |x_kept|)``
+    and marks them duplicates, so later rows are never compared with all kept rows. The tree's
+    own distances round differently, so it only proposes neighbours (from a slightly larger
+    ball); the duplicate test itself is the exact ``|x_kept - x| <= radius`` of the greedy rule.
+    """
     X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise NonFiniteError(f"unique_points: X holds {int(np.sum(~np.isfinite(X)))} NaN or inf value(s); "
+                             "drop those rows first (a point at NaN or inf is not a fixed point).")
     order = np.argsort(q, kind="stable") if q is not None else np.arange(X.shape[0])
+    radius = tol * np.maximum(1.0, np.linalg.norm(X, axis=1))  # (M,)
+    tree = cKDTree(X)
+    duplicate = np.zeros(X.shape[0], dtype=bool)
     kept = []
     for i in order:
-        if kept:
-            K = X[kept]
-            d = np.linalg.norm(K - X[i], axis=1)
-            if np.any(d <= tol * np.maximum(1.0, np.linalg.norm(K, axis=1))):
-                continue
+        if duplicate[i]:
+            continue
         kept.append(i)
+        # every row within row i's ball is a duplicate; rows already decided are unaffected
+        near = np.asarray(tree.query_ball_point(X[i], max(0.0, radius[i] * (1 + 1e-8))), dtype=int)
+        d = np.linalg.norm(X[i] - X[near], axis=1)
+        duplicate[near[d <= radius[i]]] = True
     return np.asarray(kept, dtype=int)
 
 

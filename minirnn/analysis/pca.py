@@ -5,9 +5,13 @@ Condition average (trials ``b`` with label ``c``, optionally only correct ones):
     xbar_c(t) = mean_{b : cond_b = c} x_b(t)                       (C, T, N)
 
 PCA of data rows ``X`` (n, N) (e.g. all times of all condition averages): centre with the mean
-``m``, take the thin SVD ``X - m = U S V^T``; principal axes are the rows of ``V^T``, and
+``m``; with the thin SVD ``X - m = U S V^T``, the principal axes are the rows of ``V^T``, and
 
     explained_variance_k = S_k^2 / (n - 1),   explained_variance_ratio_k = S_k^2 / sum_j S_j^2.
+
+``U`` (n, N) is never needed. For tall data (n > N) the axes come from the N x N scatter matrix
+``(X - m)^T (X - m) = V S^2 V^T``, summed in float64 over blocks of rows, so memory is O(N^2) plus
+one block, whatever n is; short data (n <= N, itself at most N x N) takes the SVD directly.
 
 A trajectory is projected as ``(x - m) @ V_k`` (the first ``k`` axes). Signs are fixed so the entry
 of largest magnitude in each axis is positive (deterministic across runs, as scikit-learn does).
@@ -73,9 +77,22 @@ def condition_average(data, conditions, correct=None):
     labels, inv = np.unique(c, axis=0, return_inverse=True)
     inv = inv.ravel()
     counts = np.bincount(inv, minlength=len(labels))
-    sums = np.zeros((len(labels), *X.shape[1:]), dtype=np.result_type(X.dtype, np.float64))
-    np.add.at(sums, inv, X)
+    sums = _sums_by_label(X, inv, counts)
     return labels, sums / counts[:, None, None], counts
+
+
+def _sums_by_label(X, inv, counts):
+    """Sum trials ``X`` (B, T, N) with the same label ``inv`` (B,) -> (C, T, N), in float64 at least.
+
+    One vectorised sum per condition over its trials, taken in trial order: the same additions in the
+    same order as ``np.add.at(sums, inv, X)``, so the same bits, without ``add.at``'s per-element loop.
+    Holds one condition's trials as a copy at a time.
+    """
+    sums = np.empty((len(counts), *X.shape[1:]), dtype=np.result_type(X.dtype, np.float64))
+    by_label = np.argsort(inv, kind="stable")  # trials grouped by label, in trial order within a group
+    for c, trials in enumerate(np.split(by_label, np.cumsum(counts)[:-1])):
+        X[trials].sum(axis=0, dtype=sums.dtype, out=sums[c])
+    return sums
 
 
 @dataclass
@@ -142,7 +159,7 @@ def pca(data, n_components=None):
         ``(K, B, T, N)`` are refused: unit ``i`` of network ``k`` and unit ``i`` of network ``j``
         are different neurons, so pooling them as one dimension is meaningless; fit
         ``pca(states[k])`` per network. (Data whose leading axes really are all samples of one
-        population: ``pca(data.reshape(-1, N))``.)
+        population: ``pca(data.reshape(-1, N))``.) Any float dtype; it is not copied to float64.
     n_components : int, optional
         Keep this many axes (default all ``min(n_samples, N)``).
 
@@ -158,19 +175,26 @@ def pca(data, n_components=None):
     -----
     ``X - mean = U S V^T`` (thin SVD); axes ``V^T[:k]``; explained variance ``S^2 / (n - 1)``;
     ratio ``S^2 / sum(S^2)`` over all singular values, so ratios of a truncated fit sum to < 1.
+
+    For n > N, ``S^2`` and ``V`` are the eigenvalues and eigenvectors (``eigh``, largest first) of
+    the scatter matrix ``(X - mean)^T (X - mean)``, accumulated in float64 over row blocks: peak
+    memory is about ``N^2`` plus one block of float64, instead of several float64 copies of the
+    data and the unused ``U``. The eigenvalues are accurate to about ``1e-16 * S_1^2``, so axes
+    with ``S_k`` below ~``1e-8 * S_1`` (under 1e-16 of the variance) are rounding noise, where the
+    SVD would resolve them; axes well separated from their neighbours match the SVD's to float64
+    rounding (tested to 1e-10).
     """
-    X = np.asarray(data, dtype=np.float64)
+    X = np.asarray(data)
+    if X.dtype.kind not in "biuf":  # e.g. object arrays: convert once, as before
+        X = np.asarray(X, dtype=np.float64)
     if X.ndim not in (2, 3):
         hint = (" That is the shape of an ensemble's states (K, N_batch, N_steps, N_rec): unit i of two networks "
                 "is not one neuron, so fit each network, pca(states[k]) (or reshape to (-1, N) if every leading "
                 "index really is a sample of one population).") if X.ndim >= 4 else ""
         raise ShapeError(f"pca: data has shape {X.shape}; it must be (n_samples, N), (C, T, N) or (B, T, N).{hint}")
-    if not np.all(np.isfinite(X)):
-        bad = np.unique(np.argwhere(~np.isfinite(X))[:, 0])
-        raise NonFiniteError(f"pca: data holds {int(np.sum(~np.isfinite(X)))} NaN or inf value(s) (along the first "
-                             f"axis at {bad[:10].tolist()}{' ...' if bad.size > 10 else ''}); drop those "
-                             "trials or conditions first.")
-    X = X.reshape(-1, X.shape[-1])  # (n, N)
+    rows = X.reshape(-1, X.shape[-1])  # (n, N)
+    _require_finite(rows, X)
+    X = rows
     n, N = X.shape
     if n < 2:
         raise ShapeError(f"pca needs at least 2 samples; data has {n}.")
@@ -179,15 +203,63 @@ def pca(data, n_components=None):
     if not 1 <= k <= k_max:
         raise ParameterError(f"The 'n_components' parameter of pca must be in [1, {k_max}]. "
                              f"Got {n_components!r} instead.")
-    mean = X.mean(axis=0)
-    U, S, Vt = np.linalg.svd(X - mean, full_matrices=False)
+    mean = _column_mean(X)  # (N,)
+    if n > N:
+        S2, Vt = _axes_by_scatter(X, mean)
+    else:
+        S, Vt = np.linalg.svd(X.astype(np.float64) - mean, full_matrices=False)[1:]
+        S2 = S**2
     # deterministic signs: largest-|.| entry of each axis positive
     signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
     signs[signs == 0] = 1
     Vt = Vt * signs[:, None]
-    total = np.sum(S**2)
-    ratio = S**2 / total if total > 0 else np.zeros_like(S)
-    return PCA(mean, Vt[:k], S[:k] ** 2 / (n - 1), ratio[:k], S[:k])
+    total = np.sum(S2)
+    ratio = S2 / total if total > 0 else np.zeros_like(S2)
+    return PCA(mean, Vt[:k], S2[:k] / (n - 1), ratio[:k], np.sqrt(S2[:k]))
+
+
+_BLOCK_ELEMENTS = 1 << 21  # float64 entries per row block: 16 MiB
+
+
+def _row_blocks(X):
+    """Consecutive row blocks of ``X`` (n, N) as float64 copies (rows, N), ~16 MiB each."""
+    rows = max(1, _BLOCK_ELEMENTS // max(1, X.shape[1]))
+    for start in range(0, X.shape[0], rows):
+        yield X[start:start + rows].astype(np.float64)
+
+
+def _require_finite(rows, data):
+    """Raise NonFiniteError naming the bad leading indices of ``data`` (..., N) if its ``rows``
+    (n, N) hold NaN or inf."""
+    if all(np.isfinite(block).all() for block in _row_blocks(rows)):
+        return
+    bad = np.unique(np.argwhere(~np.isfinite(data))[:, 0])
+    raise NonFiniteError(f"pca: data holds {int(np.sum(~np.isfinite(data)))} NaN or inf value(s) (along the first "
+                         f"axis at {bad[:10].tolist()}{' ...' if bad.size > 10 else ''}); drop those "
+                         "trials or conditions first.")
+
+
+def _column_mean(X):
+    """Mean of the rows of ``X`` (n, N) in float64 -> (N,)."""
+    total = np.zeros(X.shape[1])
+    for block in _row_blocks(X):
+        total += block.sum(axis=0)
+    return total / X.shape[0]
+
+
+def _axes_by_scatter(X, mean):
+    """Squared singular values (N,) and axes ``Vt`` (N, N) of ``X - mean``, largest first.
+
+    ``X`` (n, N) with n > N. ``(X - mean)^T (X - mean) = V S^2 V^T``: its eigenvectors are the
+    right singular vectors and its eigenvalues the squared singular values.
+    """
+    scatter = np.zeros((X.shape[1], X.shape[1]))  # (N, N)
+    for block in _row_blocks(X):
+        block -= mean
+        scatter += block.T @ block
+    S2, V = np.linalg.eigh(scatter)  # ascending
+    # rounding can leave the eigenvalues of a rank-deficient scatter slightly negative
+    return np.clip(S2[::-1], 0.0, None), V[:, ::-1].T
 
 
 def project(data, model_pca, n_components=None):
