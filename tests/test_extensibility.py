@@ -133,3 +133,14 @@ def test_gradcheck_on_a_duck_typed_model():
     x, y = rng.normal(size=(20, 3)), rng.normal(size=20)
     result = check_grads(LeastSquares(), x, y, None, tol=TOL)
     assert set(result) == {"w", "b"} and max(result.values()) < 1e-8
+
+
+@pytest.mark.parametrize("signature", ["def reg(model, params)", "def reg(m, params)"])
+def test_psychrnns_custom_regularization_form_is_refused_when_the_model_is_built(signature):
+    from minirnn.errors import ParameterError
+
+    namespace = {}
+    exec(f"{signature}:\n    return 0.0", namespace)
+    params = {"N_in": 2, "N_rec": 4, "N_out": 2, "dt": 10, "tau": 100, "custom_regularization": namespace["reg"]}
+    with pytest.raises(ParameterError, match=r"PsychRNN's \(model, params\)"):
+        Basic(params)

@@ -96,3 +96,16 @@ def test_the_initializers_transfer_function_is_the_models_unless_params_say():
     base = dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=100, backend="numpy")
     assert Basic(dict(base, initializer=ini)).activation.name == "tanh"
     assert Basic(dict(base, initializer=ini, transfer_function="relu")).activation.name == "relu"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(spec_rad=0), r"'spec_rad' parameter of GaussianSpectralRadius must be > 0"),  # was silently 1.1
+    (dict(spec_rad="2"), r"'spec_rad' parameter of GaussianSpectralRadius must be a finite number"),
+    (dict(N_rec=None), r"'N_rec' parameter of GaussianSpectralRadius must be a positive int"),
+])
+def test_initializer_arguments_are_checked_as_basic_checks_them(bad, message):
+    from minirnn.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message):
+        GaussianSpectralRadius(**dict(dict(N_in=2, N_rec=5, N_out=2, seed=1), **bad))
+    assert GaussianSpectralRadius(N_in=2, N_rec=5, N_out=2, seed=1, spec_rad=0.5).spec_rad == 0.5

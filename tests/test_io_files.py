@@ -479,3 +479,19 @@ def test_classify_rejects_unknown_and_bad_json():
         mio.classify_weights(_basic(minirnn=np.array("{not json")))
     with pytest.raises(WeightsFileError, match="dale_ratio"):
         mio.classify_weights(_basic(dale_ratio=np.array("high", dtype=object)))
+
+
+def test_a_files_transfer_function_wins_over_an_explicit_one_with_a_warning(tmp_path):
+    import warnings
+
+    from minirnn import Basic
+
+    base = {"N_in": 2, "N_rec": 6, "N_out": 2, "dt": 10, "tau": 100, "backend": "numpy"}
+    path = Basic(dict(base, seed=1, transfer_function="tanh")).save(str(tmp_path / "w.npz"))
+    with pytest.warns(UserWarning, match=r"the file's transfer_function 'tanh' is used, not the given 'relu'"):
+        loaded = Basic(dict(base, transfer_function="relu", load_weights_path=path))
+    assert loaded.activation.name == "tanh"  # the saved network, as PsychRNN (master) and as for dale_ratio
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same function, or none given: nothing to say
+        assert Basic(dict(base, transfer_function="tanh", load_weights_path=path)).activation.name == "tanh"
+        assert Basic(dict(base, load_weights_path=path)).activation.name == "tanh"

@@ -104,7 +104,8 @@ fig.savefig(OUT / "04_two_modules.png", dpi=90)
 # ## Dale's principle
 # With `dale_ratio=0.8` the first `int(0.8 * 50) = 40` units are excitatory: their outgoing
 # (column) weights are `>= 0`; the last 10 are inhibitory (`<= 0`). Inputs are excitatory, and
-# only E units project to the output (PsychRNN's convention).
+# only E units project to the output (PsychRNN's master branch; its 1.0.0 release read I units
+# out with a negative sign).
 
 # %%
 n_exc = int(0.8 * N_rec)

@@ -54,6 +54,13 @@ def _warn_overridden_by_file(p, file_info, given):
     if "dale_ratio" in file_info and "dale_ratio" in given and file_info["dale_ratio"] != p["dale_ratio"]:
         warnings.warn(f"load_weights_path={path!r}: the file's dale_ratio {file_info['dale_ratio']!r} is used, not "
                       f"the given {p['dale_ratio']!r}.", stacklevel=5)
+    if file_info.get("transfer_function") is not None and "transfer_function" in given:
+        from ..nn.activations import get_activation
+
+        saved, chosen = get_activation(file_info["transfer_function"]).name, get_activation(p["transfer_function"]).name
+        if saved != chosen:
+            warnings.warn(f"load_weights_path={path!r}: the file's transfer_function {saved!r} is used, not the "
+                          f"given {chosen!r} (as PsychRNN uses a file's, and as for dale_ratio).", stacklevel=5)
 
 
 def _warn_if_trained_with_another_alpha(p, file_info, owner):
@@ -123,7 +130,8 @@ class Basic(RNN):
         if "dale_ratio" in given:
             p["dale_ratio"] = given["dale_ratio"]
             self._check_dale_ratio(p)
-        if given.get("transfer_function") is not None and "transfer_function" not in self._given_keys():
+        if given.get("transfer_function") is not None and (file_info is not None
+                                                         or "transfer_function" not in self._given_keys()):
             from ..nn.activations import get_activation
 
             self.activation = get_activation(given["transfer_function"])

@@ -97,14 +97,16 @@ def _shape_of(a, name) -> tuple:
                          "rectangular array.") from None
 
 
-def _first_argument(fn):
-    """The name of ``fn``'s first parameter, or None."""
+def _takes_psychrnn_arguments(fn) -> bool:
+    """``fn`` looks like PsychRNN's ``custom_regularization(model, params)``: its first parameter is
+    named ``model``, or its second ``params``."""
     import inspect
 
     try:
-        return next(iter(inspect.signature(fn).parameters), None)
+        names = list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
-        return None
+        return False
+    return names[:1] == ["model"] or names[1:2] == ["params"]
 
 
 class RNN:
@@ -135,7 +137,7 @@ class RNN:
         self.N_in, self.N_rec, self.N_out = int(p["N_in"]), int(p["N_rec"]), int(p["N_out"])
         self.loss_function = losses.get_loss(p["loss_function"], params)
         custom = p["custom_regularization"]
-        if custom is not None and (not callable(custom) or _first_argument(custom) == "model"):
+        if custom is not None and (not callable(custom) or _takes_psychrnn_arguments(custom)):
             raise ParameterError("The 'custom_regularization' parameter must be a callable(weights_eff, rates) -> "
                                  f"(value, {{name: gradient}}). Got {custom!r} instead" + (
                                      ", which takes PsychRNN's (model, params): that form builds a TensorFlow term "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._params import check_model_values
 from ..errors import ParameterError, ShapeError, did_you_mean
 from .constraints import dale_signs
 
@@ -71,6 +72,7 @@ class WeightInitializer:
         if self.load_weights_path is not None:
             self._load(self.load_weights_path, kwargs)
             return
+        check_model_values(kwargs, type(self).__name__)  # sizes, dale_ratio, spec_rad, ... as Basic checks them
         try:
             self.N_in, self.N_rec, self.N_out = (int(kwargs[k]) for k in ("N_in", "N_rec", "N_out"))
         except KeyError as missing:
@@ -230,7 +232,7 @@ class GaussianSpectralRadius(WeightInitializer):
 
     def __init__(self, seed=None, rng=None, **kwargs):
         super().__init__(seed=seed, rng=rng, **kwargs)
-        self.spec_rad = float(kwargs.get("spec_rad") or 1.1)
+        self.spec_rad = 1.1 if kwargs.get("spec_rad") is None else float(kwargs["spec_rad"])  # checked > 0 above
         W = self.rng.standard_normal((self.N_rec, self.N_rec))
         self.initializations["W_rec"] = W
         self.balance_dale_ratio()
