@@ -78,18 +78,22 @@ MODEL_PARAMS = {
 }
 
 TRAIN_PARAMS = {
-    "learning_rate": (0.001, "learning rate of the default optimizer"),
-    "training_iters": (50000, "number of trials to train on (updates = ceil(iters / N_batch))"),
+    "learning_rate": (0.001, "learning rate of an optimizer given by name (a number; an ensemble: or one per "
+                             "network); a call without one keeps the model's optimizer as it is"),
+    "training_iters": (50000, "number of trials to train on (updates = ceil(iters / N_batch)); an int or a whole "
+                              "float (1e5)"),
     "loss_epoch": (10, "record the loss every this many updates"),
     "verbosity": (True, "show progress (a tqdm bar) and loss reports"),
     "save_weights_path": (None, "save the weights here after training"),
     "save_training_weights_epoch": (100, "save intermediate weights every this many updates"),
     "training_weights_path": (None, "prefix of intermediate weight files (None: none saved)"),
     "curriculum": (None, "a Curriculum: replaces the task"),
-    "optimizer": ("adam", "adam | sgd | momentum | rmsprop, or an Optimizer instance"),
+    "optimizer": ("adam", "adam | sgd | momentum | rmsprop, or an Optimizer instance (a configuration: each "
+                          "model steps its own copy); not given: the model's current optimizer goes on"),
     "clip_grads": (True, "clip each parameter's gradient to norm clip_norm (PsychRNN)"),
-    "clip_norm": (1.0, "the norm clip_grads clips to"),
-    "clip_global_norm": (None, "clip the global gradient norm (per network) to this value instead"),
+    "clip_norm": (1.0, "the norm clip_grads clips to (an ensemble: or one per network)"),
+    "clip_global_norm": (None, "clip the global gradient norm (per network) to this value instead (an ensemble: "
+                               "or one per network)"),
     "fixed_weights": (None, "dict name -> 0/1 array; entries with 1 never change"),
     "performance_cutoff": (None, "stop when performance_measure reaches this value"),
     "performance_measure": (None, "f(trial_batch, trial_y, output_mask, output, epoch, losses, verbosity)"),
@@ -248,11 +252,17 @@ _PATHS = ("save_weights_path", "training_weights_path", "checkpoint_path")
 
 
 def check_train_values(tp: dict) -> None:
-    """Types and ranges of the training options (ParameterError naming the key)."""
+    """Types and ranges of the training options (ParameterError naming the key). The counts of
+    :data:`_POSITIVE_INTS` may be whole floats, as in PsychRNN (``training_iters=1e5``): they are
+    made ints in ``tp``."""
     for key in _POSITIVE_INTS:
         value = tp[key]
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)  # 1e5, 16.0; not 2.5, nan or inf
         if not is_int(value, 1):
-            raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {value!r} instead.")
+            raise ParameterError(f"The {key!r} training parameter must be a positive int (a whole float such as "
+                                 f"1e5 is accepted). Got {tp[key]!r} instead.")
+        tp[key] = int(value)
     for key in ("clip_norm",) + (("clip_global_norm",) if tp["clip_global_norm"] is not None else ()):
         arr = _numbers(tp[key], f"The {key!r} training parameter", " > 0")
         if (arr <= 0).any():

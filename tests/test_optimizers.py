@@ -224,6 +224,74 @@ def test_reset_and_wrong_state():
         opt.compute_update({"W_rec": np.ones((5, 5))})
 
 
+def assert_same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sorted(sa) == sorted(sb)
+    for key in sa:
+        np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
+
+
+@pytest.mark.parametrize("cls", [SGD, Momentum, RMSProp, Adam])
+def test_a_refused_update_moves_no_counter_and_no_slot(cls):
+    """Every shape check runs before the step count or a slot changes (audit: t moved first)."""
+    rng = np.random.default_rng(6)
+    opt = cls(learning_rate=np.array([0.1, 0.2]), n_lead=1)  # two networks
+    with pytest.raises(ParameterError, match=r"'learning_rate' parameter of .* has shape \(2,\) but the "
+                                             r"networks' shape is \(3,\)"):
+        opt.compute_update(random_grads(rng, lead=(3,), steps=1)[0])
+    assert opt.t is None and opt.state == {}
+    with pytest.raises(ParameterError, match="active must have shape"):
+        cls(learning_rate=0.1).compute_update(random_grads(rng, lead=(3,), steps=1)[0], active=np.ones(2, bool))
+    if not cls.slots:
+        return
+    opt = cls(learning_rate=0.1)
+    opt.compute_update(random_grads(rng, steps=1)[0])
+    before = cls(learning_rate=0.1)
+    before.load_state_dict(opt.state_dict())
+    bad = {"W_rec": np.ones((4, 4)), "b_rec": np.ones(5)}  # the second gradient does not fit its slots
+    with pytest.raises(ParameterError, match="'b_rec' has shape"):
+        opt.compute_update(bad)
+    assert_same_state(opt, before)
+
+
+@pytest.mark.parametrize("cls", [SGD, Momentum, RMSProp, Adam])
+def test_state_arrays_copied_and_loaded_back_undo_updates(cls):
+    """What the trainer does around an update: copy state_arrays(), step, write them back (all
+    networks, or only some); the result is the state of a twin that never took the step."""
+    rng = np.random.default_rng(7)
+    grads = random_grads(rng, lead=(3,), steps=3)
+    opt, twin = cls(learning_rate=0.1, n_lead=1), cls(learning_rate=0.1, n_lead=1)
+    for g in grads[:2]:
+        opt.compute_update(g)
+        twin.compute_update(g)
+    opt.prepare(grads[2])
+    saved = {k: np.array(a, copy=True) for k, a in opt.state_arrays().items()}
+    opt.compute_update(grads[2])
+    undo = np.array([False, True, False])
+    opt.load_state_arrays(saved, networks=undo)  # network 1 back to before the step
+    twin.compute_update(grads[2], active=~undo)   # the same as network 1 not stepping
+    assert_same_state(opt, twin)
+    opt.load_state_arrays(saved)  # every network
+    back = cls(learning_rate=0.1, n_lead=1)
+    for g in grads[:2]:
+        back.compute_update(g)
+    assert_same_state(opt, back)
+
+
+def test_fresh_copies_the_configuration_not_the_state():
+    rng = np.random.default_rng(8)
+    lr = np.array([0.1, 0.2])
+    opt = Momentum(learning_rate=lr, momentum=0.5, nesterov=True)
+    opt.compute_update(random_grads(rng, lead=(2,), steps=1)[0])
+    new = opt.fresh(n_lead=1)
+    assert type(new) is Momentum and repr(new) == "Momentum(learning_rate=[0.1, 0.2], momentum=0.5, nesterov=True, n_lead=1)"
+    assert new.t is None and new.state == {} and opt.t is not None
+    lr[0] = 9.0  # the user's array: the copy has its own
+    assert new.learning_rate[0] == 0.1
+    new.compute_update(random_grads(rng, lead=(2,), steps=1)[0])
+    assert np.array_equal(opt.t, [1, 1])  # the original did not move
+
+
 @pytest.mark.parametrize("cls", [SGD, Momentum, RMSProp, Adam])
 @pytest.mark.parametrize("lead", [(), (3,)])
 def test_float32_stays_float32(cls, lead):

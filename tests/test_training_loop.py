@@ -339,3 +339,124 @@ def test_an_ensemble_over_a_task_that_cannot_be_copied_names_the_attribute():
     ensemble = model_for(task, n_networks=2)
     with pytest.raises(ParameterError, match=r"WithSchedule\.schedule is a generator"):
         ensemble.train(task, dict(QUIET, training_iters=8))
+
+
+# ---------------------------------------------------------------------------- optimizer objects are configurations
+
+
+def trained(optimizer, seed=3, updates=4, model=None, task=None):
+    task = task or pd_task(seed=seed)
+    model = model or model_for(task)
+    model.train(task, dict(QUIET, training_iters=8 * updates, optimizer=optimizer))
+    return model
+
+
+def test_one_optimizer_object_gives_each_model_fresh_state():
+    """PsychRNN's pattern: train_params with one AdamOptimizer, models trained in a loop; each
+    starts from fresh slots (PsychRNN re-initialises them in every train())."""
+    from minirnn.nn.optimizers import Adam
+
+    shared = Adam(learning_rate=0.01, beta1=0.8)
+    first, second = trained(shared, seed=3), trained(shared, seed=4)
+    assert shared.t is None and shared.state == {}  # the user's object is a configuration: never stepped
+    assert first.optimizer is not shared and second.optimizer is not first.optimizer
+    assert second.optimizer.built_from is shared
+    assert repr(second.optimizer) == "Adam(learning_rate=0.01, beta1=0.8, beta2=0.999, epsilon=1e-08, n_lead=0)"
+    assert_same_weights(second, trained(Adam(learning_rate=0.01, beta1=0.8), seed=4))
+    assert np.array_equal(second.optimizer.t, 4)
+
+
+def test_the_same_object_continues_the_models_optimizer_and_another_starts_fresh():
+    from minirnn.nn.optimizers import Adam
+
+    config, task = Adam(learning_rate=0.01), pd_task()
+    model = trained(config, task=task)
+    own = model.optimizer
+    trained(config, model=model, task=task)  # same object: the state carries over, as one longer call
+    assert model.optimizer is own and np.array_equal(own.t, 8)
+    assert_same_weights(model, trained(Adam(learning_rate=0.01), updates=8))
+    trained(Adam(learning_rate=0.01), model=model, task=task)  # another object: fresh state
+    assert model.optimizer is not own and np.array_equal(model.optimizer.t, 4)
+    steps = model.optimizer
+    trained(steps, model=model, task=task)  # the model's own optimizer given back: it goes on
+    assert model.optimizer is steps and np.array_equal(steps.t, 8)
+
+
+def test_resuming_a_run_configured_by_an_optimizer_object_is_bit_for_bit(tmp_path):
+    from minirnn.nn.optimizers import Adam
+
+    whole = trained(Adam(learning_rate=0.01), updates=6)
+    task = pd_task()
+    model = model_for(task)
+
+    def stop_at_4(x, y, mask, output, epoch, losses, verbosity):
+        if epoch == 4:
+            raise RuntimeError("stop")
+        return 0.0
+
+    with pytest.raises(RuntimeError, match="stop"):
+        model.train(task, dict(QUIET, training_iters=8 * 6, optimizer=Adam(learning_rate=0.01),
+                               checkpoint_path=str(tmp_path / "c"), checkpoint_epoch=3,
+                               performance_measure=stop_at_4))
+    task = pd_task()
+    resumed = model_for(task)
+    resumed.train(task, dict(QUIET, training_iters=8 * 6, optimizer=Adam(learning_rate=0.01)),
+                  resume=str(tmp_path / "c.npz"))
+    assert_same_weights(resumed, whole)
+    for key, value in whole.optimizer.state_dict().items():
+        np.testing.assert_array_equal(resumed.optimizer.state_dict()[key], value, err_msg=key)
+
+
+# ---------------------------------------------------------------------------- per-network values, whole-float counts
+
+
+@pytest.mark.parametrize("key, value", [("learning_rate", [0.01]), ("learning_rate", [1e-6, 1e-6, 1e-6, 0.1]),
+                                        ("clip_norm", [1.0, 2.0]), ("clip_global_norm", [1.0, 2.0])])
+def test_a_per_network_value_on_one_network_is_refused_before_any_work(key, value):
+    task = pd_task()
+    model = model_for(task)
+    state = task.rng.bit_generator.state
+    with pytest.raises(ParameterError, match=rf"'{key}' training parameter must be a single number for one "
+                                             r"network.*needs an ensemble"):
+        model.train(task, dict(QUIET, training_iters=16, **{key: value}))
+    assert model.optimizer is None and model.history is None and task.rng.bit_generator.state == state
+
+
+@pytest.mark.parametrize("key", ["learning_rate", "clip_norm", "clip_global_norm"])
+def test_a_per_network_value_of_the_wrong_length_names_the_ensembles_shape(key):
+    task = pd_task()
+    ensemble = model_for(task, n_networks=2)
+    with pytest.raises(ParameterError, match=rf"'{key}' training parameter must be a number or one value per "
+                                             r"network, an array of shape \(2,\) .*of shape \(3,\)"):
+        ensemble.train(task, dict(QUIET, training_iters=16, **{key: [0.01, 0.02, 0.03]}))
+    assert ensemble.optimizer is None
+
+
+def test_an_optimizer_objects_per_network_values_must_fit_the_model():
+    from minirnn.nn.optimizers import SGD
+
+    task = pd_task()
+    with pytest.raises(ParameterError, match=r"'learning_rate' of SGD\(learning_rate=\[0.1, 0.2\]\) has shape "
+                                             r"\(2,\), but the model is one network"):
+        model_for(task).train(task, dict(QUIET, training_iters=16, optimizer=SGD([0.1, 0.2])))
+    with pytest.raises(ParameterError, match=r"has shape \(2,\), but the ensemble has 3 networks"):
+        Basic(dict(task.get_task_params(), N_rec=8, backend="numpy"), n_networks=3).train(
+            task, dict(QUIET, training_iters=16, optimizer=SGD([0.1, 0.2])))
+
+
+def test_whole_float_counts_are_accepted_as_in_psychrnn():
+    a, b = model_for(pd_task()), model_for(pd_task())
+    losses_a, _, _ = a.train(pd_task(), dict(QUIET, training_iters=32.0, loss_epoch=2.0,
+                                             save_training_weights_epoch=1e2, performance_epoch=1.0,
+                                             checkpoint_epoch=1e3))
+    losses_b, _, _ = b.train(pd_task(), dict(QUIET, training_iters=32, loss_epoch=2))
+    assert losses_a == losses_b and len(losses_a) == 2
+    assert_same_weights(a, b)
+
+
+@pytest.mark.parametrize("key", ["training_iters", "loss_epoch", "save_training_weights_epoch", "performance_epoch",
+                                 "checkpoint_epoch"])
+@pytest.mark.parametrize("value", [2.5, True, float("nan"), float("inf"), -16.0, 0.0])
+def test_counts_that_are_not_whole_positive_numbers_are_refused(key, value):
+    with pytest.raises(ParameterError, match=rf"The '{key}' training parameter must be a positive int"):
+        model_for(pd_task()).train(pd_task(), dict(QUIET, **{key: value}))

@@ -11,7 +11,10 @@ An optimizer never touches the weights: ``compute_update(grads, active)`` return
 and the trainer applies ``params[name] -= delta * keep`` (keep = 1 - fixed mask, times the
 network's "still training" flag; DESIGN §1). ``step(params, grads)`` applies ``-= delta`` itself.
 State (slots keyed by parameter name, per-network step count ``t``) lives here, never among the
-weights, and travels through checkpoints as ``state_dict()`` / ``load_state_dict()``.
+weights, and travels through checkpoints as ``state_dict()`` / ``load_state_dict()``. Every check
+runs before any value moves, so an update refused with an error leaves the state as it was;
+``state_arrays()`` exposes the live arrays so that the trainer can copy them before an update and
+write them back when the update turns out bad. ``fresh()`` copies the configuration, not the state.
 
 Network axes: arrays may carry ``n_lead`` leading axes (an ensemble). A hyperparameter is a float
 or an array of shape ``lead``, reshaped to ``lead + (1,) * own`` against each parameter, so network
@@ -20,6 +23,8 @@ freezes the state of networks that stopped and gives them a zero update. All sta
 gradients' dtype and array module (float32 stays float32, cupy stays cupy).
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
@@ -44,15 +49,36 @@ class Optimizer:
     counter_names = ("t",)         # per-network arrays of shape lead (t: steps taken)
     _options = ()                  # non-numeric settings shown by repr (Momentum's nesterov)
     user_built = True              # False when train() built it from a name: later calls may reset its learning rate
+    built_from = None              # the user's Optimizer that train() copied this one from (see fresh())
 
     def __init__(self, n_lead=None, **hyper):
         for name, value in hyper.items():
             setattr(self, name, value)                 # checked by __setattr__
+        self.n_lead = self._checked_n_lead(n_lead)
+        self.reset()
+
+    def _checked_n_lead(self, n_lead):
         if n_lead is not None and not (isinstance(n_lead, (int, np.integer)) and n_lead >= 0):
             raise ParameterError(f"The 'n_lead' parameter of {type(self).__name__} must be an "
                                  f"int >= 0 or None (inferred). Got {n_lead!r} instead.")
-        self.n_lead = n_lead
-        self.reset()
+        return None if n_lead is None else int(n_lead)
+
+    def fresh(self, n_lead=None):
+        """A new optimizer of this type with this one's hyperparameters and options and no state.
+
+        ``n_lead``: its number of network axes (default: this one's). ``train()`` uses it to treat
+        an optimizer object in ``train_params`` as a configuration: each model steps its own copy,
+        and the object given is never changed.
+        """
+        new = copy.copy(self)                          # options and attributes of a subclass too
+        new._cache = {}
+        for h in self.hyper:                           # own copies of array hyperparameters
+            value = getattr(self, h)
+            setattr(new, h, value if isinstance(value, float) else np.array(value, copy=True))
+        new.n_lead = self.n_lead if n_lead is None else self._checked_n_lead(n_lead)
+        new.built_from = None
+        new.reset()
+        return new
 
     def __setattr__(self, name, value):
         if name in type(self).hyper:                   # checked on every set (schedules too)
@@ -85,15 +111,13 @@ class Optimizer:
         return self.counters.get("t")
 
     def _h(self, name, like, own):
-        """Hyperparameter ``name`` in ``like``'s dtype and array module, shaped lead + (1,)*own."""
+        """Hyperparameter ``name`` in ``like``'s dtype and array module, shaped lead + (1,)*own
+        (its shape was checked by ``_prepare``)."""
         value = getattr(self, name)
         if isinstance(value, float):
             return like.dtype.type(value)              # a float64 constant would promote float32
         key = (name, like.dtype.str, own, get_array_module(like).__name__)
         if key not in self._cache:
-            if value.shape != like.shape[:self._lead]:
-                raise ParameterError(f"{name} has shape {value.shape} but the networks' shape is "
-                                     f"{like.shape[:self._lead]} (n_lead={self._lead}).")
             shaped = value.astype(like.dtype).reshape(value.shape + (1,) * own)
             self._cache[key] = get_array_module(like).asarray(shaped)
         return self._cache[key]
@@ -106,8 +130,7 @@ class Optimizer:
         """
         if not grads:
             return {}
-        like = next(iter(grads.values()))
-        active, inactive = self._prepare(like, active)
+        like, active, inactive = self.prepare(grads, active)  # every check, before any value moves
         self.counters["t"] += 1 if active is None else active.astype(like.dtype)
         ctx = self._begin(like, active)
         deltas = {}
@@ -126,8 +149,48 @@ class Optimizer:
         for name, delta in self.compute_update(grads, active).items():
             params[name] -= delta
 
+    def prepare(self, grads, active=None):
+        """Make ready the state an update of ``grads`` uses, changing no value: fix n_lead, put
+        loaded state on the gradients' device, create missing counters and slots at their initial
+        values, and check every shape (hyperparameters, state, ``active``).
+
+        :meth:`compute_update` starts with it, so an update it refuses leaves the state as it was.
+        After it, :meth:`state_arrays` holds every array the update will change.
+        Returns ``(like, active, inactive)``: one gradient, and the flags (or Nones) of ``_prepare``.
+        """
+        like = next(iter(grads.values()))
+        active, inactive = self._prepare(like, active)
+        for name, g in grads.items():
+            self._slots_for(name, g)
+        return like, active, inactive
+
+    def state_arrays(self) -> dict:
+        """The live state arrays (not copies), under :meth:`state_dict`'s keys: the counters and
+        ``slots/<param>/<slot>``. Empty before the first update (or :meth:`prepare`)."""
+        arrays = dict(self.counters)
+        arrays.update({f"slots/{n}/{k}": a for n, s in self.state.items() for k, a in s.items()})
+        return arrays
+
+    def load_state_arrays(self, arrays, networks=None):
+        """Write copies of ``arrays`` (:meth:`state_arrays`'s keys and shapes) back into the state:
+        for every network, or only for those flagged True in ``networks`` (bools of shape lead)."""
+        for key, saved in arrays.items():
+            head, _, rest = key.partition("/")
+            if head == "slots":
+                name, _, slot = rest.rpartition("/")
+                where, entry = self.state[name], slot
+            else:
+                where, entry = self.counters, key
+            if networks is None:
+                where[entry] = saved.copy()
+            else:
+                xp = get_array_module(saved)
+                flags = networks.reshape(networks.shape + (1,) * (saved.ndim - networks.ndim))
+                where[entry] = xp.where(flags, saved, where[entry]).astype(saved.dtype, copy=False)
+
     def _prepare(self, like, active):
-        """Fix n_lead, place loaded state, create counters; return (active, inactive) or Nones."""
+        """Fix n_lead, place loaded state, create counters, check the hyperparameters' shapes;
+        return (active, inactive) or Nones."""
         xp = get_array_module(like)
         if self._lead is None:                         # from array hyperparameters or active
             self._lead = max([np.ndim(getattr(self, h)) for h in self.hyper] + [np.ndim(active)])
@@ -141,17 +204,24 @@ class Optimizer:
             self._lead = np.ndim(active)               # inferred 0 so far; all networks stepped
             lead = like.shape[:self._lead]             # together, so broadcasting t is exact
             self.counters = {k: xp.broadcast_to(a, lead).copy() for k, a in self.counters.items()}
-        for k in self.counter_names:                   # t starts at 0, beta powers at 1
-            self.counters.setdefault(k, xp.full(lead, float(k != "t"), dtype=like.dtype))
-        if self.t.shape != lead:
+        for h in self.hyper:                           # one value per network, or one for all
+            value = getattr(self, h)
+            if not isinstance(value, float) and value.shape != lead:
+                raise ParameterError(f"The {h!r} parameter of {type(self).__name__} has shape "
+                                     f"{value.shape} but the networks' shape is {lead} "
+                                     f"(n_lead={self._lead}): give a float, or one value per network.")
+        if self.t is not None and self.t.shape != lead:
             raise ParameterError(f"This {type(self).__name__} holds state for networks of shape "
                                  f"{self.t.shape}, but the gradients have lead shape {lead}.")
+        if active is not None:
+            active = xp.asarray(active, dtype=bool)
+            if active.shape != lead:
+                raise ParameterError(f"active must have shape {lead} (one flag per network). "
+                                     f"Got shape {active.shape} instead.")
+        for k in self.counter_names:                   # t starts at 0, beta powers at 1
+            self.counters.setdefault(k, xp.full(lead, float(k != "t"), dtype=like.dtype))
         if active is None:
             return None, None
-        active = xp.asarray(active, dtype=bool)
-        if active.shape != lead:
-            raise ParameterError(f"active must have shape {lead} (one flag per network). "
-                                 f"Got shape {active.shape} instead.")
         if self._lead == 0:                            # one network: all or nothing
             return (None, None) if bool(active) else (active, xp.ones((1,) * like.ndim, bool))
         return (active, ~active) if bool((~active).any()) else (None, None)
@@ -327,22 +397,26 @@ class Adam(Optimizer):
 OPTIMIZERS = {"adam": Adam, "sgd": SGD, "momentum": Momentum, "rmsprop": RMSProp}
 
 
-def get_optimizer(spec="adam", learning_rate=1e-3) -> Optimizer:
+def get_optimizer(spec="adam", learning_rate=1e-3, n_lead=None) -> Optimizer:
     """An optimizer from a name (case-insensitive; built with ``learning_rate``), an Optimizer
-    class (built with ``learning_rate``) or an Optimizer instance (returned as is)."""
+    class (built with ``learning_rate``) or an Optimizer instance (returned as is). ``n_lead``:
+    the number of network axes of the one built (default: inferred at the first update)."""
     if isinstance(spec, Optimizer):
         return spec
     if isinstance(spec, type) and issubclass(spec, Optimizer):
-        return _built_here(spec(learning_rate=learning_rate))
+        return _built_here(spec(learning_rate=learning_rate), n_lead)
     if not isinstance(spec, str):
         raise ParameterTypeError(f"optimizer must be a name in {sorted(OPTIMIZERS)} or an Optimizer "
                                  f"instance. Got {spec!r} instead.")
     if spec.lower() not in OPTIMIZERS:
         raise ParameterError(f"Unknown optimizer {spec!r}{did_you_mean(spec.lower(), OPTIMIZERS)} "
                              f"Choose one of {sorted(OPTIMIZERS)} or pass an Optimizer instance.")
-    return _built_here(OPTIMIZERS[spec.lower()](learning_rate=learning_rate))
+    return _built_here(OPTIMIZERS[spec.lower()](learning_rate=learning_rate), n_lead)
 
 
-def _built_here(optimizer):
+def _built_here(optimizer, n_lead=None):
     optimizer.user_built = False  # built from a name: a later train() call may set its learning rate
+    if n_lead is not None:
+        optimizer.n_lead = optimizer._checked_n_lead(n_lead)
+        optimizer.reset()
     return optimizer

@@ -322,24 +322,63 @@ def _check_output_paths(tp):
         check_writable(tp["training_weights_path"], "training_weights_path", suffix="1", create_dir=True)
 
 
+def _check_per_network_values(model, tp):
+    """``learning_rate``, ``clip_norm`` and ``clip_global_norm``: one number, or for an ensemble one
+    value per network (shape ``model.lead``). Checked before any work; a list becomes an array."""
+    for key in ("learning_rate", "clip_norm", "clip_global_norm"):
+        value = tp[key]
+        if value is None or callable(value) or isinstance(value, (str, bytes)):
+            continue  # None: not used; other types: the optimizer's and clipping's own checks
+        try:
+            shape = np.shape(value)
+        except ValueError:  # a ragged list
+            shape = None
+        if shape == ():
+            continue
+        if not model.lead:
+            raise ParameterError(f"The {key!r} training parameter must be a single number for one network. "
+                                 f"Got {value!r} (one value per network needs an ensemble: n_networks=...).")
+        if shape != model.lead:
+            raise ParameterError(f"The {key!r} training parameter must be a number or one value per network, "
+                                 f"an array of shape {model.lead} (n_networks={model.lead[0]}). Got "
+                                 f"{value!r}" + ("." if shape is None else f", of shape {shape}."))
+        tp[key] = np.asarray(value, dtype=np.float64)
+
+
 def _resolve_optimizer(model, tp, lr_given):
-    """The optimizer of this call: the one given, or the model's current one when it is of the named
-    type (its state carries over), else a new one. ``lr_given``: train_params named a learning_rate."""
-    spec = tp["optimizer"]
-    if isinstance(tp["learning_rate"], (list, tuple)):  # one learning rate per network
-        tp["learning_rate"] = np.asarray(tp["learning_rate"], dtype=np.float64)
-    current = model.optimizer
+    """The optimizer of this call (see :func:`train`'s Notes). ``lr_given``: train_params named a
+    learning_rate.
+
+    * An Optimizer object is a configuration: the model's optimizer when it was built from that
+      same object (its state carries over) or is that object, else a fresh copy (:meth:`Optimizer.fresh`).
+    * A name or class: the model's current optimizer when it is of that type (its state carries over;
+      one built from a name takes this call's learning_rate, a user's keeps its own unless this call
+      names one), else a new one.
+    """
+    spec, current, n_lead = tp["optimizer"], model.optimizer, len(model.lead)
     if isinstance(spec, Optimizer):
         if lr_given and not np.array_equal(np.asarray(tp["learning_rate"]), np.asarray(spec.learning_rate)):
             warnings.warn(f"train_params['learning_rate'] ({tp['learning_rate']!r}) is not used: the optimizer object "
                           f"has its own ({spec.learning_rate!r}), as in PsychRNN.", stacklevel=4)
-        return spec
-    if current is not None and type(current).__name__.lower() == str(spec).lower():
-        # an optimizer the user built keeps its own learning rate unless this call names one
-        if lr_given or not getattr(current, "user_built", True):
+        if current is not None and (current is spec or current.built_from is spec):
+            optimizer = current
+        else:
+            optimizer = spec.fresh(n_lead=n_lead)
+            optimizer.built_from = spec
+    elif current is not None and type(current).__name__.lower() == str(spec).lower():
+        if lr_given or not current.user_built:
             current.learning_rate = tp["learning_rate"]
-        return current
-    return get_optimizer(spec, learning_rate=tp["learning_rate"])
+        optimizer = current
+    else:
+        optimizer = get_optimizer(spec, learning_rate=tp["learning_rate"], n_lead=n_lead)
+    for h in optimizer.hyper:  # e.g. Adam(learning_rate=[...]) of the wrong length
+        value = getattr(optimizer, h)
+        if not isinstance(value, float) and value.shape != model.lead:
+            shown = spec if isinstance(spec, Optimizer) else optimizer  # the object the user gave
+            raise ParameterError(f"The {h!r} of {shown!r} has shape {value.shape}, but "
+                                 + (f"the ensemble has {model.lead[0]} networks" if model.lead else "the model is one "
+                                    "network") + f": give a float{' or an array of shape ' + str(model.lead) if model.lead else ''}.")
+    return optimizer
 
 
 def _is_numeric(value) -> bool:
@@ -388,9 +427,36 @@ def train(model, source, train_params=None, *, resume=None):
     ``training_iters`` counts trials: ``ceil(training_iters / N_batch)`` updates (PsychRNN's master
     branch; 1.0.0 did one fewer when divisible). The recorded loss is the objective of the update's
     own batch before the update (PsychRNN re-ran the batch after it: one more forward pass).
+
+    **The optimizer.** ``train_params["optimizer"]`` as an Optimizer object (``Adam(0.01)``) is a
+    *configuration*: the first time a model meets that object it builds its own optimizer from the
+    object's hyperparameters (:meth:`~minirnn.nn.optimizers.Optimizer.fresh`), so the object itself is
+    never changed and one object can serve many models, each starting from fresh state, as in
+    PsychRNN, whose ``train()`` re-initialises the slots. A later call on the same model with the same
+    object continues the model's optimizer (its slots and step count); another object, or another
+    model, starts fresh. ``model.optimizer`` is the optimizer the model steps (its ``state_dict()`` goes
+    into checkpoints). A name (``"adam"``) or class continues the model's optimizer when it is of that
+    type, else builds a new one with ``learning_rate``. A call that gives no ``optimizer`` keeps the
+    model's current optimizer, with its settings and state: after ``Adam(0.05, beta1=0.5)``, a call
+    with ``train_params={}`` goes on with that Adam, where PsychRNN would build a fresh
+    ``AdamOptimizer(0.001)``; it takes ``learning_rate`` only when the call names one (or when the
+    optimizer was built from a name). ``learning_rate``, ``clip_norm`` and ``clip_global_norm`` are
+    numbers, or for an ensemble arrays of shape ``(n_networks,)``, checked before any work.
+
+    **Divergence.** A NaN or inf loss shows on the forward pass *after* the update that caused it.
+    Before each update the trainer copies the weights and the optimizer state, so that update is then
+    undone: the model keeps the weights and optimizer state from before it, whose (finite) loss is the
+    "last finite loss" that :class:`~minirnn.errors.NonFiniteError` quotes, equal to those of the same
+    run stopped one update earlier. Its record is dropped from ``model.history`` (for an ensemble, only
+    the networks that diverged are put back, and ``NonFiniteError.networks`` names them; the record,
+    which holds the other networks' losses, stays). A NaN or inf gradient, or an update that would make
+    a weight NaN or inf, changes no weight and no optimizer state. A checkpoint written after the undone
+    update is replaced by the one it had replaced (or removed when there was none). A NaN or inf at the
+    first update of a call is in the weights the call started with: nothing is undone.
     """
     t_start = time.perf_counter()
     tp = resolve_train_params(train_params)
+    _check_per_network_values(model, tp)
     checkpoint = _load_resume(resume)  # None, or the checkpoint to continue from
     curriculum = tp["curriculum"]
     if curriculum is not None:
@@ -411,7 +477,7 @@ def train(model, source, train_params=None, *, resume=None):
     lr_given = isinstance(train_params, dict) and train_params.get("learning_rate") is not None
     optimizer = _resolve_optimizer(model, tp, lr_given)
     epoch0, finished, resumed_active = _resume(model, checkpoint, batches, curriculum, optimizer)  # 0, False, None
-    model.optimizer = optimizer  # only now: a call that fails to start keeps the model's optimizer state
+    model.optimizer = optimizer  # only now: a call that fails during set-up keeps the model's optimizer
     xp, n_lead = model.xp, len(model.lead)
     # per-network "still training" flags: a network that reaches performance_cutoff stops updating
     active = np.ones(model.lead, dtype=bool) if n_lead else None
@@ -433,6 +499,8 @@ def train(model, source, train_params=None, *, resume=None):
                                             np_random=_may_draw_from_np_random(batches, curriculum))
         snapshots = _Snapshots(tp["training_weights_path"], tp["verbosity"], resumed=checkpoint is not None)
         empty_mask_warned = False
+        last_good = _LastGood(model, optimizer)  # weights and optimizer state before the latest update
+        held = None if checkpointer is None else _HeldCheckpoint(checkpointer)
         for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
             x, y, mask = model._check_batch(x, y, mask)
@@ -441,23 +509,32 @@ def train(model, source, train_params=None, *, resume=None):
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are checked below
                 value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
-            if not _all_finite(xp, [value]):
-                _raise_nonfinite(model, f"loss became NaN or inf at update {update_index}", value, history,
-                                 "Try a smaller learning_rate or clip_grads=True.")
+            if not _all_finite(xp, [value]):  # the previous update made weights with a non-finite loss
+                _undo_diverged_update(model, value, history, last_good, held, epoch, update_index)
+            if held is not None:
+                held.release()  # the latest checkpoint's weights gave this finite loss
             for name, g in grads.items():
                 if not _all_finite(xp, [g]):
                     _raise_nonfinite(model, f"the gradient of {name} became NaN or inf at update {update_index}", g,
-                                     history)
+                                     _loss_of(model, value), "The weights and optimizer state were kept as they were "
+                                     "before this update, whose loss that was.")
                 if name in keep:
                     grads[name] = g * keep[name]
-            if tp["clip_global_norm"] is not None:
-                grads = clip_by_global_norm(grads, tp["clip_global_norm"], n_lead=n_lead)
-            elif tp["clip_grads"]:
-                grads = clip_by_norm(grads, tp["clip_norm"], n_lead=n_lead)
-            delta = optimizer.compute_update(grads, active=None if active is None else xp.asarray(active))
-            _apply_update(model, delta, keep, update_index)  # theta -= delta * (1 - F); inactive networks: d = 0
-            value_host = model.backend.to_host(value)
-            history["loss"].append(float(value_host) if np.ndim(value_host) == 0 else np.asarray(value_host))
+            flags = None if active is None else xp.asarray(active)
+            last_good.save(grads, flags)  # checks the update first (Optimizer.prepare), then copies
+            with np.errstate(over="ignore", invalid="ignore"):  # huge gradients: the new weights are checked
+                if tp["clip_global_norm"] is not None:
+                    grads = clip_by_global_norm(grads, tp["clip_global_norm"], n_lead=n_lead)
+                elif tp["clip_grads"]:
+                    grads = clip_by_norm(grads, tp["clip_norm"], n_lead=n_lead)
+                delta = optimizer.compute_update(grads, active=flags)
+                refused = _apply_update(model, delta, keep)  # theta -= delta * (1 - F); inactive networks: d = 0
+            if refused is not None:  # all or nothing: no weight changed; the optimizer's step is undone
+                last_good.restore()
+                _raise_nonfinite(model, f"the weight {refused[0]} would become NaN or inf at update {update_index}",
+                                 refused[1], _loss_of(model, value), "The weights and optimizer state were kept as "
+                                 "they were before this update, whose loss that was.", "Try a smaller learning_rate.")
+            history["loss"].append(_loss_of(model, value))
             history["update"].append(update_index)
             if epoch % int(tp["loss_epoch"]) == 0:
                 losses.append(history["loss"][-1])
@@ -500,6 +577,7 @@ def train(model, source, train_params=None, *, resume=None):
                                     tp["performance_cutoff"], update_index)
                         break
             if checkpointer is not None:
+                held.before_update_end(epoch)  # the file a due checkpoint replaces, until its weights prove finite
                 checkpointer.after_update(epoch)  # every checkpoint_epoch updates, and on SIGINT/SIGTERM
     finally:
         if blas is not None:
@@ -729,36 +807,156 @@ def _show_progress(progress, history):
     progress.set_postfix(postfix, refresh=False)
 
 
-def _raise_nonfinite(model, what, array, history, advice=""):
+def _raise_nonfinite(model, what, array, kept_loss, kept, advice="", no_loss="no finite loss yet"):
     """Raise NonFiniteError for ``what``, naming an ensemble's diverged networks (those whose entries of
-    ``array``, shape (*lead, ...), are not all finite) and the last finite loss of each."""
+    ``array``, shape (*lead, ...), are not all finite) and, for each, the loss of the weights it keeps
+    (``kept_loss``: host float or (*lead,) array; None: there is none, ``no_loss`` says so); ``kept``
+    says which weights those are."""
     networks = None
-    last = history["loss"][-1] if history and history["loss"] else None
     if model.lead:
         finite = np.asarray(model.backend.to_host(model.xp.isfinite(array)))
         finite = finite.reshape(model.lead + (-1,)).all(axis=-1)
         networks = [int(k) for k in np.flatnonzero(~finite.ravel())]
         what += f" in network(s) {networks} of the ensemble"
-        if last is not None:
-            last = np.asarray(last).ravel()[networks]
-    if last is None:
-        last_text = "no finite loss yet"
-    elif np.ndim(last) == 0:
-        last_text = f"last finite loss {float(last):.6g}"
+        if kept_loss is not None:
+            kept_loss = np.asarray(kept_loss).ravel()[networks]
+    if kept_loss is None:
+        last_text = no_loss
+    elif np.ndim(kept_loss) == 0:
+        last_text = f"last finite loss {float(kept_loss):.6g}"
     else:
-        last_text = "last finite losses " + ", ".join(f"{float(v):.6g}" for v in last)
-    raise NonFiniteError(f"{what} ({last_text}). The weights were kept as they were before this update. "
-                         f"{advice}".rstrip(), networks=networks)
+        last_text = "last finite losses " + ", ".join(f"{float(v):.6g}" for v in kept_loss)
+    raise NonFiniteError(f"{what} ({last_text}). {kept} {advice}".rstrip(), networks=networks)
 
 
-def _apply_update(model, delta, keep, update_index):
-    """``theta -= delta * (1 - F)`` for every parameter, all or nothing: when a new value would be
-    NaN or inf, raise NonFiniteError naming the weight and leave every weight at its last finite value."""
+def _loss_of(model, value):
+    """A loss as the history records it: a float, or a host array (one per network)."""
+    value = model.backend.to_host(value)
+    return float(value) if np.ndim(value) == 0 else np.asarray(value)
+
+
+def _apply_update(model, delta, keep):
+    """``theta -= delta * (1 - F)`` for every parameter, all or nothing: returns the name of the first
+    weight whose new value would hold NaN or inf and its new value, changing nothing, or None once done."""
     xp = model.xp
     new = {name: model.raw[name] - (d * keep[name] if name in keep else d) for name, d in delta.items()}
     for name, value in new.items():
         if not _all_finite(xp, [value]):
-            _raise_nonfinite(model, f"the weight {name} would become NaN or inf at update {update_index}", value,
-                             model.history, "Try a smaller learning_rate.")
+            return name, value
     for name, value in new.items():
         model.raw[name][...] = value  # in place: views of model.raw stay valid
+    return None
+
+
+class _LastGood:
+    """The weights and optimizer state just before the latest update, so that it can be undone.
+
+    :meth:`save` copies them (``copyto`` into buffers made at the first save: one copy per update,
+    on the backend's device), after :meth:`Optimizer.prepare` has checked the update and made every
+    state array it changes; :meth:`restore` writes them back, for every network or only for those of
+    an ensemble flagged in ``networks`` (bools of shape ``lead``). An optimizer that had no state
+    before the update is reset when the whole update is undone, so it is again as it was.
+    """
+
+    def __init__(self, model, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.raw = self.state = None
+        self.had_no_state = False
+
+    @property
+    def saved(self) -> bool:
+        return self.raw is not None
+
+    def save(self, grads, active):
+        xp = self.model.xp
+        self.had_no_state = not self.optimizer.state_arrays()
+        self.optimizer.prepare(grads, active)  # refuses a bad update before anything moves
+        state = self.optimizer.state_arrays()
+        if self.raw is None:
+            self.raw = {name: xp.empty_like(a) for name, a in self.model.raw.items()}
+        if self.state is None or self.state.keys() != state.keys():
+            self.state = {key: xp.empty_like(a) for key, a in state.items()}
+        for name, a in self.model.raw.items():
+            xp.copyto(self.raw[name], a)
+        for key, a in state.items():
+            xp.copyto(self.state[key], a)
+
+    def restore(self, networks=None):
+        xp = self.model.xp
+        for name, saved in self.raw.items():  # in place: views of model.raw stay valid
+            target = self.model.raw[name]
+            if networks is None:
+                xp.copyto(target, saved)
+            else:  # only the flagged networks: where= broadcasts the flags over each one's own axes
+                xp.copyto(target, saved, where=networks.reshape(networks.shape + (1,) * (target.ndim - networks.ndim)))
+        if networks is None and self.had_no_state:
+            self.optimizer.reset()
+        else:
+            self.optimizer.load_state_arrays(self.state, networks)
+
+
+class _HeldCheckpoint:
+    """The checkpoint file as it was before a periodic checkpoint replaced it, kept until the weights
+    written in its place prove to give a finite loss (the next update's forward pass). When they do
+    not, the update that made them is undone and :meth:`put_back` restores the file, so a checkpoint
+    that train() leaves behind never holds weights known to give a non-finite loss."""
+
+    def __init__(self, checkpointer):
+        from ..io import _with_npz_suffix  # the name the checkpointer writes
+
+        self.checkpointer, self.path = checkpointer, _with_npz_suffix(checkpointer.path)
+        self.epoch = self.previous = None
+
+    def before_update_end(self, epoch):
+        """Call before ``checkpointer.after_update(epoch)``: hold the file it is about to replace."""
+        if epoch % self.checkpointer.every == 0:
+            self.epoch = epoch
+            self.previous = None
+            if os.path.exists(self.path):
+                with open(self.path, "rb") as fh:
+                    self.previous = fh.read()
+
+    def release(self):
+        """The weights of the latest checkpoint gave a finite loss: it stays."""
+        self.epoch = self.previous = None
+
+    def put_back(self, undone_epoch):
+        """Update ``undone_epoch`` was undone: restore the file its checkpoint replaced (or remove it)."""
+        if self.epoch != undone_epoch:
+            return
+        if self.previous is None:
+            if os.path.exists(self.path):
+                os.remove(self.path)
+        else:
+            from ..io import atomic_open
+
+            with atomic_open(self.path, "wb") as fh:
+                fh.write(self.previous)
+        self.release()
+
+
+def _undo_diverged_update(model, value, history, last_good, held, epoch, update_index):
+    """The loss at update ``update_index`` is not finite: the weights left by the previous update give
+    it. Undo that update (for an ensemble, in the diverged networks only): weights and optimizer state
+    back to the copies taken before it, whose loss is that update's recorded loss; a checkpoint written
+    after it is replaced by the one before. Then raise NonFiniteError."""
+    advice = "Try a smaller learning_rate or clip_grads=True."
+    what = f"loss became NaN or inf at update {update_index}"
+    if not last_good.saved:  # the first update of this call: nothing of this call to undo
+        kept = "The weights are those this train() call started with; nothing was undone."
+        no_loss = "no finite loss yet" if not history["loss"] else "the weights this train() call started with give it"
+        _raise_nonfinite(model, what, value, None, kept, advice, no_loss=no_loss)
+    xp = model.xp
+    diverged = ~xp.isfinite(value)                                    # () or (*lead,)
+    everyone = bool(diverged.all())
+    last_good.restore(None if not model.lead or everyone else diverged)
+    kept_loss = history["loss"][-1]  # the loss of the weights restored, measured at the undone update
+    if everyone:  # the model is as after update_index - 2: drop the undone update's record too
+        history["loss"].pop()
+        history["update"].pop()
+    if held is not None:
+        held.put_back(epoch - 1)
+    kept = (f"Update {update_index - 1}, after which the loss is not finite, was undone"
+            + (" for these networks" if model.lead and not everyone else "")
+            + ": the weights and optimizer state are back to those before it, whose loss that was.")
+    _raise_nonfinite(model, what, value, kept_loss, kept, advice)
