@@ -460,3 +460,26 @@ def test_whole_float_counts_are_accepted_as_in_psychrnn():
 def test_counts_that_are_not_whole_positive_numbers_are_refused(key, value):
     with pytest.raises(ParameterError, match=rf"The '{key}' training parameter must be a positive int"):
         model_for(pd_task()).train(pd_task(), dict(QUIET, **{key: value}))
+
+
+def test_a_performance_measure_leaves_a_curriculums_tests_and_stage_changes_unchanged():
+    runs = []
+    for measure in (None, recording_measure([])):
+        tasks = [pd_task(seed=1), pd_task(seed=2)]
+        model = model_for(tasks[0])
+        metric_batches = []
+
+        def metric(curriculum_params, x, y, mask, output, epoch, losses, verbosity, seen=metric_batches):
+            seen.append(np.array(x))
+            return float(np.mean(x)) > 0.3, float(np.mean(x))  # the check batch decides when the stage advances
+
+        curriculum = Curriculum(tasks, thresholds=[2.0, 2.0], metric_epoch=2, metric=metric)
+        tp = dict(QUIET, training_iters=8 * 6, curriculum=curriculum)
+        if measure is not None:
+            tp.update(performance_measure=measure, performance_epoch=1)
+        train(model, None, tp)
+        runs.append((metric_batches, curriculum.stage, model.get_weights()["W_rec"]))
+    (checks_a, stage_a, w_a), (checks_b, stage_b, w_b) = runs
+    assert len(checks_a) == len(checks_b) > 0 and stage_a == stage_b
+    assert all(np.array_equal(a, b) for a, b in zip(checks_a, checks_b))
+    np.testing.assert_array_equal(w_a, w_b)

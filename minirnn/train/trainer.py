@@ -45,8 +45,9 @@ class BatchSource:
     Each copy's overridden ``batch_generator()`` is its own generator, drawing from its own stream.
 
     Check batches (:meth:`next_check`: ``performance_measure`` and curriculum tests) are made the same
-    way from a separate *check stream* per task, derived from the task's stream without advancing it
-    (:func:`_derive_check_rng`), so checks never shift the training batches (PsychRNN issue #43);
+    way from separate *check streams* per task, one per kind of check, derived from the task's stream
+    without advancing it (:func:`_derive_check_rng`): checks never shift the training batches (PsychRNN
+    issue #43), and adding a ``performance_measure`` leaves a curriculum's tests as they were.
     :meth:`check_states` / :meth:`load_check_states` carry those streams through checkpoints. A plain
     iterator has no other stream: its check batches are simply its next batches.
     """
@@ -67,8 +68,10 @@ class BatchSource:
         self._streams = self.tasks or ([self.task] if self.task is not None else [])
         self._iterator = None if self._streams else iter(source)
         self._draws = [_batch_maker(t) for t in self._streams]
-        self._check_draws = [_batch_maker(t) for t in self._streams]  # own generators: checks never advance training's
-        self._check_rngs = [_derive_check_rng(t) for t in self._streams]
+        # per kind of check, per task: its own stream and batch maker (an overridden generator is a new one)
+        self._check_rngs = {kind: [_derive_check_rng(t, jumps) for t in self._streams]
+                            for jumps, kind in enumerate(CHECK_KINDS, start=1)}
+        self._check_draws = {kind: [_batch_maker(t) for t in self._streams] for kind in CHECK_KINDS}
         self._peeked = None
 
     def next(self):
@@ -80,20 +83,22 @@ class BatchSource:
             return _next_batch(self._iterator)
         return self._combine([draw() for draw in self._draws])
 
-    def next_check(self):
-        """A batch for a performance or curriculum check, from the check streams (see the class docstring)."""
+    def next_check(self, kind: str):
+        """A batch for a check of ``kind`` (one of :data:`CHECK_KINDS`), from that kind's check streams."""
         if self._iterator is not None:
             return self.next()
-        return self._combine([_check_batch(task, rng, draw)
-                              for task, rng, draw in zip(self._streams, self._check_rngs, self._check_draws)])
+        return self._combine([_check_batch(task, rng, draw) for task, rng, draw
+                              in zip(self._streams, self._check_rngs[kind], self._check_draws[kind])])
 
     def check_states(self) -> list:
-        """``bit_generator.state`` of every check stream (None for a task without one), for checkpoints."""
-        return [None if rng is None else rng.bit_generator.state for rng in self._check_rngs]
+        """``bit_generator.state`` of every check stream (None for a task without one), for checkpoints:
+        the streams of each kind of :data:`CHECK_KINDS` in turn, one per task."""
+        return [None if rng is None else rng.bit_generator.state
+                for kind in CHECK_KINDS for rng in self._check_rngs[kind]]
 
     def load_check_states(self, states) -> None:
         """Put back what :meth:`check_states` saved."""
-        for rng, state in zip(self._check_rngs, states):
+        for rng, state in zip([rng for kind in CHECK_KINDS for rng in self._check_rngs[kind]], states):
             if rng is not None and state is not None:
                 rng.bit_generator.state = state
 
@@ -160,9 +165,13 @@ def _batch_maker(task):
     return next_from_generator
 
 
-def _derive_check_rng(task):
-    """The Generator of ``task``'s check batches: a copy of its stream jumped far ahead (2**127 draws
-    and more for PCG64), where training never reaches; the task's own stream does not move.
+#: the kinds of check batches, each from its own streams
+CHECK_KINDS = ("performance", "curriculum")
+
+
+def _derive_check_rng(task, jumps=1):
+    """A Generator for ``task``'s check batches: a copy of its stream jumped ``jumps`` times far ahead
+    (2**127 draws and more for PCG64), where training never reaches; the task's own stream does not move.
 
     None for an object without a Generator ``rng``: its check batches come from its own stream.
     """
@@ -170,10 +179,10 @@ def _derive_check_rng(task):
     if not isinstance(rng, np.random.Generator):
         return None
     if hasattr(rng.bit_generator, "jumped"):
-        return np.random.Generator(rng.bit_generator.jumped())
+        return np.random.Generator(rng.bit_generator.jumped(jumps))
     # a bit generator that cannot jump (SFC64): seed a PCG64 with the next numbers of a copy of the stream
     entropy = copy.deepcopy(rng).integers(2**63, size=4)
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(e) for e in entropy])))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(e) for e in entropy] + [jumps])))
 
 
 def _check_batch(task, check_rng, draw):
@@ -543,7 +552,7 @@ def train(model, source, train_params=None, *, resume=None):
             _show_progress(progress, history)
 
             if curriculum is not None and epoch % int(curriculum.metric_epoch) == 0:
-                cx, cy, cmask, _ = batches.next_check()
+                cx, cy, cmask, _ = batches.next_check("curriculum")
                 output, _ = model.test(cx)
                 advanced = curriculum.metric_test(cx, cy, cmask, output, epoch, losses, tp["verbosity"])
                 if advanced:
@@ -556,7 +565,7 @@ def train(model, source, train_params=None, *, resume=None):
             if tp["training_weights_path"] is not None and epoch % int(tp["save_training_weights_epoch"]) == 0:
                 snapshots.save(model, epoch)
             if tp["performance_measure"] is not None and epoch % int(tp["performance_epoch"]) == 0:
-                px, py, pmask, _ = batches.next_check()
+                px, py, pmask, _ = batches.next_check("performance")
                 output, _ = model.test(px)
                 performance = tp["performance_measure"](px, py, pmask, output, epoch, losses, tp["verbosity"])
                 history["performance"].append((update_index, performance))
