@@ -131,6 +131,43 @@ def test_perturbation_falls_back_to_reference(no_kernels):
     np.testing.assert_array_equal(X[..., 0], 0.3)
 
 
+class _CountingMasks:
+    """A :class:`minirnn.simulate.StepMasks` that counts the steps whose mask the time loop reads."""
+
+    def __init__(self, masks, index):
+        from minirnn.simulate import StepMasks
+
+        self.step_masks, self.reads = StepMasks(masks, index), 0
+        self.masks, self.index = self.step_masks.masks, self.step_masks.index
+
+    def __getitem__(self, k):
+        self.reads += 1
+        return self.step_masks[k]
+
+
+class _Lesion:
+    def __init__(self, W_mask):
+        self.W_mask = W_mask
+
+
+@pytest.mark.parametrize("lead", [(), (2,)])
+def test_reference_masks_the_weights_once_per_change_of_lesion(lead):
+    """A lesion in steps 2-4 of 8 (two distinct masks): the reference forms ``W_alpha * mask`` when step k's
+    mask differs from step k-1's (3 times), not at every step, with the same numbers bit for bit as a
+    plain ``(T, N, N)`` mask array (masked at every step)."""
+    T, N = 8, 5
+    W, drive, x0, alpha, ns, xi, _ = make_case(lead=lead, T=T, B=3, N=N)
+    lesioned = np.ones((N, N))
+    lesioned[2, 1] = lesioned[0, 3] = 0
+    masks = _CountingMasks(np.stack([np.ones((N, N)), lesioned]), [0, 0, 1, 1, 1, 0, 0, 0])
+    act = ACTIVATIONS["tanh"]
+    X = rate.recur_forward(W, drive, x0, alpha, ns, xi, act, _Lesion(masks))
+    assert masks.reads == 3
+    X_per_step = rate.recur_forward(W, drive, x0, alpha, ns, xi, act, _Lesion(np.asarray(masks.step_masks)))
+    assert X.tobytes() == X_per_step.tobytes()
+    assert not np.array_equal(X, rate.recur_forward(W, drive, x0, alpha, ns, xi, act))  # the lesion acts
+
+
 def test_user_activation_falls_back_to_reference(no_kernels):
     W, drive, x0, alpha, ns, xi, dX = make_case(lead=(2,), T=5, B=2, N=4)
     act = get_activation((np.sin, np.cos))
@@ -305,6 +342,51 @@ def test_fused_update_in_chunks_of_trials(dtype, B):
     for name in grads_ref:
         close(grads[name], grads_ref[name])
         np.testing.assert_array_equal(grads[name], grads2[name])
+
+
+@pytest.mark.parametrize("C", range(1, 8))
+def test_fused_update_sums_chunks_in_waves_bit_for_bit(monkeypatch, C):
+    """The per-chunk float64 gradient sums live in one slot per thread, not one per chunk (memory bounded
+    whatever the batch), and are added in chunk order: the same bits as the former ``(C, ...)`` array of
+    every chunk's sums reduced by ``.sum(0)`` (kept here as the oracle), on 1, 2 or 3 threads."""
+    rng = np.random.default_rng(8)
+    N, T, I, O, B = 5, 3, 2, 3, 64 * C
+    assert len(nk.batch_chunks(B)) - 1 == C
+    W = {"W_in": rng.standard_normal((N, I)), "W_rec": rng.standard_normal((N, N)) / 3,
+         "W_out": rng.standard_normal((O, N)), "b_rec": rng.standard_normal(N), "b_out": rng.standard_normal(O),
+         "init_state": rng.standard_normal((1, N))}
+    x, y, mask = rng.standard_normal((B, T, I)), rng.standard_normal((B, T, O)), rng.random((B, T, O))
+    kernel, seen = nk._loss_and_grads_chunk, {}
+
+    def recording(*args):  # each chunk writes its sums into a zeroed slot: record them, and the slots held
+        kernel(*args)
+        b0, g_augT, g_out = args[18], args[23], args[24]
+        seen[b0] = (g_augT.copy(), g_out.copy(), g_augT.base.shape[0])
+
+    monkeypatch.setattr(nk, "_loss_and_grads_chunk", recording)
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            nk.set_num_threads(threads)
+            seen.clear()
+            value, grads = nk.rate_loss_and_grads(W, x, y, mask, np.full((1, N), 0.2), None, None,
+                                                  ACTIVATIONS["tanh"], fr_coef=np.asarray(0.1))
+            assert sorted(seen) == nk.batch_chunks(B)[:-1]
+            assert max(slots for _, _, slots in seen.values()) == min(C, threads)
+            # the oracle: the former code's sum over a (C, K, ...) array of every chunk's float64 sums
+            g_augT = np.stack([seen[b0][0] for b0 in sorted(seen)]).sum(0)  # (K, N + I + 1, N)
+            g_out = np.stack([seen[b0][1] for b0 in sorted(seen)]).sum(0)  # (K, O, N + I + 1)
+            expected = {"W_rec": g_augT[0, :N].T, "W_in": g_augT[0, N:N + I].T, "b_rec": g_augT[0, N + I],
+                        "W_out": g_out[0, :, :N], "b_out": g_out[0, :, N + I]}
+            for name, g in expected.items():
+                assert grads[name].tobytes() == np.ascontiguousarray(g).tobytes(), (name, threads)
+            results.append((value, grads))
+    finally:
+        nk.set_num_threads(None)
+    for value, grads in results[1:]:
+        assert np.asarray(value).tobytes() == np.asarray(results[0][0]).tobytes()
+        for name in grads:
+            assert grads[name].tobytes() == results[0][1][name].tobytes(), name
 
 
 def _no_fused(monkeypatch):

@@ -201,6 +201,42 @@ def test_perturbation_falls_back_to_reference(no_kernels):
     np.testing.assert_array_equal(got[0][..., 0], 0.3)
 
 
+class _CountingMasks:
+    """A :class:`minirnn.simulate.StepMasks` that counts the steps whose mask the time loop reads."""
+
+    def __init__(self, masks, index):
+        from minirnn.simulate import StepMasks
+
+        self.step_masks, self.reads = StepMasks(masks, index), 0
+        self.masks, self.index = self.step_masks.masks, self.step_masks.index
+
+    def __getitem__(self, k):
+        self.reads += 1
+        return self.step_masks[k]
+
+
+class _Lesion:
+    def __init__(self, W_mask):
+        self.W_mask = W_mask
+
+
+def test_reference_masks_the_weights_once_per_change_of_lesion():
+    """A lesion in steps 2-4 of 8: the reference masks the gate weights when the step's mask changes (3
+    times), not at every step, with the same numbers bit for bit as a plain ``(T, N, N)`` mask array."""
+    T, N = 8, 4
+    W_h, drive, h0, c0, _ = make_case(lead=(2,), T=T, B=2, N=N)
+    lesioned = np.ones((N, N))
+    lesioned[2, 1] = lesioned[0, 3] = 0
+    masks = _CountingMasks(np.stack([np.ones((N, N)), lesioned]), [0, 0, 1, 1, 1, 0, 0, 0])
+    act = ACTIVATIONS["tanh"]
+    got = ref.lstm_forward(W_h, drive, h0, c0, act, _Lesion(masks))
+    assert masks.reads == 3
+    per_step = ref.lstm_forward(W_h, drive, h0, c0, act, _Lesion(np.asarray(masks.step_masks)))
+    for g, w in zip(got, per_step):
+        assert g.tobytes() == w.tobytes()
+    assert not np.array_equal(got[0], ref.lstm_forward(W_h, drive, h0, c0, act)[0])  # the lesion acts
+
+
 def test_user_activation_falls_back_to_reference(no_kernels):
     W_h, drive, h0, c0, dH = make_case(lead=(2,), T=5, B=2, N=4)
     act = get_activation((np.sin, np.cos))

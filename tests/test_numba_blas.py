@@ -41,11 +41,12 @@ def _expected(ta, tb, a, b):
     return (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
 
 
+@pytest.mark.parametrize("m", [1, 2, 3, 7])  # up to GEMV_MAX_ROWS rows one ?gemv per row, then ?gemm
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("ta, tb", TRANSPOSES)
-def test_gemm_matches_numpy(ta, tb, dtype, rtol):
+def test_gemm_matches_numpy(ta, tb, dtype, rtol, m):
     rng = np.random.default_rng(1)
-    m, n, k = 7, 5, 11
+    n, k = 5, 11
     a, b = _operands(ta, tb, m, n, k, dtype, rng)
     c = np.full((m, n), np.nan, dtype)
     _gemm_rows(ta, tb, a, b, c, 0, a.shape[0])
@@ -95,6 +96,30 @@ def test_numba_dot_fallback_has_the_cblas_interface(ta, tb, dtype):
     np.testing.assert_array_equal(wide_c[:, n], 7.0)
 
 
+@pytest.mark.parametrize("trans", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_dot_gemv_fallback_has_the_cblas_interface(trans, dtype):
+    """The compiled ``?gemv`` fallback through its C address: ``y = op(A) x`` (+ ``y`` when beta is 1), on
+    contiguous operands and on a strided x (a column of a wider array, as gemm's ``trans_a`` rows are)."""
+    pytest.importorskip("scipy")
+    real = numba.types.float32 if dtype == np.float32 else numba.types.float64
+    fallback = numba_blas._gemv_fallback(real, dtype)
+    rng = np.random.default_rng(4)
+    rows, cols = 6, 9
+    a = rng.standard_normal((rows, cols + 2)).astype(dtype)  # lda = cols + 2: a block of columns
+    x_wide = rng.standard_normal((rows if trans else cols, 3)).astype(dtype)  # x = x_wide[:, 1], stride 3
+    x = x_wide[:, 1]
+    expected = x.astype(np.float64) @ a[:, :cols] if trans else a[:, :cols].astype(np.float64) @ x
+    y = np.full(expected.shape, np.nan, dtype)
+    pointer = lambda v: v.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    flags = (ROW_MAJOR, TRANS if trans else NO_TRANS, rows, cols, 1.0, pointer(a), cols + 2)
+    x_ptr = ctypes.c_void_p(x_wide.ctypes.data + x_wide.itemsize)
+    fallback.ctypes(*flags, x_ptr, 3, 0.0, pointer(y), 1)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    fallback.ctypes(*flags, x_ptr, 3, 1.0, pointer(y), 1)  # y += ...
+    np.testing.assert_allclose(y, 2 * expected, rtol=1e-5, atol=1e-5)
+
+
 def test_one_blas_thread_puts_numpys_thread_count_back():
     provider = numba_blas.PROVIDER
     if provider.get_threads is None:
@@ -126,13 +151,16 @@ import numpy as np
 from minirnn.backends import numba_blas, numba_kernels as nk
 from minirnn.nn.activations import ACTIVATIONS
 rng = np.random.default_rng(3)
-N, B, T, I, O = 7, 5, 6, 2, 3
+N, T, I, O = 7, 6, 2, 3
 W = {"W_in": rng.standard_normal((N, I)), "W_rec": rng.standard_normal((N, N)) / 3, "W_out": rng.standard_normal((O, N)),
      "b_rec": rng.standard_normal(N), "b_out": rng.standard_normal(O), "init_state": rng.standard_normal((1, N))}
-x, y = rng.standard_normal((B, T, I)), rng.standard_normal((B, T, O))
-value, grads = nk.rate_loss_and_grads(W, x, y, np.ones((B, T, O)), np.full((1, N), 0.2), None, None, ACTIVATIONS["tanh"])
-print(json.dumps({"provider": numba_blas.PROVIDER.name, "value": float(value),
-                  "grads": {k: np.asarray(g).ravel().tolist() for k, g in grads.items()}}))
+values, grads = [], {}
+for B in (5, 1):  # products by ?gemm, and (one trial) by ?gemv
+    x, y = rng.standard_normal((B, T, I)), rng.standard_normal((B, T, O))
+    value, g = nk.rate_loss_and_grads(W, x, y, np.ones((B, T, O)), np.full((1, N), 0.2), None, None, ACTIVATIONS["tanh"])
+    values.append(float(value))
+    grads.update({f"{k} B={B}": np.asarray(v).ravel().tolist() for k, v in g.items()})
+print(json.dumps({"provider": numba_blas.PROVIDER.name, "value": values, "grads": grads}))
 """
 
 

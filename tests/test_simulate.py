@@ -469,7 +469,8 @@ def test_simulator_base_class_relu_and_sigmoid_are_psychrnns():
                                rtol=1e-15)
     # PsychRNN's simulators take them as transfer_function
     model = basic(transfer_function="relu")
-    sim = BasicSimulator(weights=model.get_weights(), params={"dt": 10, "tau": 100}, transfer_function=relu)
+    sim = BasicSimulator(weights=model.get_weights(), params={"dt": 10, "tau": 100, "backend": "numpy"},
+                         transfer_function=relu)  # the model's backend: bit for bit
     assert sim.transfer_function.name == "relu"
     assert np.array_equal(sim.run_trials(inputs())[0], model.test(inputs())[0])
 

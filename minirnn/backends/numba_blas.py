@@ -10,8 +10,21 @@ kernels stay cacheable. Where NumPy's BLAS is not a 64-bit-integer OpenBLAS (a c
 the same symbols point at a small compiled fallback that does the product with ``np.dot``
 (``MINIRNN_NUMBA_BLAS=numba-dot`` picks it anywhere).
 
+A product with one row, or with up to ``GEMV_MAX_ROWS`` rows of an untransposed ``a`` (a batch of one to
+three trials times a weight matrix), goes to ``cblas_?gemv`` instead, one matrix-vector product per row
+(symbols ``minirnn_sgemv`` / ``minirnn_dgemv``), as NumPy's ``matmul`` does for a vector: ``?gemm`` first
+copies (packs) all of ``op(b)``, which at one row costs more than the product. Measured from compiled code
+(float32, one thread, 2-core AMD EPYC): one row times 1024 x 1024 takes 86 us by ``?gemv`` against 349 by
+``?gemm``, 2048 x 2048 577 against 2045, ``h (1, 1024) @ W_h^T (4096, 1024)^T`` 614 against 5183; at three
+rows ``?gemv`` is still about 2x faster, at four they tie, at eight ``?gemm`` wins by 1.4-2x. The readout
+gradient ``dZ^T (2, T B) @ A (T B, N_rec + 3)`` is the exception (``?gemv`` per row reads the tall ``A``
+twice, 1.7x slower at N_rec 256 and 1024), so a transposed ``a`` takes ``?gemv`` at one row only.
+
 Every product runs on one BLAS thread (:func:`one_blas_thread`): the kernels run their own threads,
-one chunk of trials each.
+one chunk of trials each. A lone chunk (a batch under 96 trials) does not take a second BLAS thread
+either: OpenBLAS's one- and two-thread ``?gemv`` differ in the last bit of a few outputs at most sizes
+(a row times N x N and times 4N x N, N_rec 1000-1039: at 58 of 80 shapes), so the numbers would depend
+on ``set_num_threads``.
 """
 from __future__ import annotations
 
@@ -36,8 +49,20 @@ def _signature(real):
                       types.voidptr, types.int64, types.voidptr, types.int64, real, types.voidptr, types.int64)
 
 
+def _gemv_signature(real):
+    # cblas_?gemv(order, trans, M, N, alpha, A, lda, X, incX, beta, Y, incY), 64-bit ints
+    return types.void(types.int32, types.int32, types.int64, types.int64, real, types.voidptr, types.int64,
+                      types.voidptr, types.int64, real, types.voidptr, types.int64)
+
+
 _sgemm = types.ExternalFunction("minirnn_sgemm", _signature(types.float32))
 _dgemm = types.ExternalFunction("minirnn_dgemm", _signature(types.float64))
+_sgemv = types.ExternalFunction("minirnn_sgemv", _gemv_signature(types.float32))
+_dgemv = types.ExternalFunction("minirnn_dgemv", _gemv_signature(types.float64))
+
+#: Products with at most this many rows of an untransposed ``a`` go to ``?gemv``, one row at a time (measured:
+#: module docstring).
+GEMV_MAX_ROWS = 3
 
 
 @njit(cache=True, inline="always", nogil=True)
@@ -53,6 +78,20 @@ def gemm(trans_a, trans_b, a, b, c, accumulate=False):
     ta = TRANS if trans_a else NO_TRANS
     tb = TRANS if trans_b else NO_TRANS
     beta = 1.0 if accumulate else 0.0
+    if m == 1 or (m <= GEMV_MAX_ROWS and not trans_a):
+        # row r of c = (row r of op(a)) @ op(b) = op(b)^T x: ?gemv on b as stored (b.shape, ldb), transposed
+        # unless trans_b. Row r of op(a) is a[r] (stride 1), or column r of a (stride lda) when trans_a.
+        tv = NO_TRANS if trans_b else TRANS
+        inc_x = lda if trans_a else 1
+        for r in range(m):
+            x = a[:, r:] if trans_a else a[r:]
+            if c.itemsize == 4:
+                _sgemv(ROW_MAJOR, tv, b.shape[0], b.shape[1], np.float32(1), b.ctypes.data, ldb, x.ctypes.data, inc_x,
+                       np.float32(beta), c[r:].ctypes.data, 1)
+            else:
+                _dgemv(ROW_MAJOR, tv, b.shape[0], b.shape[1], np.float64(1), b.ctypes.data, ldb, x.ctypes.data, inc_x,
+                       np.float64(beta), c[r:].ctypes.data, 1)
+        return
     if c.itemsize == 4:  # float32 (the kernels take float32 and float64 only)
         _sgemm(ROW_MAJOR, ta, tb, m, n, k, np.float32(1), a.ctypes.data, lda, b.ctypes.data, ldb,
                np.float32(beta), c.ctypes.data, ldc)
@@ -89,7 +128,8 @@ def _numpy_openblas():
             continue
         dll = ctypes.CDLL(lib.filepath)
         for prefix in ("scipy_", ""):  # the wheels' scipy-openblas64, or a plain openblas64_ build
-            names = [f"{prefix}cblas_sgemm64_", f"{prefix}cblas_dgemm64_", f"{prefix}openblas_get_num_threads64_",
+            names = [f"{prefix}cblas_sgemm64_", f"{prefix}cblas_dgemm64_", f"{prefix}cblas_sgemv64_",
+                     f"{prefix}cblas_dgemv64_", f"{prefix}openblas_get_num_threads64_",
                      f"{prefix}openblas_set_num_threads64_"]
             if all(hasattr(dll, name) for name in names):
                 return dll, prefix
@@ -128,6 +168,28 @@ def _fallback(real, dtype):
     return cached(cfunc, {"sig": _signature(real), "cache": True}, gemm_by_dot)
 
 
+def _gemv_fallback(real, dtype):
+    """The cblas ``?gemv`` interface (alpha 1, beta 0 or 1, as :func:`gemm` calls it) by Numba's ``np.dot``."""
+
+    def gemv_by_dot(order, trans, rows, cols, alpha, a, lda, x, incx, beta, y, incy):
+        n_in, n_out = (rows, cols) if trans == TRANS else (cols, rows)
+        if n_out == 0:
+            return
+        Y = carray(y, ((n_out - 1) * incy + 1,), dtype)[::incy]
+        if n_in == 0:
+            product = np.zeros(n_out, dtype)
+        else:
+            A = np.ascontiguousarray(carray(a, (rows, lda), dtype)[:, :cols])
+            X = np.ascontiguousarray(carray(x, ((n_in - 1) * incx + 1,), dtype)[::incx])
+            product = np.dot(X, A) if trans == TRANS else np.dot(A, X)
+        if beta == 0:
+            Y[:] = product
+        else:
+            Y[:] += product
+
+    return cached(cfunc, {"sig": _gemv_signature(real), "cache": True}, gemv_by_dot)
+
+
 class _Provider:
     """Which BLAS the symbols call (``name``), and how to hold it at one thread."""
 
@@ -144,17 +206,19 @@ class _Provider:
             dll, prefix = found
             self.name = "numpy-openblas"
             for real in ("s", "d"):
-                address = ctypes.cast(getattr(dll, f"{prefix}cblas_{real}gemm64_"), ctypes.c_void_p).value
-                llvm.add_symbol(f"minirnn_{real}gemm", address)
+                for routine in ("gemm", "gemv"):
+                    address = ctypes.cast(getattr(dll, f"{prefix}cblas_{real}{routine}64_"), ctypes.c_void_p).value
+                    llvm.add_symbol(f"minirnn_{real}{routine}", address)
             self.get_threads = getattr(dll, f"{prefix}openblas_get_num_threads64_")
             self.get_threads.restype = ctypes.c_int
             self.set_threads = getattr(dll, f"{prefix}openblas_set_num_threads64_")
             self.set_threads.argtypes = [ctypes.c_int]
         elif importlib.util.find_spec("scipy") is not None:  # Numba's np.dot calls SciPy's BLAS
             self.name = "numba-dot"
-            self.fallbacks = [_fallback(types.float32, np.float32), _fallback(types.float64, np.float64)]
-            llvm.add_symbol("minirnn_sgemm", self.fallbacks[0].address)
-            llvm.add_symbol("minirnn_dgemm", self.fallbacks[1].address)
+            self.fallbacks = [_fallback(types.float32, np.float32), _fallback(types.float64, np.float64),
+                              _gemv_fallback(types.float32, np.float32), _gemv_fallback(types.float64, np.float64)]
+            for name, fallback in zip(("sgemm", "dgemm", "sgemv", "dgemv"), self.fallbacks):
+                llvm.add_symbol(f"minirnn_{name}", fallback.address)
         else:
             self.name = "none"  # the kernels are not used (WHOLE_LOOP_MAX_N 0, numba_lstm.HAVE_BLAS False)
         self.scipy_blas = None  # SciPy's OpenBLAS (behind the fallback's np.dot), found on first use

@@ -434,6 +434,11 @@ def gaussian_noise(key, shape, dtype=np.float64):
 
 CHUNK_TRIALS = 64
 GRAD_STEPS = 8  # steps per [dW_rec | dW_in | db_rec] matmul (1-200 measured: no difference beyond noise)
+# ... but at least GRAD_ROWS rows (steps x trials) per matmul: a chunk of a few trials otherwise makes a thin
+# product per 8 steps that re-reads the whole (N + I + 1, N) sum (thread CPU time at N_rec 2048, B 1, T 100:
+# 350 ms with 8 steps, 227-245 with 32-256; N_rec 1024, B 8: 361 against 244 with 16). Chunks of 16 trials or
+# more (every chunk of a batch of 96 or more) keep GRAD_STEPS.
+GRAD_ROWS = 128
 _threads = None
 _pool = None
 
@@ -704,19 +709,31 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     c2n = dtype.type(2 / (T * B * O))
     bounds = batch_chunks(B)
     C = len(bounds) - 1
+    # The chunks run in waves of S (one per thread), each into a float64 slot; the slots are added into
+    # one float64 total in chunk order, which is the sum over all chunks at once, bit for bit, whatever
+    # S is. So memory stays (S + 1) K (N + I + 1) N float64 however large the batch.
+    S = min(C, num_threads())
     loss, r2 = np.zeros((C, K)), np.zeros((C, K))
-    g_augT, g_out = np.zeros((C, K, N + I + 1, N)), np.zeros((C, K, O, N + I + 1))
+    g_augT, g_out = np.zeros((S, K, N + I + 1, N)), np.zeros((S, K, O, N + I + 1))
+    sum_augT, sum_out = np.zeros((K, N + I + 1, N)), np.zeros((K, O, N + I + 1))
     d_x0 = np.zeros((K, B, N), dtype)
 
-    def run(c):
+    def run(c, s):
         _loss_and_grads_chunk(W_aug_T, W_alpha, W_out_aug, W_out, x0_f, alpha_f, decay, ns, noise_f, noise_mode,
-                              keys, u_f, y_f, m_f, fr, has_fr, c2n, act.code, bounds[c], bounds[c + 1], GRAD_STEPS,
-                              loss[c], r2[c], g_augT[c], g_out[c], d_x0)
+                              keys, u_f, y_f, m_f, fr, has_fr, c2n, act.code, bounds[c], bounds[c + 1],
+                              max(GRAD_STEPS, -(-GRAD_ROWS // (bounds[c + 1] - bounds[c]))),
+                              loss[c], r2[c], g_augT[s], g_out[s], d_x0)
 
-    if T > 0 and B > 0:
-        parallel_map(run, C)
-    loss, r2, g_out = loss.sum(0), r2.sum(0), g_out.sum(0)
-    g_aug = rate.mT(g_augT.sum(0))  # (K, N, N + I + 1)
+    for first in range(0, C, S) if T > 0 and B > 0 else ():
+        wave = min(S, C - first)
+        if first:
+            g_augT[:wave], g_out[:wave] = 0, 0
+        parallel_map(lambda s: run(first + s, s), wave)
+        for s in range(wave):  # chunk first + s, in chunk order
+            sum_augT += g_augT[s]
+            sum_out += g_out[s]
+    loss, r2, g_out = loss.sum(0), r2.sum(0), sum_out
+    g_aug = rate.mT(sum_augT)  # (K, N, N + I + 1)
     value = (loss / (T * B * O)).astype(dtype).reshape(lead)
     if has_fr:
         value = value + fr_coef * (r2 / n_rates).astype(dtype).reshape(lead)

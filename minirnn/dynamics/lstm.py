@@ -54,8 +54,11 @@ def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
     G = xp.empty(drive.shape, dtype=drive.dtype)
     h = xp.broadcast_to(h0, lead + (B, N))
     c = xp.broadcast_to(c0, lead + (B, N))
+    which = getattr(W_mask, "index", range(T))  # which mask step k uses (as in dynamics/rate.py)
+    W_k = W_h
     for k in range(T):
-        W_k = W_h if W_mask is None else W_h * xp.concatenate([W_mask[k]] * 4, axis=-2)
+        if W_mask is not None and (k == 0 or which[k] != which[k - 1]):  # a lesion: mask anew when it changes
+            W_k = W_h * xp.concatenate([W_mask[k]] * 4, axis=-2)
         a = h @ mT(W_k) + drive[..., k, :, :]  # (*lead, B, 4N)  pre-activations of all gates
         gates = sigmoid(a)  # f, i, o (the c-slice is replaced just below)
         gates[..., 2 * N:3 * N] = xp.tanh(a[..., 2 * N:3 * N])  # g = tanh(a_c)

@@ -54,10 +54,15 @@ def recur_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act
     decay = 1 - alpha
     W_mask = getattr(perturb, "W_mask", None)
     clamp_mask = getattr(perturb, "clamp_mask", None)
+    # Which mask step k uses: a StepMasks (simulate.py) holds its few distinct masks once and says which
+    # (``index``); a plain (T, N, N) array has one per step.
+    which = getattr(W_mask, "index", range(T))
     X = xp.empty(drive.shape, dtype=drive.dtype)
     x = xp.broadcast_to(x0, drive.shape[:-3] + (B, drive.shape[-1]))
+    W_k = W_alpha
     for k in range(T):
-        W_k = W_alpha if W_mask is None else W_alpha * W_mask[k]
+        if W_mask is not None and (k == 0 or which[k] != which[k - 1]):  # a lesion: mask anew when it changes
+            W_k = W_alpha * W_mask[k]
         # x_{k+1} = (1 - alpha) x_k + alpha (f(x_k) @ W_rec^T + drive_k) + noise_scale xi_k
         x = decay * x + act.f(x) @ mT(W_k) + inp[..., k, :, :]
         if clamp_mask is not None:
