@@ -263,13 +263,18 @@ def test_psychrnn_lstm_file_reproduces_psychrnn_outputs(dtype):
 
 @pytest.mark.filterwarnings("ignore:.*optimizer-state")
 def test_psychrnn_weights_dict_in_params_builds_the_same_network():
+    """The arrays of a PsychRNN file in params: the same weights as loading the file. The cell is the
+    class's (PsychRNNLSTM: PsychRNN's), never guessed from the arrays' layout."""
+    from minirnn import PsychRNNLSTM
+
     w = mio.read_npz(GOLDEN)
     p = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=100)
     p.update({k: v for k, v in w.items() if "/" not in k})
-    a = LSTM(p)
     b = LSTM(golden_params())
-    assert a.lstm_variant == "psychrnn"
-    assert all(np.array_equal(a.raw[k], b.raw[k]) for k in a.raw)
+    for cls, variant in ((PsychRNNLSTM, "psychrnn"), (LSTM, "standard")):
+        a = cls(p)
+        assert a.lstm_variant == variant
+        assert all(np.array_equal(a.raw[k], b.raw[k]) for k in a.raw)
 
 
 @pytest.mark.parametrize("variant", ["standard", "psychrnn"])
@@ -382,11 +387,11 @@ def test_psychrnn_lstm_class_defaults_to_psychrnns_cell(tmp_path):
     assert np.array_equal(ported.test(io["x"])[0], explicit.test(io["x"])[0])
     native.set_weights(trained)  # the standard cell gives other outputs from the same weights
     assert not np.allclose(native.test(io["x"][:1])[0][0], io["outputs"][0], rtol=1e-5, atol=2e-6)
-    # an explicit lstm_variant still wins, and a minirnn file keeps its own variant
+    # an explicit lstm_variant wins over the class default, and a minirnn file keeps its own variant
     assert PsychRNNLSTM(dict(p, lstm_variant="standard")).lstm_variant == "standard"
     path = native.save(str(tmp_path / "standard"))
     assert PsychRNNLSTM(dict(p, load_weights_path=path)).lstm_variant == "standard"
-    # PsychRNN-layout gate weights or a PsychRNN file: psychrnn for both classes, as before
+    # a PsychRNN file: psychrnn for both classes (PsychRNN-layout arrays in params keep the class's cell)
     assert LSTM(dict(p, load_weights_path=GOLDEN)).lstm_variant == "psychrnn"
 
 

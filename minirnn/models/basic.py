@@ -42,12 +42,13 @@ FILE_OWNED = ("W_in", "W_rec", "W_out", "b_rec", "b_out", "init_state", "input_c
               "output_connectivity", "initializer")
 
 
-def _warn_overridden_by_file(p, file_info, given):
-    """Warn about explicit params that ``load_weights_path``'s file overrides (silently in PsychRNN)."""
+def _warn_overridden_by_file(p, file_info, given, owned=FILE_OWNED):
+    """Warn about explicit params that ``load_weights_path``'s file overrides (silently in PsychRNN).
+    ``owned``: the params a file replaces (the LSTM passes its own)."""
     import warnings
 
     path = p["load_weights_path"]
-    ignored = [key for key in FILE_OWNED if key in given]
+    ignored = [key for key in owned if key in given]
     if ignored:
         warnings.warn(f"load_weights_path={path!r}: the file's weights and masks are used, so the given {ignored} "
                       "are ignored.", stacklevel=5)

@@ -23,9 +23,16 @@ on the hidden blocks of the four gates together (mean over their ``4 N_rec^2`` e
 ``L1_in``/``L2_in`` on the input blocks (mean over ``4 N_rec N_in``); ``L2_firing_rate`` on the
 hidden states ``h``. (PsychRNN applied them to unused ``W_in``/``W_rec`` variables instead.)
 
-PsychRNN weights files (no ``minirnn`` metadata) are read with ``lstm_variant="psychrnn"``, the
-gate matrices transposed from PsychRNN's ``(N_rec + N_in, N_rec)``, and the first row of their
-per-batch-row ``init_hidden``/``init_cell`` (as PsychRNN's ``LSTMSimulator`` does).
+The variant is ``params["lstm_variant"]``, else the class's default; a weights file
+(``load_weights_path``) brings its own, used over an explicit one (which then warns), as are its
+weights and masks. It never depends on the layout of gate arrays: ours, ``(N_rec, N_rec + N_in)``,
+and PsychRNN's transpose are both accepted, and never share a shape since ``N_in >= 1``.
+
+PsychRNN weights files (no ``minirnn`` metadata) are read as ``lstm_variant="psychrnn"`` (the only
+cell PsychRNN has), the gate matrices transposed from PsychRNN's ``(N_rec + N_in, N_rec)``, and the
+first row of their per-batch-row ``init_hidden``/``init_cell`` (as PsychRNN's ``LSTMSimulator`` does).
+The rate RNN's params (``W_rec``, ``transfer_function``, a per-unit ``tau``, ...) warn: see
+:data:`RATE_ONLY_PARAMS`.
 
 ``PsychRNNLSTM`` is the same class with ``lstm_variant="psychrnn"`` as its default: what a PsychRNN
 script gets when it is ported (``from minirnn import PsychRNNLSTM as LSTM``), so it trains
@@ -42,17 +49,27 @@ from ..errors import ParameterError, ShapeError
 from ..nn import regularizers
 from ..nn.activations import ACTIVATIONS
 from ..nn.constraints import effective_weight_backward
-from .basic import rows, time_major
+from .basic import _warn_overridden_by_file, rows, time_major
 from .rnn import RNN
 
 mT = lstm_dynamics.mT
 GATES = ("f", "i", "c", "o")
 VARIANTS = {"standard": "tanh", "psychrnn": "sigmoid"}
+MASKS = ("input_connectivity", "rec_connectivity", "output_connectivity")
+
+#: params of the rate RNN (Basic) that the LSTM has no use for: set explicitly, they warn. ``tau`` only
+#: per unit or per network: a single number is required of every model, as in PsychRNN. ``dt`` and
+#: ``alpha`` come with a task; ``rec_noise`` and ``dale_ratio`` have warnings of their own.
+RATE_ONLY_PARAMS = ("W_in", "W_rec", "b_rec", "init_state", "W_in_train", "W_rec_train", "b_rec_train",
+                    "init_state_train", "transfer_function", "initializer", "which_rand_init",
+                    "which_rand_W_rec_init", "init_minval", "init_maxval", "spec_rad", "tau")
+#: all-zero (minirnn) or unused (PsychRNN) arrays that every LSTM weights dict carries, as PsychRNN's files do
+WEIGHTS_DICT_PLACEHOLDERS = ("W_in", "W_rec", "b_rec", "init_state")
 
 _LSTM_PARAMS = {
-    "lstm_variant": (None, "standard (h = o tanh(c)) | psychrnn (h = o sigmoid(c)); None: the variant of a "
-                           "loaded weights file (PsychRNN's files: psychrnn), else the class's default "
-                           "(LSTM: standard; PsychRNNLSTM, what ported PsychRNN scripts get: psychrnn)"),
+    "lstm_variant": (None, "standard (h = o tanh(c)) | psychrnn (h = o sigmoid(c)); None: the class's default "
+                           "(LSTM: standard; PsychRNNLSTM, what ported PsychRNN scripts get: psychrnn). A "
+                           "weights file's variant (PsychRNN's files: psychrnn) is used over this one"),
     "init_hidden": (None, "initial hidden state (1, N_rec) (a PsychRNN (N_batch, N_rec): first row)"),
     "init_cell": (None, "initial cell state (1, N_rec) (a PsychRNN (N_batch, N_rec): first row)"),
     "init_hidden_train": (True, "False freezes init_hidden"),
@@ -63,6 +80,19 @@ for _g in GATES:
     _LSTM_PARAMS[f"b_{_g}"] = (None, f"initial gate bias b_{_g} (N_rec,)")
     _LSTM_PARAMS[f"W_{_g}_train"] = (True, f"False freezes W_{_g}")
     _LSTM_PARAMS[f"b_{_g}_train"] = (True, f"False freezes b_{_g}")
+
+
+def _check_variant(variant):
+    """ParameterError unless ``variant`` is one of :data:`VARIANTS`."""
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ParameterError(f"The 'lstm_variant' parameter of LSTM must be one of {sorted(VARIANTS)} "
+                             f"or None (the same for every network). Got {variant!r} instead.")
+
+
+def _variant_of_file(info) -> str:
+    """The cell of a loaded weights file: its minirnn record's, else PsychRNN's (its only cell)."""
+    meta = info.get("meta") or {}
+    return meta.get("lstm_variant", "psychrnn") if info["format"] == "minirnn" else "psychrnn"
 
 
 class LSTM(RNN):
@@ -77,10 +107,11 @@ class LSTM(RNN):
     """
 
     architecture = "lstm"
-    default_variant = "standard"  # lstm_variant=None and nothing else decides (a file, PsychRNN-layout gates)
+    default_variant = "standard"  # for lstm_variant=None without a weights file
     param_names = ("W_f", "W_i", "W_c", "W_o", "b_f", "b_i", "b_c", "b_o", "W_out", "b_out",
                    "init_hidden", "init_cell")
     constrained = ("W_f", "W_i", "W_c", "W_o", "W_out")
+    _network_keys = frozenset()  # the keys an ensemble's network_params set (_init_ensemble)
 
     def _extra_params(self) -> dict:
         return dict(_LSTM_PARAMS)
@@ -93,27 +124,25 @@ class LSTM(RNN):
         shapes["W_out"], shapes["b_out"] = (self.N_out, N), (self.N_out,)
         return shapes
 
+    def _init_ensemble(self, K, seeds, network_params):
+        # network_params' keys are lost once merged into each network's params: kept for _warn_unused_params
+        network_params = None if network_params is None else list(network_params)
+        self._network_keys = {key for o in network_params or () if isinstance(o, dict)
+                              for key, value in o.items() if value is not None}
+        super()._init_ensemble(K, seeds, network_params)
+
     # ---- construction -------------------------------------------------------------------------
     def _build(self):
+        if self.params["lstm_variant"] is not None:  # checked even where a weights file's variant replaces it
+            _check_variant(self.params["lstm_variant"])
+        self._warn_unused_params()
         nets, variants = [], set()
         for k, p in enumerate(self.network_params):
-            if isinstance(p["dale_ratio"], np.ndarray) and p["dale_ratio"].dtype == object:
-                p["dale_ratio"] = p["dale_ratio"].item()  # a PsychRNN file's 0-d array holding None
-            if p["dale_ratio"] is not None:
-                if k == 0:
-                    warnings.warn("dale_ratio is ignored by the LSTM (Dale's principle is defined for the rate "
-                                  "RNN only), as PsychRNN ignored it.", stacklevel=5)
-                p["dale_ratio"] = None
-            if float(np.max(np.asarray(p["rec_noise"]))) > 0 and k == 0:
-                warnings.warn("rec_noise is ignored by the LSTM (it has no recurrent noise), as in PsychRNN.",
-                              stacklevel=5)
-            net, variant = self._network_arrays(p, self.rng_init[k] if self.lead else self.rng_init)
+            net, variant = self._network_arrays(p, self.rng_init[k] if self.lead else self.rng_init, warn=k == 0)
             nets.append(net)
             variants.add(variant)
         variant = variants.pop() if len(variants) == 1 else sorted(map(str, variants))
-        if not isinstance(variant, str) or variant not in VARIANTS:
-            raise ParameterError(f"The 'lstm_variant' parameter of LSTM must be one of {sorted(VARIANTS)} "
-                                 f"or None (the same for every network). Got {variant!r} instead.")
+        _check_variant(variant)
         self.lstm_variant = variant
         for p in [self.params, *self.network_params]:
             p["lstm_variant"] = variant
@@ -121,29 +150,64 @@ class LSTM(RNN):
         net = {key: np.stack([n[key] for n in nets]) for key in nets[0]} if self.lead else nets[0]
         self._set_network_arrays(net)
 
-    def _network_arrays(self, p, rng):
-        """Host float64 arrays of one network (params ``p``): raw weights, masks; and the variant."""
+    def _warn_unused_params(self):
+        """Warn once for each kind of param the LSTM ignores: the rate RNN's (:data:`RATE_ONLY_PARAMS`),
+        ``dale_ratio`` and ``rec_noise`` (in params or any network's), and clear ``dale_ratio``."""
+        unused = self._rate_only_params_given()
+        if unused:
+            warnings.warn(f"{type(self).__name__} does not use the rate RNN's params {unused}, so they are ignored: "
+                          "the LSTM has no W_in/W_rec/b_rec/init_state, transfer function, initializer or time "
+                          "constant; its weights are the gates W_f, W_i, W_c, W_o, b_f, ..., W_out, b_out and "
+                          "init_hidden/init_cell.", stacklevel=4)
+        dale = False
+        for p in self.network_params:
+            if isinstance(p["dale_ratio"], np.ndarray) and p["dale_ratio"].dtype == object:
+                p["dale_ratio"] = p["dale_ratio"].item()  # a PsychRNN file's 0-d array holding None
+            dale = dale or p["dale_ratio"] is not None
+            p["dale_ratio"] = None
+        if dale:
+            warnings.warn("dale_ratio is ignored by the LSTM (Dale's principle is defined for the rate "
+                          "RNN only), as PsychRNN ignored it.", stacklevel=4)
+        if any(float(np.max(np.asarray(p["rec_noise"]))) > 0 for p in self.network_params):
+            warnings.warn("rec_noise is ignored by the LSTM (it has no recurrent noise), as in PsychRNN.",
+                          stacklevel=4)
+
+    def _rate_only_params_given(self) -> list:
+        """The :data:`RATE_ONLY_PARAMS` the user set: in params (not a task's own settings) or network_params.
+
+        Quiet: a single-number ``tau`` in params (required of every model, as in PsychRNN), and the
+        :data:`WEIGHTS_DICT_PLACEHOLDERS` when params also hold every gate matrix, i.e. a weights
+        dict (``params.update(lstm.get_weights())`` or a PsychRNN file's arrays).
+        """
+        quiet = set(self._task_keys)
+        if np.ndim(self.params["tau"]) == 0:
+            quiet.add("tau")
+        if all(f"W_{g}" in self._user_keys for g in GATES):
+            quiet.update(WEIGHTS_DICT_PLACEHOLDERS)
+        given = (self._user_keys - quiet) | self._network_keys
+        return [key for key in RATE_ONLY_PARAMS if key in given]
+
+    def _network_arrays(self, p, rng, warn=True):
+        """Host float64 arrays of one network (params ``p``): raw weights, masks; and the variant.
+        ``warn``: warn about what a weights file overrides (once for an ensemble: network 0)."""
         N, N_in, N_out = self.N_rec, self.N_in, self.N_out
-        variant = p["lstm_variant"]
-        given, masks = {}, {k: p[k] for k in ("input_connectivity", "rec_connectivity", "output_connectivity")}
-        if p["load_weights_path"] is not None:
+        if p["load_weights_path"] is not None:  # the file's weights, masks and variant, as Basic uses a file's
             from .. import io
 
             info = io.load_weights_for_model(p["load_weights_path"], self)
-            w = info["weights"]
-            given = {k: w[k] for k in self.param_names if k in w}
-            for k in masks:
-                if masks[k] is None and w.get(k) is not None:
-                    masks[k] = w[k]
-            if variant is None:  # a file without our metadata is PsychRNN's
-                meta = info.get("meta") or {}
-                variant = meta.get("lstm_variant", "psychrnn") if info["format"] == "minirnn" else "psychrnn"
+            variant = _variant_of_file(info)
+            if warn:  # (dale_ratio and transfer_function are not the LSTM's: _warn_unused_params)
+                owned = self.param_names + MASKS
+                given_keys = self._user_keys | self._network_keys
+                _warn_overridden_by_file(p, info, given_keys & set(owned), owned)
+                self._warn_if_file_variant_differs(p, variant)
+            given = {k: info["weights"][k] for k in self.param_names if k in info["weights"]}
+            masks = {k: info["weights"].get(k) for k in MASKS}
         else:
+            # the class's default, never the gate arrays' layout: _given_array takes either layout
+            variant = p["lstm_variant"] or self.default_variant
             given = {k: p[k] for k in self.param_names if p.get(k) is not None}
-            if variant is None:
-                # Gate weights in PsychRNN's (N_rec + N_in, N_rec) layout, with no variant: PsychRNN's.
-                psy = any(np.shape(given.get(f"W_{g}")) == (N + N_in, N) for g in GATES)
-                variant = "psychrnn" if psy else self.default_variant
+            masks = {k: p[k] for k in MASKS}
 
         net = {}
         for name, shape in (("input_connectivity", (N, N_in)), ("rec_connectivity", (N, N)),
@@ -175,12 +239,20 @@ class LSTM(RNN):
             net[name] = self._given_array(name, value)
         return net, variant
 
+    def _warn_if_file_variant_differs(self, p, file_variant):
+        """The file's cell is the one its weights were trained in: it wins over an explicit lstm_variant
+        (as a Basic file's transfer_function does), with this warning."""
+        if "lstm_variant" in self._user_keys and p["lstm_variant"] != file_variant:
+            warnings.warn(f"load_weights_path={p['load_weights_path']!r}: the file's lstm_variant {file_variant!r} "
+                          f"is used, not the given {p['lstm_variant']!r} (its weights were trained in that cell; "
+                          "as for a file's transfer_function and dale_ratio).", stacklevel=5)
+
     def _given_array(self, name, value):
         """A user/file array -> this model's layout: gates (N_rec, N_rec + N_in), states (1, N_rec)."""
         N, N_in, N_out = self.N_rec, self.N_in, self.N_out
         a = np.asarray(value, dtype=np.float64)
         if name.startswith("W_") and name != "W_out":
-            if a.shape == (N + N_in, N) and N_in > 0:
+            if a.shape == (N + N_in, N):  # never our (N, N + N_in) too: N_in >= 1 (checked with the params)
                 a = a.T  # PsychRNN's (N_rec + N_in, N_rec) -> (post, pre)
             shape = (N, N + N_in)
         elif name in ("init_hidden", "init_cell"):
@@ -189,7 +261,7 @@ class LSTM(RNN):
                     warnings.warn(f"{name}: PsychRNN trained one initial state per batch row ({a.shape[0]} rows that "
                                   "differ); minirnn's LSTM has one for every trial and keeps the first row, as "
                                   "PsychRNN's LSTMSimulator does. Trials of later rows start elsewhere than in "
-                                  "PsychRNN's model.test.", stacklevel=6)
+                                  "PsychRNN's model.test.", stacklevel=5)
                 a = a[:1]  # PsychRNN's per-batch-row initial state: its first row
             shape = (1, N)
         else:
@@ -327,8 +399,11 @@ class LSTM(RNN):
 
         ``W_f, W_i, W_c, W_o`` are ``(N_rec + N_in, N_rec)`` (PsychRNN's, the transpose of ours),
         ``init_hidden``/``init_cell`` ``(1, N_rec)``, ``lstm_variant`` a string. ``W_in``, ``W_rec``,
-        ``b_rec``, ``init_state`` are zeros that the LSTM does not use: PsychRNN's LSTM files carry
-        them and its ``LSTMSimulator`` reads them.
+        ``b_rec``, ``init_state`` are zeros and ``Dale_rec``, ``Dale_out`` identities (no Dale's
+        principle) that the LSTM does not use: PsychRNN's LSTM files carry them, its ``LSTMSimulator``
+        reads the first four and its ``LSTM(load_weights_path=...)`` the Dale matrices. (That LSTM
+        takes only ``W_out``/``b_out`` from any file, its own too: it draws its gates and initial
+        states afresh. ``LSTMSimulator`` runs the saved network.)
         """
         host = self.backend.to_host
         eff = self.effective_weights()
@@ -343,6 +418,8 @@ class LSTM(RNN):
         z = lambda *shape: np.zeros(self.lead + shape, dtype=self.dtype)  # noqa: E731
         out.update(W_in=z(self.N_rec, self.N_in), W_rec=z(self.N_rec, self.N_rec), b_rec=z(self.N_rec),
                    init_state=z(1, self.N_rec))
+        eye = np.broadcast_to(np.eye(self.N_rec, dtype=self.dtype), self.lead + (self.N_rec, self.N_rec))
+        out.update(Dale_rec=eye.copy(), Dale_out=eye.copy())
         out["dale_ratio"] = None
         out["lstm_variant"] = self.lstm_variant
         return out
@@ -363,7 +440,7 @@ class PsychRNNLSTM(LSTM):
     A PsychRNN script ported by changing imports gets this class under PsychRNN's name
     (``from minirnn import PsychRNNLSTM as LSTM``), so it trains the architecture PsychRNN trained
     and its saved files read back the same in PsychRNN's ``LSTMSimulator``. An explicit
-    ``params["lstm_variant"]`` still wins, and a minirnn weights file keeps its own variant.
+    ``params["lstm_variant"]`` wins over this default; a weights file's variant wins over both.
     """
 
     default_variant = "psychrnn"

@@ -130,6 +130,7 @@ class RNN:
     def __init__(self, params: dict, n_networks: int | None = None, seeds=None, network_params=None):
         p = self.params = resolve_model_params(params, owner=type(self).__name__, extra=self._extra_params())
         self._user_keys = {k for k, v in params.items() if v is not None}
+        self._task_keys = frozenset(getattr(params, "task_keys", ()))  # a task's own settings (TaskParams)
         self.name = p["name"]
         self.dtype = np.dtype(p["dtype"])  # sizes, dtype and the other values were checked by resolve_model_params
         self.backend = get_backend(p["backend"])
