@@ -99,7 +99,7 @@ def load_weights_for_model(path, model) -> dict:
     """
     kind = getattr(model, "architecture", "basic")
     arrays, info = read_weights_file(path, kind, f"{type(model).__name__} ({kind})", required=model.param_names,
-                                     stacklevel=5)
+                                     stacklevel=6)
     sizes = {"N_in": model.N_in, "N_rec": model.N_rec, "N_out": model.N_out}
     expected = model.weight_file_shapes() if hasattr(model, "weight_file_shapes") else {
         "W_in": (sizes["N_rec"], sizes["N_in"]), "W_rec": (sizes["N_rec"], sizes["N_rec"]),
