@@ -21,8 +21,20 @@ running one update on copies of the model and the task (no file written, the tas
 untouched) before it creates, overwrites or deletes anything in the run directory: bad input never
 costs a saved run, even with ``--force``. ``evaluate`` and ``plot`` refuse a run whose weights file
 still holds its initial weights (status ``running``: training under way, or killed) and warn on
-stderr about an ``interrupted`` or ``diverged`` one. Exit codes: 0 done, 1 training diverged, 2 bad input,
-130 / 143 interrupted by SIGINT / SIGTERM (a checkpoint was written: ``--resume`` continues).
+stderr about an ``interrupted`` or ``diverged`` one.
+
+``train`` holds an exclusive lock on its run directory while it trains (``RUN_DIR/.run.lock``,
+an ``flock`` the operating system drops if the process dies): a second ``train`` or ``--resume``
+into the same directory meanwhile is refused (exit code 2). Without ``--out``, every job gets a
+new directory ``runs/<date-time>-<6 random hex digits>``, so jobs started in the same second
+never share one. ``--force`` removes the old run's files (see its help) before training;
+``--resume`` of a complete run changes nothing; ``run.json``'s ``timings`` add up every training
+segment (the first training and each resume).
+
+Exit codes: 0 done; 1 training diverged, or the constraint audit of the trained network failed
+(``train``), or a relative error is above ``--tolerance`` (``gradcheck``); 2 bad input (a run
+directory in use by another ``train`` included); 130 / 143 interrupted by SIGINT / SIGTERM (a
+checkpoint was written: ``--resume`` continues).
 """
 from __future__ import annotations
 
@@ -53,6 +65,11 @@ TASK_DERIVED = {"alpha": "dt / tau; set task.dt or task.tau instead",
                 "N_steps": "T / dt; set task.T or task.dt instead",
                 "N_in": "its number of inputs; choose the task and its settings instead",
                 "N_out": "its number of outputs; choose the task and its settings instead"}
+DEFAULT_RUNS = "runs"  # the default run directory is DEFAULT_RUNS/<date-time>-<6 hex digits>
+PLOTS_DIR = "plots"  # minirnn plot's default output folder, inside the run directory
+PLOT_FIGURES = ("training", "trial", "weights", "psychometric")  # minirnn plot's figures (base names)
+#: what ``train --force`` removes before training (with the figures in PLOTS_DIR): the old run's files
+PREVIOUS_RUN_FILES = (runs.WEIGHTS_FILE, runs.LAST_GOOD_FILE, runs.CHECKPOINT_FILE, runs.RECORD_FILE)
 # options that take a Python object, which neither TOML nor --set can give
 PYTHON_ONLY = {"initializer": "a WeightInitializer", "custom_regularization": "a callable",
                "curriculum": "a Curriculum", "performance_measure": "a callable"}
@@ -253,14 +270,75 @@ def _check_run_dir(run_dir) -> None:
         raise ParameterError(f"cannot write the run directory {run_dir!r}: {parent!r} is not a writable directory.")
 
 
+def default_run_dir() -> str:
+    """``runs/<date-time>-<6 hex digits>``: jobs started in the same second get different names."""
+    return os.path.join(DEFAULT_RUNS, f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}")
+
+
+def _holds_run(run_dir) -> bool:
+    return os.path.exists(os.path.join(run_dir, runs.RECORD_FILE))
+
+
+def _refuse_existing_run(run_dir):
+    raise ParameterError(f"{run_dir!r} already holds a run. Continue it with 'minirnn train --resume "
+                         f"{run_dir}', or pass --force to start over there.")
+
+
+def _make_run_dir(out) -> str:
+    """Create the run directory and return it: for ``--out``, the directory given (one that exists
+    is fine: whether it holds a run is decided under its lock); without it, a new directory of
+    :func:`default_run_dir`, made with ``os.mkdir`` so that no two jobs can get the same one."""
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        return out
+    os.makedirs(DEFAULT_RUNS, exist_ok=True)
+    while True:
+        run_dir = default_run_dir()
+        try:
+            os.mkdir(run_dir)
+            return run_dir
+        except FileExistsError:  # 1 in 16 million for two jobs in one second: draw again
+            continue
+
+
+def _lock_run_dir(run_dir):
+    """:func:`minirnn.runs.exclusive_lock` on a run directory: one training at a time in it."""
+    return runs.exclusive_lock(run_dir, what="minirnn train", advice="Two trainings in one run directory "
+                               "would overwrite each other's files: wait for it to finish, or use another --out.")
+
+
+def remove_previous_run(run_dir) -> list:
+    """``--force``: remove what ``minirnn train`` and ``minirnn plot`` wrote into ``run_dir``
+    (:data:`PREVIOUS_RUN_FILES` and the figures in ``plots/``, that folder too when nothing else is
+    left in it), so that no file of the old run stays beside the new one. Other files stay.
+    Returns the paths removed, relative to ``run_dir``."""
+    from .io import TEMPORARY_PREFIX
+
+    removed = [name for name in PREVIOUS_RUN_FILES if _remove_file(os.path.join(run_dir, name))]
+    plots = os.path.join(run_dir, PLOTS_DIR)
+    if os.path.isdir(plots):
+        for name in sorted(os.listdir(plots)):
+            figure = os.path.splitext(name)[0] in PLOT_FIGURES and name not in PLOT_FIGURES  # training.png ...
+            if (figure or name.startswith(TEMPORARY_PREFIX)) and _remove_file(os.path.join(plots, name)):
+                removed.append(os.path.join(PLOTS_DIR, name))
+        if not os.listdir(plots):
+            os.rmdir(plots)
+    return removed
+
+
+def _remove_file(path) -> bool:
+    if not os.path.isfile(path):
+        return False
+    os.remove(path)
+    return True
+
+
 def cmd_train(args) -> int:
     if args.resume:
         return _resume(args)
-    run_dir = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    if os.path.exists(os.path.join(run_dir, runs.RECORD_FILE)) and not args.force:
-        raise ParameterError(f"{run_dir!r} already holds a run. Continue it with 'minirnn train --resume "
-                             f"{run_dir}', or pass --force to start over there.")
-    _check_run_dir(run_dir)
+    if args.out is not None and _holds_run(args.out) and not args.force:
+        _refuse_existing_run(args.out)  # now, not after the checks below; checked again under the lock
+    _check_run_dir(args.out or os.path.join(DEFAULT_RUNS, "<date-time>"))
     task_cls, config = build_config(args)
     params_cfg, tp_cfg, task_cfg = config["params"], config["train_params"], config["task"]
     seed = params_cfg.get("seed")
@@ -278,13 +356,17 @@ def cmd_train(args) -> int:
         tp["performance_measure"] = PERFORMANCE_MARK
         tp.setdefault("performance_epoch", 10)
     check_training(params, task, tp)  # every setting, before a file is created, replaced or removed
-    os.makedirs(run_dir, exist_ok=True)
-    for stale in (runs.CHECKPOINT_FILE, runs.LAST_GOOD_FILE):
-        if os.path.exists(os.path.join(run_dir, stale)):
-            os.remove(os.path.join(run_dir, stale))  # --force: a new run, not a continuation
     meta = {"params": params_cfg, "train_params": tp, "task_seed": task_seed,
             "eval_seed": derived_seed(seed, 2), "command": sys.argv[1:] if args.argv is None else args.argv}
-    return _run_training(run_dir, task, meta, params, resume=None, quiet=args.quiet)
+    run_dir = _make_run_dir(args.out)
+    with _lock_run_dir(run_dir):
+        if _holds_run(run_dir) and not args.force:  # another job wrote a run here since the check above
+            _refuse_existing_run(run_dir)
+        if args.force:
+            removed = remove_previous_run(run_dir)  # a new run, not a continuation
+            if removed and not args.quiet:
+                _print(f"--force: removed {', '.join(removed)} from {run_dir}", file=sys.stderr)
+        return _run_training(run_dir, task, meta, params, resume=None, quiet=args.quiet)
 
 
 def _resume(args) -> int:
@@ -296,6 +378,8 @@ def _resume(args) -> int:
                              f"{['--' + g.replace('_', '-') for g in given]} with it.")
     run_dir = args.resume
     record = runs.read_record(run_dir)
+    if record.get("status") == "complete":
+        return _nothing_to_resume(run_dir, record)
     task = runs.task_from_record(record["task"])
     params = runs.model_params_from_record(record)
     checkpoint = os.path.join(run_dir, runs.CHECKPOINT_FILE)
@@ -303,14 +387,52 @@ def _resume(args) -> int:
             "task_seed": record["seeds"]["task"], "eval_seed": record["seeds"]["evaluate"],
             "command": record.get("cli", {}).get("command")}
     check_training(params, task, meta["train_params"])  # before anything in run_dir changes
-    if not os.path.exists(checkpoint):
-        _print(f"{checkpoint} does not exist yet: starting this run from its beginning.", file=sys.stderr)
-        checkpoint = None
-    return _run_training(run_dir, task, meta, params, resume=checkpoint, quiet=args.quiet)
+    with _lock_run_dir(run_dir):
+        record = runs.read_record(run_dir)  # as it is now: another job may have resumed it meanwhile
+        if record.get("status") == "complete":
+            return _nothing_to_resume(run_dir, record)
+        if os.path.exists(checkpoint):
+            meta["segments"] = training_segments(record.get("timings"))
+        else:
+            _print(f"{checkpoint} does not exist yet: starting this run from its beginning.", file=sys.stderr)
+            checkpoint = None
+        return _run_training(run_dir, task, meta, params, resume=checkpoint, quiet=args.quiet)
+
+
+def _nothing_to_resume(run_dir, record) -> int:
+    n_updates = len(record.get("history", {}).get("loss", []))
+    _print(f"{run_dir!r} is complete ({n_updates} updates): nothing to resume; its files are unchanged.",
+           file=sys.stderr)
+    return 0
+
+
+def training_segments(timings) -> list:
+    """The training segments (the first training and each ``--resume``) a run.json ``timings``
+    entry records; a record of an older minirnn, with totals only, counts as one segment."""
+    if not timings:
+        return []
+    if "segments" in timings:
+        return list(timings["segments"])
+    return [{"ended": "complete", "training_s": timings.get("training_s", 0.0), "wall_s": timings.get("wall_s", 0.0)}]
+
+
+def run_timings(segments) -> dict:
+    """run.json's ``timings``: ``training_s`` and ``wall_s`` summed over the segments, and the segments.
+
+    A segment is ``{"ended": status, "training_s": ..., "wall_s": ...}``: ``wall_s`` the seconds of
+    its ``train()`` call, ``training_s`` those of its training loop; for a segment cut short (an
+    interrupt or a divergence) the loop's seconds are not known and ``training_s`` is its ``wall_s``.
+    A segment ended by SIGKILL records nothing: its seconds since the last checkpoint are not counted.
+    """
+    return {"training_s": sum(s["training_s"] for s in segments), "wall_s": sum(s["wall_s"] for s in segments),
+            "segments": segments}
 
 
 def _run_training(run_dir, task, meta, params, *, resume, quiet) -> int:
-    """Build the model, write the 'running' record, train, and write the run (any outcome)."""
+    """Build the model, write the 'running' record, train, and write the run (any outcome).
+
+    Call it holding the run directory's lock. ``meta["segments"]`` (when resuming) are the
+    earlier training segments, to which this one is added in ``run.json``'s timings."""
     from .models import Basic
     from .train.checkpoint import TrainingInterrupted
     from .train.trainer import train
@@ -334,21 +456,28 @@ def _run_training(run_dir, task, meta, params, *, resume, quiet) -> int:
     if resume is None:
         write("running")
     t0 = time.perf_counter()
+
+    def timings(ended, training_s=None):
+        """The earlier segments and this one, which ended now (``training_s``: its loop's seconds, if known)."""
+        wall_s = time.perf_counter() - t0
+        this = {"ended": ended, "training_s": wall_s if training_s is None else training_s, "wall_s": wall_s}
+        return run_timings(meta.get("segments", []) + [this])
+
     try:
         losses, training_time, _ = train(model, task, tp, resume=resume)
     except TrainingInterrupted as exc:
-        write("interrupted")
+        write("interrupted", timings=timings("interrupted"))
         _print(f"\n{exc}\nResume with: minirnn train --resume {run_dir}", file=sys.stderr)
         return 128 + int(exc.signum)
     except NonFiniteError as exc:
-        write("diverged", weights_name=runs.LAST_GOOD_FILE, extra={"error": str(exc)})
+        write("diverged", weights_name=runs.LAST_GOOD_FILE, timings=timings("diverged"), extra={"error": str(exc)})
         stale = os.path.join(run_dir, runs.WEIGHTS_FILE)
         if os.path.exists(stale):
             os.remove(stale)  # the initial weights written at the start; the good ones are LAST_GOOD_FILE
         _print(f"error: training diverged: {exc}\nThe last good weights are in "
                f"{os.path.join(run_dir, runs.LAST_GOOD_FILE)}.", file=sys.stderr)
         return 1
-    record = write("complete", timings={"training_s": training_time, "wall_s": time.perf_counter() - t0})
+    record = write("complete", timings=timings("complete", training_time))
     audit = record["constraint_audit"]
     history = model.history
     final = history["loss"][-1] if history["loss"] else float("nan")
@@ -555,7 +684,7 @@ def cmd_plot(args) -> int:
     x, y, mask, trial_params = fresh_trials(task, args.trials, record["seeds"].get("evaluate") or 0)
     if note:
         _print(note, file=sys.stderr)
-    out_dir = args.out or os.path.join(args.run, "plots")
+    out_dir = args.out or os.path.join(args.run, PLOTS_DIR)
     os.makedirs(out_dir, exist_ok=True)
     outputs, _ = model.test(x)
     figures = {}
@@ -784,9 +913,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, help="trials per batch (task N_batch)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any parameter: KEY, params.KEY, train_params.KEY or task.KEY (repeatable)")
-    t.add_argument("--out", metavar="RUN_DIR", help="the run directory (default runs/<date-time>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
-    t.add_argument("--force", action="store_true", help="start over in a RUN_DIR that already holds a run")
+    t.add_argument("--out", metavar="RUN_DIR", help="the run directory (default runs/<date-time>-<6 random hex "
+                   "digits>, a new directory for every job)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its checkpoint (a "
+                   "complete run is left as it is)")
+    t.add_argument("--force", action="store_true",
+                   help=f"start over in a RUN_DIR that already holds a run: first remove its "
+                   f"{', '.join(PREVIOUS_RUN_FILES)} and the figures of 'minirnn plot' in RUN_DIR/{PLOTS_DIR} "
+                   f"({', '.join(PLOT_FIGURES)}, any format); other files stay")
     t.add_argument("--no-accuracy", action="store_true",
                    help="do not measure accuracy during training (it draws extra batches from the task)")
     t.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
@@ -794,7 +928,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="accuracy, loss and psychometric table on fresh trials",
                        epilog=EXAMPLES["evaluate"], formatter_class=raw)
-    e.add_argument("run", metavar="RUN_DIR")
+    e.add_argument("run", metavar="RUN_DIR", help="a run directory of 'minirnn train' or a sweep's run folder")
     e.add_argument("--trials", type=COUNT, default=1024, help="fresh trials (whole batches; default 1024)")
     e.add_argument("--seed", type=SEED, help="seed of the fresh trials (default: the run's evaluation seed)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -802,7 +936,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="figures of a run (training, a trial, weights, psychometric)",
                        epilog=EXAMPLES["plot"], formatter_class=raw)
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN_DIR", help="a run directory of 'minirnn train' or a sweep's run folder")
     p.add_argument("--out", metavar="DIR", help="where to write the figures (default RUN_DIR/plots)")
     p.add_argument("--format", default="png", help="png (default), pdf, svg ... (matplotlib's formats)")
     p.add_argument("--trials", type=COUNT, default=512, help="fresh trials for the trial and psychometric figures")
@@ -810,23 +944,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gradcheck", help="check gradients by finite differences on a small random network",
                        epilog=EXAMPLES["gradcheck"], formatter_class=raw)
-    g.add_argument("--n-rec", type=COUNT, default=5)
-    g.add_argument("--steps", type=COUNT, default=8)
-    g.add_argument("--batch", type=COUNT, default=2)
-    g.add_argument("--seed", type=SEED, default=0)
-    g.add_argument("--transfer-function", default="tanh")
-    g.add_argument("--dale-ratio", type=float, default=None)
-    g.add_argument("--tolerance", type=float, default=1e-5, help="largest accepted relative error")
+    g.add_argument("--n-rec", type=COUNT, default=5, help="recurrent units of the test network (default 5)")
+    g.add_argument("--steps", type=COUNT, default=8, help="time steps of the random inputs (default 8)")
+    g.add_argument("--batch", type=COUNT, default=2, help="trials in the random batch (default 2)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed of the network and of the random data (default 0)")
+    g.add_argument("--transfer-function", default="tanh",
+                   help="activation, as params transfer_function (default tanh; see 'minirnn describe')")
+    g.add_argument("--dale-ratio", type=float, default=None,
+                   help="fraction of excitatory units, in (0, 1) (default: no Dale's principle)")
+    g.add_argument("--tolerance", type=float, default=1e-5,
+                   help="largest accepted relative error (default 1e-5); above it the exit code is 1")
     g.set_defaults(func=cmd_gradcheck)
 
     b = sub.add_parser("bench", help="milliseconds per training update on each available backend",
                        epilog=EXAMPLES["bench"], formatter_class=raw)
-    b.add_argument("--n-rec", type=COUNT, default=128)
-    b.add_argument("--batch", type=COUNT, default=64)
-    b.add_argument("--steps", type=COUNT, default=100)
-    b.add_argument("--repeats", type=COUNT, default=5)
-    b.add_argument("--dtype", default="float32")
-    b.add_argument("--backends", default="numpy,numba,cupy", help="comma-separated backends to try")
+    b.add_argument("--n-rec", type=COUNT, default=128, help="recurrent units (default 128)")
+    b.add_argument("--batch", type=COUNT, default=64, help="trials per batch (default 64)")
+    b.add_argument("--steps", type=COUNT, default=100, help="time steps per trial (default 100)")
+    b.add_argument("--repeats", type=COUNT, default=5, help="timed updates per backend, after one warm-up "
+                   "(default 5)")
+    b.add_argument("--dtype", default="float32", help="float32 (default) | float64")
+    b.add_argument("--backends", default="numpy,numba,cupy",
+                   help="comma-separated backends to try (default numpy,numba,cupy; unavailable ones are named)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("describe", help="every model and training parameter with its default",

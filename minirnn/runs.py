@@ -12,6 +12,7 @@ A run directory (written by ``minirnn train``, read by :func:`load_run`) holds::
     checkpoint.npz    the resumable checkpoint (minirnn.train.checkpoint): raw weights, optimizer
                       state, RNG and task states, counters, history.
     weights_last_good.npz   only after a divergence (NaN / inf): the weights before the bad update.
+    .run.lock         only while ``minirnn train`` trains into the directory (see :func:`exclusive_lock`).
 
 Every file is written atomically (temporary file, fsync, ``os.replace``): a kill at any moment leaves
 the old file or the new one. Loading a run needs nothing but minirnn and NumPy.
@@ -26,11 +27,15 @@ Constraint audit (all counts must be 0)::
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import inspect
+import json
+import logging
 import os
 import platform
+import socket
 import sys
 import time
 
@@ -47,6 +52,9 @@ WEIGHTS_FILE = "weights.npz"
 RECORD_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 LAST_GOOD_FILE = "weights_last_good.npz"
+RUN_LOCK = ".run.lock"
+
+logger = logging.getLogger("minirnn")
 
 #: the task classes the command line knows, by name
 TASK_NAMES = ("PerceptualDiscrimination", "DelayedDiscrimination", "MatchToCategory", "FlipFlop")
@@ -144,6 +152,8 @@ def constraint_audit(model, initial_raw: dict | None = None, fixed_weights: dict
         F, shape = None, np.shape(model.raw[name])
         if fixed_weights and fixed_weights.get(name) is not None:
             F = np.asarray(fixed_weights[name], dtype=np.float64)
+            if hasattr(model, "to_model_layout"):  # LSTM gates given in PsychRNN's layout, as the trainer reads them
+                F = model.to_model_layout(name, F)
             F = np.broadcast_to(reshape_if_flat(F, shape), shape)  # as the trainer reads it
         if not model.params.get(f"{name}_train", True):
             F = np.ones(np.shape(model.raw[name]))
@@ -158,6 +168,113 @@ def constraint_audit(model, initial_raw: dict | None = None, fixed_weights: dict
     out["ok"] = all(v == 0 for v in out.values())
     out["details"] = details
     return out
+
+
+# ---------------------------------------------------------------------------- the lock
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory, name=RUN_LOCK, *, what="minirnn train", advice=""):
+    """Hold an exclusive lock on ``directory`` for the ``with`` block, or raise ParameterError.
+
+    The lock is ``flock`` on the file ``directory/name``, which holds the holder's host, pid and
+    start time (for the error message) and is removed on release. The operating system drops an
+    ``flock`` when its process dies, however it dies, so a killed job never leaves a stale lock.
+    Without ``fcntl`` (Windows) the file is created with ``O_CREAT | O_EXCL`` instead; one left by
+    a killed process must then be deleted by hand (the error says so). On a filesystem that
+    refuses ``flock`` (some NFS or Lustre mounts) a warning is logged and nothing is locked.
+
+    Parameters
+    ----------
+    directory : an existing directory.
+    name : the lock file's base name.
+    what : who takes the lock, for the message (``"sweep"``, ``"minirnn train"``).
+    advice : a sentence appended to the error (what to do instead).
+    """
+    path = os.path.join(os.fspath(directory), name)
+    with_flock = _fcntl() is not None
+    try:
+        fd = _flock(path, what, advice) if with_flock else _create_exclusively(path, what, advice)
+    except PermissionError as exc:
+        raise ParameterError(f"cannot lock {os.fspath(directory)!r}: {exc}. It must be a writable directory.") from None
+    try:
+        if fd is not None:
+            holder = {"what": what, "pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(holder).encode())
+        yield path
+    finally:
+        if fd is not None:
+            _release(fd, path, unlink_first=with_flock)
+
+
+def _release(fd, path, unlink_first):
+    """Remove the lock file and close it. With flock, unlink while still locked: a process that
+    opened the file just before and locks it after the close then sees it is gone (see _flock).
+    Windows cannot remove an open file: close first there."""
+    if not unlink_first:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):  # the directory was removed meanwhile
+        os.unlink(path)
+    if unlink_first:
+        os.close(fd)
+
+
+def _fcntl():
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    return fcntl
+
+
+def _flock(path, what, advice):
+    """An fd of ``path`` holding its ``flock`` (None: the filesystem has no locks), or ParameterError."""
+    import errno
+
+    fcntl = _fcntl()
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _locked_error(path, what, advice) from None
+            logger.warning("cannot lock %s (%s): this filesystem has no flock; make sure no other %s uses "
+                           "the directory at the same time", path, exc, what)
+            return None
+        if _is_file_at(fd, path):
+            return fd
+        os.close(fd)  # the previous holder removed the file between our open and our lock: lock the new one
+
+
+def _is_file_at(fd, path) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _create_exclusively(path, what, advice):
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise _locked_error(path, what, advice + f" If no such process runs any more, delete {path!r}.") from None
+
+
+def _locked_error(path, what, advice):
+    try:
+        with open(path) as fh:
+            holder = json.load(fh)
+        who = f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
+    except (OSError, ValueError, KeyError, TypeError):  # its holder is still writing it, or it is gone
+        who = "holder not known yet"
+    return ParameterError(f"{os.path.dirname(path)!r} is in use by another {what} ({who}; lock file "
+                          f"{os.path.basename(path)}).{' ' + advice if advice else ''}")
 
 
 # ---------------------------------------------------------------------------- the record
@@ -231,15 +348,21 @@ def remove_stale_temporaries(run_dir) -> list:
     behind. Only the temporaries of a run's own files are removed (:func:`minirnn.io.is_temporary_of`).
     Call this only when no other process writes into ``run_dir``. Returns the names removed.
     """
+    return remove_temporaries_of(run_dir, (WEIGHTS_FILE, RECORD_FILE, CHECKPOINT_FILE, LAST_GOOD_FILE))
+
+
+def remove_temporaries_of(directory, final_names) -> list:
+    """Delete the temporary files of an atomic write of any of ``final_names`` (base names) in
+    ``directory``, left there by a process killed while writing; other files stay. Call this only
+    when no other process writes into ``directory``. Returns the names removed."""
     from .io import is_temporary_of
 
     removed = []
-    if not os.path.isdir(run_dir):
+    if not os.path.isdir(directory):
         return removed
-    finals = (WEIGHTS_FILE, RECORD_FILE, CHECKPOINT_FILE, LAST_GOOD_FILE)
-    for name in os.listdir(run_dir):
-        if any(is_temporary_of(name, final) for final in finals):
-            os.remove(os.path.join(run_dir, name))
+    for name in sorted(os.listdir(directory)):
+        if any(is_temporary_of(name, final) for final in final_names):
+            os.remove(os.path.join(directory, name))
             removed.append(name)
     return removed
 

@@ -39,6 +39,7 @@ On disk (``out_dir``)::
                                     DONE.json       completion marker, written LAST
     out_dir/summary.csv                             one row per finished run
     out_dir/runs.log                                one line per run start / finish (JSON lines)
+    out_dir/.sweep.lock                             only while a sweep runs (see below)
 
 A run counts as finished only when its ``DONE.json`` exists, so a run cut short at any moment
 (a worker killed while writing) is redone from scratch on the next attempt or the next call;
@@ -49,6 +50,14 @@ fail again) but reported when the sweep ends. When a pack fails, its seeds are t
 parts (the diverging networks alone, the others together; or each seed alone when the error does
 not say which network failed or is not a MinirnnError), so one bad seed does not take the others
 down; ``summary.csv`` lists every finished run either way.
+
+One sweep at a time per ``out_dir``: a sweep holds an exclusive lock on it (``flock`` on
+``out_dir/.sweep.lock``, dropped by the operating system if the sweep's process dies) from before
+it looks for finished runs until ``summary.csv`` is written, and a second sweep on the same
+``out_dir`` meanwhile is a ParameterError naming the holder's pid and host. Besides, a run counts
+only when its marker holds this sweep's *fingerprint* (a hash of everything the run depends on):
+a worker does not skip, and the summary does not list, a run finished under another
+specification; that is an error, never a reused row.
 """
 from __future__ import annotations
 
@@ -78,6 +87,8 @@ SUMMARY_FIELDS = ("run_id", "config_id", "seed", "final_loss", "eval_loss", "acc
 #: training options the sweep sets per run (one user value would make every run write the same file)
 OWNED_TRAIN_KEYS = ("save_weights_path", "training_weights_path", "checkpoint_path")
 MARKER = "DONE.json"
+SWEEP_LOCK = ".sweep.lock"  # in out_dir while a sweep runs (minirnn.runs.exclusive_lock)
+SUMMARY_FILE = "summary.csv"
 DEFAULT_EVAL_SEED = 20_000_000
 #: pack_seeds="auto": at most this many networks per ensemble (measured: packing saves the per-step
 #: Python overhead, which is large only at small batches; benchmarks/bench_ensemble.py) ...
@@ -308,13 +319,22 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     ------
     ParameterError
         A bad grid key, seed, option or parameter value of any configuration (before anything
-        runs), or ``out_dir`` holds a finished run of a different specification.
+        runs); ``out_dir`` holds a finished run of a different specification; or another sweep
+        is running on ``out_dir`` (its lock file names its pid and host).
     MinirnnError
         Some runs failed after their retries. The others are saved and in ``summary.csv``;
         calling again retries only the missing runs.
 
     Notes
     -----
+    One sweep at a time per ``out_dir``: from before it looks for finished runs until it has
+    written ``summary.csv``, a sweep holds an exclusive lock on ``out_dir`` (``flock`` on
+    ``out_dir/.sweep.lock``, which holds its host, pid and start time; the operating system drops
+    it if the process dies, so a killed sweep leaves no stale lock). A finished run counts only
+    when its ``DONE.json`` holds this call's fingerprint: one of another specification (written
+    by a process that bypassed the lock) is neither skipped nor listed but reported as failed.
+    On a filesystem without ``flock`` a warning is logged and nothing is locked.
+
     *Final loss* is the training loss of the last update (that update's own batch, before it).
     *eval_loss* (loss + regularizers, noise off) and *accuracy* (``task.accuracy_function``; empty
     when the task has none) are measured on one fresh batch of the task reseeded with ``eval_seed``.
@@ -377,38 +397,72 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     plans = _plan_runs(expand_grid(grid), seeds, task, params, train_params, model, model_table, extra,
                        factory, eval_seed, out_dir)
 
-    # 2. what is already done
-    os.makedirs(out_dir, exist_ok=True)
-    todo, skipped = {}, []
-    for plan in plans:
-        for seed, run_dir in plan["runs"]:
-            marker = _read_marker(run_dir)
-            if marker is not None and resume and marker.get("fingerprint") != plan["fingerprint"]:
-                raise ParameterError(f"{run_dir} holds a finished run of a different sweep specification "
-                                     f"({_what_differs(run_dir, plan['spec'])}). Use a new out_dir, or "
-                                     "resume=False to train every run again.")
-            if marker is not None and resume:
-                skipped.append(_run_id(plan["config_id"], seed))
-                continue
-            if marker is not None:
-                os.remove(os.path.join(run_dir, MARKER))  # resume=False: the old run no longer counts
-            todo.setdefault(plan["config_id"], []).append(seed)
+    # 2. out_dir to ourselves until the summary is written: two sweeps there would mix their runs
+    from .runs import exclusive_lock
 
-    # 3. train what is left, in packs
-    failed, crashed = [], []
-    if todo:
-        failed, crashed = _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds, retries,
-                                   blas_threads)
-    # finished by this call, whichever attempt finished it (a task killed after writing some runs
-    # of its pack returns nothing; its retry returns only the rest)
-    trained = [_run_id(p["config_id"], s) for p in plans for s, d in p["runs"]
-               if s in todo.get(p["config_id"], ()) and _read_marker(d) is not None]
-    rows = [r for plan in plans for seed, run_dir in plan["runs"]
-            if (r := (_read_marker(run_dir) or {}).get("row")) is not None]
-    csv_path = _write_summary(out_dir, rows)
+    os.makedirs(out_dir, exist_ok=True)
+    with exclusive_lock(out_dir, SWEEP_LOCK, what="sweep", advice="Two sweeps on one out_dir would mix their "
+                        "runs: wait for that sweep to finish, or use another out_dir."):
+        todo, skipped = _what_is_left(plans, resume)
+
+        # 3. train what is left, in packs
+        failed, crashed = [], []
+        if todo:
+            failed, crashed = _execute(plans, todo, task, model, out_dir, scheduler, n_workers, pack_seeds,
+                                       retries, blas_threads)
+
+        # 4. the runs finished under this specification, and their summary
+        rows, trained, foreign = _collect(plans, todo)
+        reported = {run_id for run_id, _ in failed}  # run_pack reports a foreign run it met, too
+        failed += [(run_id, message) for run_id, message in foreign if run_id not in reported]
+        csv_path = _write_summary(out_dir, rows)
     if failed or crashed:
         _raise_unfinished(failed, crashed, len(rows), csv_path)
     return SweepResult(rows, csv_path, trained, skipped)
+
+
+def _what_is_left(plans, resume) -> tuple:
+    """``(todo, skipped)``: config id -> seeds to train, and the run ids finished before.
+
+    With ``resume``, a run finished under this specification is skipped and one finished under
+    another is a ParameterError naming what differs; without it, every marker is removed (the
+    old runs no longer count) and every run is trained."""
+    todo, skipped = {}, []
+    for plan in plans:
+        for seed, run_dir in plan["runs"]:
+            state = _marker_state(run_dir, plan["fingerprint"])
+            if state == "foreign" and resume:
+                raise ParameterError(f"{run_dir} holds a finished run of a different sweep specification "
+                                     f"({_what_differs(run_dir, plan['spec'])}). Use a new out_dir, or "
+                                     "resume=False to train every run again.")
+            if state == "ours" and resume:
+                skipped.append(_run_id(plan["config_id"], seed))
+                continue
+            if state != "missing":
+                os.remove(os.path.join(run_dir, MARKER))  # resume=False: the old run no longer counts
+            todo.setdefault(plan["config_id"], []).append(seed)
+    return todo, skipped
+
+
+def _collect(plans, todo) -> tuple:
+    """``(rows, trained, foreign)`` from the markers on disk: the summary rows of the runs finished
+    under their plan's fingerprint; those of them trained by this call (whichever attempt finished
+    them: a task killed after writing some runs of its pack returns nothing, and its retry only the
+    rest); and ``(run id, message)`` for each run whose marker belongs to another specification,
+    which is an error, never a row."""
+    rows, trained, foreign = [], [], []
+    for plan in plans:
+        for seed, run_dir in plan["runs"]:
+            marker, run_id = _read_marker(run_dir), _run_id(plan["config_id"], seed)
+            if marker is None:
+                continue
+            if marker.get("fingerprint") != plan["fingerprint"]:
+                foreign.append((run_id, _foreign_message(run_dir)))
+                continue
+            rows.append(marker["row"])
+            if seed in todo.get(plan["config_id"], ()):
+                trained.append(run_id)
+    return rows, trained, foreign
 
 
 def _plan_runs(configs, seeds, task, params, train_params, model, model_table, extra, factory, eval_seed,
@@ -551,6 +605,20 @@ def _read_marker(run_dir):
         return None
 
 
+def _marker_state(run_dir, fingerprint) -> str:
+    """``"missing"`` (the run has not finished), ``"ours"`` (it finished under ``fingerprint``) or
+    ``"foreign"`` (it finished under another sweep specification)."""
+    marker = _read_marker(run_dir)
+    if marker is None:
+        return "missing"
+    return "ours" if marker.get("fingerprint") == fingerprint else "foreign"
+
+
+def _foreign_message(run_dir) -> str:
+    return (f"ParameterError: {run_dir} holds a run of a different sweep specification, finished while this "
+            "sweep ran (another process wrote into out_dir); it was left as it is and is not in summary.csv")
+
+
 def _what_differs(run_dir, spec) -> str:
     try:
         with open(os.path.join(run_dir, "run.json")) as fh:
@@ -589,7 +657,10 @@ def _write_summary(out_dir, rows) -> str:
         flat.update({k: (v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(_describe(v)))
                      for k, v in r.get("config", {}).items()})
         writer.writerow({k: "" if v is None else v for k, v in flat.items()})
-    path = os.path.join(out_dir, "summary.csv")
+    from .runs import remove_temporaries_of
+
+    remove_temporaries_of(out_dir, [SUMMARY_FILE])  # left by a sweep killed while writing it
+    path = os.path.join(out_dir, SUMMARY_FILE)
     _write_text_atomic(path, buffer.getvalue())
     return path
 
@@ -714,17 +785,30 @@ def run_pack(spec) -> dict:
     does not cost the seeds a run); an exception of a single run is raised after its pack-mates
     are done (the scheduler retries the task, which then trains only that run).
 
+    A run whose marker belongs to another sweep specification (another process wrote into
+    ``out_dir``) is neither trained nor reused: it is returned as failed.
+
     Returns ``{"done": [run ids], "failed": [(run id, message)]}``."""
-    todo = [(s, d) for s, d in zip(spec["seeds"], spec["run_dirs"]) if _read_marker(d) is None]
-    if not todo:
-        return {"done": [], "failed": []}
+    todo, foreign = [], []
+    for seed, run_dir in zip(spec["seeds"], spec["run_dirs"]):
+        state = _marker_state(run_dir, spec["fingerprint"])
+        if state == "foreign":
+            foreign.append((_run_id(spec["config_id"], seed), _foreign_message(run_dir)))
+        elif state == "missing":
+            todo.append((seed, run_dir))
+    result = _train_pack(spec, todo) if todo else {"done": [], "failed": []}
+    return {"done": result["done"], "failed": foreign + result["failed"]}
+
+
+def _train_pack(spec, todo) -> dict:
+    """:func:`run_pack` for the runs ``todo`` (``(seed, run_dir)`` pairs) that have not finished."""
     with _blas_threads(spec["blas_threads"]):
         for seed, run_dir in todo:
             os.makedirs(run_dir, exist_ok=True)
             _log(spec, seed, "start")
         task = spec["task"] if hasattr(spec["task"], "generate_batch") else spec["task"](dict(spec["config"]))
         try:
-            nets, histories, seconds, curriculum = _train(spec, task, [s for s, _ in todo])
+            nets, initials, histories, seconds, curriculum = _train(spec, task, [s for s, _ in todo])
         except MinirnnError as exc:
             if len(todo) == 1:
                 _log(spec, todo[0][0], "failed")
@@ -738,10 +822,11 @@ def run_pack(spec) -> dict:
             return _split_pack(spec, todo, None)
         eval_x, eval_y, eval_mask, _ = _reseeded(task, spec["spec"]["eval_seed"]).generate_batch()
         done = []
-        for (seed, run_dir), net, history in zip(todo, nets, histories):
+        for (seed, run_dir), net, initial_raw, history in zip(todo, nets, initials, histories):
             row = _evaluate(spec, task, net, seed, history, (eval_x, eval_y, eval_mask))
             row.update(train_time_s=round(seconds, 3), packed_with=len(todo))
-            _write_run(spec, task, run_dir, net, seed, history, row, [s for s, _ in todo], seconds, curriculum)
+            _write_run(spec, task, run_dir, net, seed, history, row, [s for s, _ in todo], seconds, curriculum,
+                       initial_raw)
             _log(spec, seed, "done")
             done.append(_run_id(spec["config_id"], seed))
         return {"done": done, "failed": []}
@@ -776,7 +861,8 @@ def _reseeded(task, seed):
 
 def _train(spec, task, seeds):
     """Train one single model or one ensemble of ``len(seeds)``; return the networks (single models),
-    their per-network histories, the training seconds and the curriculum trained on (or None).
+    their raw weights before training (for the constraint audit), their per-network histories, the
+    training seconds and the curriculum trained on (or None).
 
     ``train_params`` is copied for every training, so stateful options (a Curriculum, an Optimizer
     object) start fresh in every run, as they would in a run of its own. A curriculum's tasks are
@@ -793,15 +879,23 @@ def _train(spec, task, seeds):
         if curriculum is not None:
             curriculum.tasks = [_reseeded(t, seeds[0]) for t in curriculum.tasks]
         net = cls(params | {"seed": seeds[0]})
+        initial = _raw_on_host(net)
         net.train(None if curriculum is not None else _reseeded(task, seeds[0]), tp)
-        return [net], [_plain_history(net.history)], time.perf_counter() - t0, curriculum
+        return [net], [initial], [_plain_history(net.history)], time.perf_counter() - t0, curriculum
     ens = cls(params | {"seed": None}, n_networks=len(seeds), seeds=seeds)
+    initial = _raw_on_host(ens)  # (K, ...) arrays: network k's are [k], as in ens.network(k)
     # network k trains on the task (or each curriculum task) reseeded with seeds[k] (BatchSource)
     ens.train(None if curriculum is not None else copy.deepcopy(task), tp)  # a fresh stream per run
     seconds = time.perf_counter() - t0
     cutoff = tp.get("performance_cutoff")
     return ([ens.network(k) for k in range(len(seeds))],
+            [{name: a[k] for name, a in initial.items()} for k in range(len(seeds))],
             [_network_history(ens.history, k, cutoff) for k in range(len(seeds))], seconds, curriculum)
+
+
+def _raw_on_host(model) -> dict:
+    """A host copy of the model's raw parameters (what the audit's ``fixed_moved`` compares with)."""
+    return {name: np.array(model.backend.to_host(a)) for name, a in model.raw.items()}
 
 
 def _plain_history(h) -> dict:
@@ -836,29 +930,31 @@ def _evaluate(spec, task, net, seed, history, batch) -> dict:
             "backend": net.backend.name, "config": _describe(spec["config"])}
 
 
-def _write_run(spec, task, run_dir, net, seed, history, row, packed, seconds, curriculum=None):
+def _write_run(spec, task, run_dir, net, seed, history, row, packed, seconds, curriculum=None, initial_raw=None):
     """``weights.npz`` and ``run.json`` (the run directory of :mod:`minirnn.runs`, so
     ``runs.load_run(run_dir)`` rebuilds the model and its task), the curriculum's metric history
     when the user's curriculum had an ``output_file`` (its base name, in the run folder), then the
-    marker: each atomic, the marker last."""
+    marker: each atomic, the marker last. ``initial_raw`` (the raw weights before training) lets
+    the constraint audit check that fixed weights did not move."""
     from . import runs
     from .train.checkpoint import write_json_atomic
 
-    for name in os.listdir(run_dir):  # temporaries of an attempt killed while writing
-        if name.startswith(".") and name.endswith(".tmp"):
-            os.remove(os.path.join(run_dir, name))
-    net.history = {"stages": [], **history}
     output_file = getattr(spec["train_params"].get("curriculum"), "output_file", None)
+    own_files = [runs.WEIGHTS_FILE, runs.RECORD_FILE, MARKER] + ([os.path.basename(output_file)] if output_file else [])
+    runs.remove_temporaries_of(run_dir, own_files)  # of an attempt killed while writing
+    net.history = {"stages": [], **history}
     if curriculum is not None and output_file:
         curriculum.save(os.path.join(run_dir, os.path.basename(output_file)))
     sweep_record = {"run_id": row["run_id"], "config_id": spec["config_id"], "config": _describe(spec["config"]),
                     "seed": int(seed), "packed_with_seeds": packed, "fingerprint": spec["fingerprint"],
                     "spec": _describe(spec["spec"]), "host": socket.gethostname(), "pid": os.getpid(),
                     "versions": _versions()}
+    audit = runs.constraint_audit(net, initial_raw, spec["train_params"].get("fixed_weights"))
+    if not audit["ok"]:
+        logger.warning("sweep: run %s breaks its constraints: %s", row["run_id"], audit["details"])
     record = runs.run_record(net, task, params=dict(spec["params"], seed=int(seed)), train_params=spec["train_params"],
                              task_seed=int(seed), eval_seed=spec["spec"]["eval_seed"],
-                             audit=runs.constraint_audit(net), timings={"train_s": seconds},
-                             extra={"sweep": sweep_record})
+                             audit=audit, timings={"train_s": seconds}, extra={"sweep": sweep_record})
     runs.write_run(run_dir, net, record)
     write_json_atomic(os.path.join(run_dir, MARKER), {"fingerprint": spec["fingerprint"], "row": row,
                                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

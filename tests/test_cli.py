@@ -5,6 +5,7 @@ minimal example trained from a TOML file under a pseudo-terminal with a progress
 """
 from __future__ import annotations
 
+import argparse
 import fcntl
 import importlib.util
 import json
@@ -12,6 +13,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import warnings
 import numpy as np
 import pytest
 
-from minirnn import Basic, cli
+from minirnn import Basic, cli, runs
 from minirnn.errors import WeightsFileError
 from minirnn.io import read_npz
 from minirnn.runs import constraint_audit, load_run, task_class
@@ -80,6 +82,20 @@ def test_every_verb_has_help_with_examples(verb, capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "examples:" in text and f"minirnn {verb}" in text
+
+
+def test_every_option_of_every_verb_has_a_help_text():
+    parser = cli.build_parser()
+    [verbs] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for verb, sub in verbs.choices.items():
+        for action in sub._actions:
+            assert action.help, f"minirnn {verb} {'/'.join(action.option_strings) or action.dest} has no help"
+
+
+def test_the_exit_codes_are_listed():
+    doc = " ".join(cli.__doc__.split())
+    assert ("1 training diverged, or the constraint audit of the trained network failed (``train``), or a relative "
+            "error is above ``--tolerance`` (``gradcheck``)") in doc
 
 
 def test_task_names_are_case_insensitive_with_did_you_mean(capsys):
@@ -224,6 +240,141 @@ def test_out_dir_with_a_run_needs_resume_or_force(small_run, capsys):
     assert "--resume" in capsys.readouterr().err
     assert run_cli("train", "--resume", small_run, "--n-rec", "9") == 2
     assert "do not give ['--n-rec']" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- run directories: one job each
+
+
+@pytest.mark.parametrize("flock", [True, False])
+def test_exclusive_lock_refuses_a_second_holder_and_names_the_first(tmp_path, monkeypatch, flock):
+    if not flock:
+        monkeypatch.setattr(runs, "_fcntl", lambda: None)  # as on Windows: an O_EXCL file
+    directory = str(tmp_path)
+    with runs.exclusive_lock(directory, what="sweep", advice="Use another out_dir.") as path:
+        message = (rf"is in use by another sweep \(pid {os.getpid()} on .*; lock file \.run\.lock\)\. "
+                   r"Use another out_dir\.")
+        with pytest.raises(ValueError, match=message) as info, \
+                runs.exclusive_lock(directory, what="sweep", advice="Use another out_dir."):
+            pass
+        assert ("If no such process runs any more, delete" in str(info.value)) is not flock
+        assert json.load(open(path))["pid"] == os.getpid()
+    assert os.listdir(directory) == []  # released and removed
+    with runs.exclusive_lock(directory):
+        pass
+
+
+def test_jobs_started_in_the_same_second_get_their_own_run_directories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.time, "strftime", lambda *args: "20260101-000000")  # the same second for both
+    for seed in ("1", "2"):
+        assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--seed", seed) == 0
+    names = sorted(os.listdir("runs"))
+    assert len(names) == 2 and all(n.startswith("20260101-000000-") for n in names), names
+    assert sorted(json.load(open(os.path.join("runs", n, "run.json")))["seeds"]["model"] for n in names) == [1, 2]
+
+
+def test_a_run_written_while_the_checks_ran_is_not_overwritten(tmp_path, monkeypatch, capsys):
+    """Two jobs given the same --out: the other one wrote its run between this job's first look
+    and its training; this job must see that under the lock and stop."""
+    out = str(tmp_path / "r")
+    real_check = cli.check_training
+
+    def check_while_another_job_writes(*args):
+        real_check(*args)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "run.json"), "w") as fh:
+            fh.write('{"format": "minirnn-run", "status": "running"}')
+
+    monkeypatch.setattr(cli, "check_training", check_while_another_job_writes)
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--out", out) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert open(os.path.join(out, "run.json")).read() == '{"format": "minirnn-run", "status": "running"}'
+    assert sorted(os.listdir(out)) == ["run.json"]  # and its lock is released
+
+
+def test_a_run_directory_in_training_is_refused_to_a_second_job(tmp_path, capsys):
+    """A real job trains into RUN_DIR; a second one with --force, and a --resume, are refused
+    (exit 2, naming the job's pid) and change nothing; then SIGTERM stops the job, which records
+    its segment's timings and releases the directory."""
+    out = str(tmp_path / "r")
+    argv = [sys.executable, "-m", "minirnn.cli", "train", "FlipFlop", *SMALL, "--iters", str(16 * 100_000),
+            "--set", "checkpoint_epoch=20", "--out", out]
+    job = subprocess.Popen(argv, env=dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(os.path.join(out, "checkpoint.npz")):  # training is under way
+            assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+            time.sleep(0.05)
+        for second in (["train", "FlipFlop", *SMALL, "--iters", "32", "--force", "--out", out],
+                       ["train", "--resume", out, "--quiet"]):
+            assert run_cli(*second) == 2
+            assert f"is in use by another minirnn train (pid {job.pid} on" in capsys.readouterr().err
+        assert job.poll() is None  # the refusals happened while it trained
+        assert json.load(open(os.path.join(out, "run.json")))["status"] == "running"
+    finally:
+        job.send_signal(signal.SIGTERM)
+        _, err = job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGTERM, err
+    record = json.load(open(os.path.join(out, "run.json")))
+    assert record["status"] == "interrupted"
+    [segment] = record["timings"]["segments"]
+    assert segment["ended"] == "interrupted" and record["timings"]["wall_s"] == segment["wall_s"] > 0
+    assert ".run.lock" not in os.listdir(out)
+
+
+def test_force_leaves_no_file_of_the_old_run(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path)
+    plots = os.path.join(run, "plots")
+    os.makedirs(plots)
+    old_files = ["plots/training.png", "plots/weights.pdf", "plots/.minirnn-0123abcd-k3j9x0q1.tmp",
+                 "weights_last_good.npz"]
+    for name in old_files + ["notes.txt", "plots/my_figure.png"]:  # the last two are the user's
+        open(os.path.join(run, name), "wb").close()
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--force", "--out", run) == 0
+    assert sorted(os.listdir(run)) == ["checkpoint.npz", "notes.txt", "plots", "run.json", "weights.npz"]
+    assert os.listdir(plots) == ["my_figure.png"]
+    assert json.load(open(os.path.join(run, "run.json")))["task"]["class"] == "FlipFlop"
+    os.remove(os.path.join(plots, "my_figure.png"))
+    open(os.path.join(plots, "trial.svg"), "wb").close()
+    assert run_cli("train", "FlipFlop", *SMALL, "--iters", "32", "--force", "--out", run) == 0
+    assert not os.path.exists(plots)  # only the old run's figures were in it
+    with pytest.raises(SystemExit):
+        run_cli("train", "--help")
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ("--force start over in a RUN_DIR that already holds a run: first remove its weights.npz, "
+            "weights_last_good.npz, checkpoint.npz, run.json and the figures of 'minirnn plot' in RUN_DIR/plots "
+            "(training, trial, weights, psychometric, any format); other files stay") in help_text
+
+
+def test_resume_adds_this_segment_to_the_earlier_ones(small_run, tmp_path):
+    run = copy_run(small_run, tmp_path, status="interrupted")
+    record_path = os.path.join(run, "run.json")
+    record = json.load(open(record_path))
+    earlier = {"ended": "interrupted", "training_s": 100.0, "wall_s": 101.0}
+    record["timings"] = cli.run_timings([earlier])
+    with open(record_path, "w") as fh:
+        json.dump(record, fh)
+    assert run_cli("train", "--resume", run, "--quiet") == 0
+    timings = json.load(open(record_path))["timings"]
+    first, this = timings["segments"]
+    assert first == earlier and this["ended"] == "complete"
+    assert timings["training_s"] == pytest.approx(100.0 + this["training_s"])
+    assert timings["wall_s"] == pytest.approx(101.0 + this["wall_s"])
+
+
+def test_resume_of_a_record_with_totals_only_counts_them_as_one_segment():
+    assert cli.training_segments({"training_s": 4.0, "wall_s": 5.0}) == [
+        {"ended": "complete", "training_s": 4.0, "wall_s": 5.0}]
+    assert cli.training_segments({}) == [] and cli.training_segments(None) == []
+
+
+def test_resume_of_a_complete_run_changes_nothing(small_run, tmp_path, capsys):
+    run = copy_run(small_run, tmp_path)
+    before = snapshot(run)
+    assert run_cli("train", "--resume", run, "--quiet") == 0
+    assert "is complete (20 updates): nothing to resume" in capsys.readouterr().err
+    assert snapshot(run) == before
 
 
 def test_describe_lists_parameters_and_tasks(capsys):

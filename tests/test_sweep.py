@@ -1,8 +1,10 @@
 """Sweeps (issue 6): grid rules, resuming, exactly-once completion when a worker dies mid-sweep,
 and runs equal to single trainings of the same configuration and seed."""
 import glob
+import importlib
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -15,6 +17,7 @@ from minirnn.io import read_npz
 from minirnn.sweep import config_id, expand_grid, sweep
 from minirnn.tasks import PerceptualDiscrimination
 
+sweep_module = importlib.import_module("minirnn.sweep")  # minirnn.sweep is also the function's name
 PARAMS = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=100, backend="numpy", dtype="float64")
 TRAIN = {"training_iters": 16 * 5}
 # model keys (N_rec, L2_rec, rec_noise) and training keys (learning_rate) mixed in one grid
@@ -191,11 +194,13 @@ def test_half_written_run_is_redone_and_a_changed_spec_is_refused(tmp_path):
     half = os.path.join(out, first[1]["config_id"], "seed-2")
     weights_before = read_npz(os.path.join(half, "weights.npz"))
     os.remove(os.path.join(half, "DONE.json"))  # as if killed between its weights and its marker
-    left_over = mio.TEMPORARY_PREFIX + "0123abcd-k3j9x0q1.tmp"  # ... or while writing a file
+    left_over = mio._temporary_prefix("weights.npz") + "k3j9x0q1.tmp"  # ... or while writing a file
     open(os.path.join(half, left_over), "wb").close()
+    users = ".notes.tmp"  # not minirnn's: it stays
+    open(os.path.join(half, users), "wb").close()
     again = sweep(grid, [1, 2], make_task(), PARAMS, TRAIN, out, scheduler="synchronous")
     assert again.trained == [first[1]["run_id"]] and again.skipped == [first[0]["run_id"]]
-    assert left_over not in os.listdir(half)
+    assert left_over not in os.listdir(half) and users in os.listdir(half)
     for name in WEIGHTS:  # redone alone (not packed this time), equal to its packed first version
         np.testing.assert_allclose(read_npz(os.path.join(half, "weights.npz"))[name], weights_before[name],
                                    rtol=1e-10, atol=1e-13)
@@ -204,6 +209,124 @@ def test_half_written_run_is_redone_and_a_changed_spec_is_refused(tmp_path):
     fresh = sweep(grid, [1, 2], make_task(), PARAMS, {"training_iters": 16 * 6}, out, scheduler="synchronous",
                   resume=False)
     assert len(fresh.trained) == 2 and all(r["n_updates"] == 6 for r in fresh)
+
+
+# ---- one sweep per out_dir; a run counts only under its own specification ------------------------
+def test_a_second_sweep_on_the_same_out_dir_is_refused_while_the_first_runs(tmp_path):
+    """The second sweep starts while the first trains (from inside its task factory, called on the
+    "worker"): it must be refused, naming the first sweep's pid, not mix its runs with the first's."""
+    out, grid, refusals = str(tmp_path), {"learning_rate": [1e-2]}, []
+
+    def factory(config):
+        factory.calls += 1
+        if factory.calls == 2:  # the first sweep's run (call 1 was its planning): start another sweep now
+            try:
+                sweep(grid, [1], factory, PARAMS, {"training_iters": 16 * 6}, out, scheduler="synchronous")
+            except ParameterError as exc:
+                refusals.append(str(exc))
+            else:
+                refusals.append("the second sweep ran")
+        return make_task()
+
+    factory.calls = 0
+    first = sweep(grid, [1], factory, PARAMS, TRAIN, out, scheduler="synchronous")
+    assert len(refusals) == 1 and f"in use by another sweep (pid {os.getpid()} on" in refusals[0], refusals
+    assert "wait for that sweep to finish, or use another out_dir" in refusals[0]
+    assert first[0]["n_updates"] == 5 and not os.path.exists(os.path.join(out, ".sweep.lock"))
+    assert len(sweep(grid, [1], factory, PARAMS, TRAIN, out, scheduler="synchronous").skipped) == 1  # unlocked
+
+
+@pytest.mark.parametrize("when", ["before the workers", "after the workers"])
+def test_a_run_finished_under_another_specification_is_an_error_never_a_row(tmp_path, monkeypatch, when):
+    """A run of another specification appears in out_dir while the sweep runs (a process that did
+    not take the lock): the worker does not skip it as done, the summary does not list it, and the
+    sweep says so; the intruder's files are left alone."""
+    grid = {"learning_rate": [1e-2]}
+    other = sweep(grid, [1], make_task(), PARAMS, TRAIN, str(tmp_path / "other"), scheduler="synchronous")
+    intruder, out = os.path.join(str(tmp_path / "other"), other[0]["run_id"]), str(tmp_path / "out")
+    real_execute = sweep_module._execute
+
+    def execute_with_an_intruder(*args):
+        copy_intruder = lambda: shutil.copytree(intruder, os.path.join(out, other[0]["run_id"]),
+                                                dirs_exist_ok=True)
+        if when == "before the workers":
+            copy_intruder()
+        result = real_execute(*args)
+        if when == "after the workers":
+            copy_intruder()
+        return result
+
+    monkeypatch.setattr(sweep_module, "_execute", execute_with_an_intruder)
+    with pytest.raises(MinirnnError, match=r"1 run\(s\) of the sweep did not finish:\n.*seed-1: ParameterError: "
+                                           r".*seed-1 holds a run of a different sweep specification"):
+        sweep(grid, [1, 2], make_task(), PARAMS, {"training_iters": 16 * 6}, out, scheduler="synchronous",
+              pack_seeds=False)
+    with open(os.path.join(out, "summary.csv")) as fh:
+        summary = fh.read()
+    assert "seed-1" not in summary and "seed-2" in summary
+    with open(os.path.join(out, other[0]["run_id"], "DONE.json")) as fh:
+        assert json.load(fh)["row"]["n_updates"] == 5  # the intruder's run, as it was
+
+
+def test_a_stale_temporary_of_summary_csv_is_removed(tmp_path):
+    out, grid = str(tmp_path), {"learning_rate": [1e-2]}
+    sweep(grid, [1], make_task(), PARAMS, TRAIN, out, scheduler="synchronous")
+    stale = [mio._temporary_prefix("summary.csv") + "x1y2z3w4.tmp", ".summary.csv.12345678.tmp"]  # new, old naming
+    for name in stale + [".notes.tmp"]:  # a sweep killed while writing summary.csv; a user's file
+        open(os.path.join(out, name), "wb").close()
+    again = sweep(grid, [1], make_task(), PARAMS, TRAIN, out, scheduler="synchronous")
+    assert len(again.skipped) == 1
+    assert sorted(os.listdir(out)) == sorted([".notes.tmp", "runs.log", "summary.csv", again[0]["config_id"]])
+
+
+# ---- the constraint audit in each run.json -------------------------------------------------------
+def audits(out, result) -> list:
+    audits = []
+    for row in result:
+        with open(os.path.join(out, row["run_id"], "run.json")) as fh:
+            audits.append(json.load(fh)["constraint_audit"])
+    return audits
+
+
+@pytest.mark.parametrize("pack_seeds", [False, True])
+def test_the_sweeps_constraint_audit_checks_fixed_weights(tmp_path, pack_seeds):
+    tp = dict(TRAIN, fixed_weights={"W_in": np.ones((6, 2))})
+    result = sweep({"learning_rate": [1e-2]}, [1, 2], make_task(), PARAMS, tp, str(tmp_path),
+                   scheduler="synchronous", pack_seeds=pack_seeds)
+    assert [r["packed_with"] for r in result] == ([2, 2] if pack_seeds else [1, 1])
+    for audit in audits(str(tmp_path), result):
+        assert audit["ok"] and audit["fixed_moved"] == 0
+        assert audit["details"]["fixed_moved"] == {"W_in": 0}  # compared, not skipped
+
+
+def test_the_sweeps_audit_reads_lstm_fixed_weights_in_psychrnns_layout_as_the_trainer_does(tmp_path):
+    from minirnn.models.lstm import LSTM
+
+    F = np.zeros((6 + 2, 6))  # PsychRNN's (N_rec + N_in, N_rec) gate layout; the model's W_f is (6, 8)
+    F[0] = 1
+    tp = dict(TRAIN, fixed_weights={"W_f": F})
+    result = sweep({"learning_rate": [1e-2]}, [1], make_task(), PARAMS, tp, str(tmp_path), scheduler="synchronous",
+                   model=LSTM)
+    [audit] = audits(str(tmp_path), result)
+    assert audit["ok"] and audit["details"]["fixed_moved"] == {"W_f": 0}
+
+
+@pytest.mark.parametrize("pack_seeds", [False, True])
+def test_the_sweeps_constraint_audit_reports_a_fixed_weight_that_moved(tmp_path, monkeypatch, pack_seeds):
+    real_train = sweep_module._train
+
+    def train_then_move_a_fixed_entry(spec, task, seeds):
+        nets, *rest = real_train(spec, task, seeds)
+        for net in nets:
+            net.raw["W_in"][0, 0] += 1.0
+        return (nets, *rest)
+
+    monkeypatch.setattr(sweep_module, "_train", train_then_move_a_fixed_entry)
+    tp = dict(TRAIN, fixed_weights={"W_in": np.ones((6, 2))})
+    result = sweep({"learning_rate": [1e-2]}, [1, 2], make_task(), PARAMS, tp, str(tmp_path),
+                   scheduler="synchronous", pack_seeds=pack_seeds)
+    for audit in audits(str(tmp_path), result):
+        assert not audit["ok"] and audit["fixed_moved"] == 1 and audit["details"]["fixed_moved"] == {"W_in": 1}
 
 
 def test_unpacked_runs_equal_packed_runs(tmp_path):
