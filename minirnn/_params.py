@@ -79,7 +79,8 @@ MODEL_PARAMS = {
 
 TRAIN_PARAMS = {
     "learning_rate": (0.001, "learning rate of an optimizer given by name (a number; an ensemble: or one per "
-                             "network); a call without one keeps the model's optimizer as it is"),
+                             "network); a call without one sets an optimizer built from a name back to 0.001 (as "
+                             "PsychRNN) and leaves one built from your object as it is"),
     "training_iters": (50000, "number of trials to train on (updates = ceil(iters / N_batch)); an int or a whole "
                               "float (1e5)"),
     "loss_epoch": (10, "record the loss every this many updates"),

@@ -483,3 +483,24 @@ def test_a_performance_measure_leaves_a_curriculums_tests_and_stage_changes_unch
     assert len(checks_a) == len(checks_b) > 0 and stage_a == stage_b
     assert all(np.array_equal(a, b) for a, b in zip(checks_a, checks_b))
     np.testing.assert_array_equal(w_a, w_b)
+
+
+def test_an_ensemble_sees_the_tasks_settings_as_they_are_at_each_call():
+    task = pd_task()
+    ensemble = model_for(task, n_networks=2)
+    seen = record_training_inputs(ensemble)
+    ensemble.train(task, dict(QUIET, training_iters=8))
+    task.N_batch = 16  # edited between calls, as a single network would see it
+    ensemble.train(task, dict(QUIET, training_iters=16))
+    assert [x.shape[1] for x in seen] == [8, 16]
+
+
+def test_an_optimizer_object_edited_between_calls_steps_with_its_new_settings():
+    from minirnn.nn.optimizers import Adam
+
+    task = pd_task()
+    model, opt = model_for(task), Adam(learning_rate=0.01)
+    model.train(task, dict(QUIET, training_iters=8, optimizer=opt))
+    opt.learning_rate = 1e-4  # a second phase with a lower rate
+    model.train(task, dict(QUIET, training_iters=8, optimizer=opt))
+    assert model.optimizer.learning_rate == 1e-4 and model.optimizer.t == 2  # its state carried over

@@ -60,7 +60,7 @@ class BatchSource:
                 raise ShapeError(f"train() got {len(source)} tasks for an ensemble of {lead[0]} networks.")
             self.tasks = list(source)
         elif lead and hasattr(source, "generate_batch"):
-            self.tasks = _network_copies(source, model.seeds)
+            self.tasks = _network_copies(source, model)
         self.task = source if self.tasks is None and hasattr(source, "generate_batch") else None
         if self.task is None and self.tasks is None and not hasattr(source, "__iter__"):
             raise ParameterError(f"train() needs a Task or an iterator of (x, y, mask, trial_params) batches. "
@@ -201,29 +201,29 @@ def _check_batch(task, check_rng, draw):
             task.batch_index = own_index
 
 
-#: task -> {the ensemble's seeds: its per-network copies}; weak, so a task's copies go with it
-_COPIES_OF = weakref.WeakKeyDictionary()
+def _network_copies(task, model) -> list:
+    """One copy of ``task`` per network of ``model`` (:func:`_reseeded_copy` with ``model.seeds[k]``).
 
-
-def _network_copies(task, seeds) -> list:
-    """One copy of ``task`` per seed (:func:`_reseeded_copy`), the same copies on every ``train()`` call
-    with this task and these seeds: a second call continues their streams, as it continues the task's
-    own stream for one network (so network k stays the network trained alone on ``seed=seeds[k]``)."""
-    key = tuple(_seed_key(seed) for seed in seeds)
+    Each call copies the task's current settings (``N_batch``, ``T``, ``coherence``, ... as they are
+    now), and a later call with the same task continues each copy's stream where the last call left
+    it, as one network's later call continues its task's stream: network k stays the network trained
+    alone on ``seed=seeds[k]``. The streams are kept on the model (``model._task_streams``, weakly
+    keyed by the task).
+    """
+    copies = [_reseeded_copy(task, seed) for seed in model.seeds]
+    streams = getattr(model, "_task_streams", None)
+    if streams is None:
+        streams = model._task_streams = weakref.WeakKeyDictionary()
     try:
-        known = _COPIES_OF.setdefault(task, {})
-    except TypeError:  # a task that cannot be weakly referenced or hashed: fresh copies each call
-        known = {}
-    if key not in known:
-        known[key] = [_reseeded_copy(task, seed) for seed in seeds]
-    return known[key]
-
-
-def _seed_key(seed):
-    """A hashable identity of a seed (int, SeedSequence or Generator)."""
-    if isinstance(seed, np.random.SeedSequence):
-        return ("SeedSequence", str(seed.entropy), tuple(seed.spawn_key), seed.pool_size)
-    return ("seed", id(seed)) if isinstance(seed, np.random.Generator) else ("seed", repr(seed))
+        earlier = streams.get(task)
+        streams[task] = copies
+    except TypeError:  # a task that cannot be weakly referenced or hashed: fresh streams every call
+        earlier = None
+    for twin, before in zip(copies, earlier or ()):
+        twin.rng.bit_generator.state = before.rng.bit_generator.state
+        if hasattr(twin, "batch_index"):
+            twin.batch_index = before.batch_index
+    return copies
 
 
 def _reseeded_copy(task, seed):
@@ -371,6 +371,8 @@ def _resolve_optimizer(model, tp, lr_given):
                           f"has its own ({spec.learning_rate!r}), as in PsychRNN.", stacklevel=4)
         if current is not None and (current is spec or current.built_from is spec):
             optimizer = current
+            for h in (*spec.hyper, *spec._options):  # the object may have been edited since (a lower rate)
+                setattr(optimizer, h, getattr(spec, h))
         else:
             optimizer = spec.fresh(n_lead=n_lead)
             optimizer.built_from = spec
