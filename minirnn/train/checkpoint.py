@@ -384,6 +384,7 @@ class Checkpointer:
         self.check_rngs = check_rngs if callable(check_rngs) else (lambda: list(check_rngs))
         self.curriculum, self.active, self.np_random = curriculum, active, np_random
         self.pending = None
+        self.held = None  # a due checkpoint, written once its weights prove to give a finite loss
         self._previous = {}
 
     def install(self):
@@ -412,24 +413,47 @@ class Checkpointer:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
 
-    def save(self, epoch: int, *, finished: bool = False) -> str:
+    def arrays(self, epoch: int, *, finished: bool = False) -> dict:
+        """The checkpoint of the training as it is now (host copies)."""
         arrays = checkpoint_arrays(self.model, epoch=epoch, tasks=self.tasks(), curriculum=self.curriculum,
                                    check_rngs=self.check_rngs(), np_random=self.np_random)
+        arrays = {key: np.array(value, copy=True) for key, value in arrays.items()}  # no views of live state
         if self.active is not None:
             arrays["train/active"] = np.asarray(self.active, dtype=bool)
         if finished:
             meta = json.loads(str(arrays["checkpoint"]))
             meta["finished"] = True
             arrays["checkpoint"] = np.array(json.dumps(meta))
+        return arrays
+
+    def save(self, epoch: int, *, finished: bool = False) -> str:
+        """Write the checkpoint of the training as it is now (a held one is superseded)."""
+        self.held = None
+        return self._write(self.arrays(epoch, finished=finished))
+
+    def _write(self, arrays) -> str:
         from ..io import atomic_savez
 
         return atomic_savez(self.path, arrays)
 
     def after_update(self, epoch: int):
-        """Checkpoint when due or when a signal arrived; then raise if a signal arrived."""
-        if self.pending is not None or epoch % self.every == 0:
-            written = self.save(epoch)
-            self.raise_if_interrupted(written)
+        """When a signal arrived: write a checkpoint now and raise. When one is due: take it and hold
+        it until :meth:`confirm` (the next forward pass gave a finite loss), so a periodic checkpoint
+        never holds weights known to diverge; :meth:`discard` drops it when that update is undone."""
+        if self.pending is not None:
+            self.raise_if_interrupted(self.save(epoch))
+        elif epoch % self.every == 0:
+            self.held = self.arrays(epoch)
+
+    def confirm(self):
+        """The weights of the held checkpoint gave a finite loss: write it."""
+        if self.held is not None:
+            held, self.held = self.held, None
+            self._write(held)
+
+    def discard(self):
+        """The update that made the held checkpoint's weights was undone: drop it."""
+        self.held = None
 
     def raise_if_interrupted(self, written=None):
         if self.pending is not None:

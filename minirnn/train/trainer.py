@@ -461,8 +461,9 @@ def train(model, source, train_params=None, *, resume=None):
     run stopped one update earlier. Its record is dropped from ``model.history`` (for an ensemble, only
     the networks that diverged are put back, and ``NonFiniteError.networks`` names them; the record,
     which holds the other networks' losses, stays). A NaN or inf gradient, or an update that would make
-    a weight NaN or inf, changes no weight and no optimizer state. A checkpoint written after the undone
-    update is replaced by the one it had replaced (or removed when there was none). A NaN or inf at the
+    a weight NaN or inf, changes no weight and no optimizer state. A periodic checkpoint is written only
+    once the next forward pass has shown its weights give a finite loss, so the checkpoint of an undone
+    update is never written (the one before it stays). A NaN or inf at the
     first update of a call is in the weights the call started with: nothing is undone.
     """
     t_start = time.perf_counter()
@@ -511,7 +512,6 @@ def train(model, source, train_params=None, *, resume=None):
         snapshots = _Snapshots(tp["training_weights_path"], tp["verbosity"], resumed=checkpoint is not None)
         empty_mask_warned = False
         last_good = _LastGood(model, optimizer)  # weights and optimizer state before the latest update
-        held = None if checkpointer is None else _HeldCheckpoint(checkpointer)
         for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
             x, y, mask = model._check_batch(x, y, mask)
@@ -521,9 +521,9 @@ def train(model, source, train_params=None, *, resume=None):
                 value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
             if not _all_finite(xp, [value]):  # the previous update made weights with a non-finite loss
-                _undo_diverged_update(model, value, history, last_good, held, epoch, update_index)
-            if held is not None:
-                held.release()  # the latest checkpoint's weights gave this finite loss
+                _undo_diverged_update(model, value, history, last_good, checkpointer, update_index)
+            if checkpointer is not None:
+                checkpointer.confirm()  # a held checkpoint's weights gave this finite loss: write it
             for name, g in grads.items():
                 if not _all_finite(xp, [g]):
                     _raise_nonfinite(model, f"the gradient of {name} became NaN or inf at update {update_index}", g,
@@ -588,7 +588,6 @@ def train(model, source, train_params=None, *, resume=None):
                                     tp["performance_cutoff"], update_index)
                         break
             if checkpointer is not None:
-                held.before_update_end(epoch)  # the file a due checkpoint replaces, until its weights prove finite
                 checkpointer.after_update(epoch)  # every checkpoint_epoch updates, and on SIGINT/SIGTERM
     finally:
         if blas is not None:
@@ -906,51 +905,11 @@ class _LastGood:
             self.optimizer.load_state_arrays(self.state, networks)
 
 
-class _HeldCheckpoint:
-    """The checkpoint file as it was before a periodic checkpoint replaced it, kept until the weights
-    written in its place prove to give a finite loss (the next update's forward pass). When they do
-    not, the update that made them is undone and :meth:`put_back` restores the file, so a checkpoint
-    that train() leaves behind never holds weights known to give a non-finite loss."""
-
-    def __init__(self, checkpointer):
-        from ..io import _with_npz_suffix  # the name the checkpointer writes
-
-        self.checkpointer, self.path = checkpointer, _with_npz_suffix(checkpointer.path)
-        self.epoch = self.previous = None
-
-    def before_update_end(self, epoch):
-        """Call before ``checkpointer.after_update(epoch)``: hold the file it is about to replace."""
-        if epoch % self.checkpointer.every == 0:
-            self.epoch = epoch
-            self.previous = None
-            if os.path.exists(self.path):
-                with open(self.path, "rb") as fh:
-                    self.previous = fh.read()
-
-    def release(self):
-        """The weights of the latest checkpoint gave a finite loss: it stays."""
-        self.epoch = self.previous = None
-
-    def put_back(self, undone_epoch):
-        """Update ``undone_epoch`` was undone: restore the file its checkpoint replaced (or remove it)."""
-        if self.epoch != undone_epoch:
-            return
-        if self.previous is None:
-            if os.path.exists(self.path):
-                os.remove(self.path)
-        else:
-            from ..io import atomic_open
-
-            with atomic_open(self.path, "wb") as fh:
-                fh.write(self.previous)
-        self.release()
-
-
-def _undo_diverged_update(model, value, history, last_good, held, epoch, update_index):
+def _undo_diverged_update(model, value, history, last_good, checkpointer, update_index):
     """The loss at update ``update_index`` is not finite: the weights left by the previous update give
     it. Undo that update (for an ensemble, in the diverged networks only): weights and optimizer state
     back to the copies taken before it, whose loss is that update's recorded loss; a checkpoint written
-    after it is replaced by the one before. Then raise NonFiniteError."""
+    after it is not written (the one before stays). Then raise NonFiniteError."""
     advice = "Try a smaller learning_rate or clip_grads=True."
     what = f"loss became NaN or inf at update {update_index}"
     if not last_good.saved:  # the first update of this call: nothing of this call to undo
@@ -965,8 +924,8 @@ def _undo_diverged_update(model, value, history, last_good, held, epoch, update_
     if everyone:  # the model is as after update_index - 2: drop the undone update's record too
         history["loss"].pop()
         history["update"].pop()
-    if held is not None:
-        held.put_back(epoch - 1)
+    if checkpointer is not None:
+        checkpointer.discard()
     kept = (f"Update {update_index - 1}, after which the loss is not finite, was undone"
             + (" for these networks" if model.lead and not everyone else "")
             + ": the weights and optimizer state are back to those before it, whose loss that was.")
