@@ -244,6 +244,8 @@ def _flock(path, what, advice):
                 raise _locked_error(path, what, advice) from None
             logger.warning("cannot lock %s (%s): this filesystem has no flock; make sure no other %s uses "
                            "the directory at the same time", path, exc, what)
+            with contextlib.suppress(FileNotFoundError):  # nobody can hold it here: leave no lock file behind
+                os.unlink(path)
             return None
         if _is_file_at(fd, path):
             return fd

@@ -475,3 +475,25 @@ def test_overlapping_trainings_in_threads_put_blas_back(monkeypatch):
         for t in threads:
             t.join()
         assert blas_threads() == before
+
+
+def test_reference_accepts_a_list_of_per_step_masks():
+    # a list's `index` is a method, not a StepMasks' per-step index
+    from minirnn.dynamics import rate
+    from minirnn.nn.activations import get_activation
+
+    T, B, N = 5, 2, 3
+    rng = np.random.default_rng(0)
+    W, drive, x0, alpha = rng.normal(size=(N, N)), rng.normal(size=(T, B, N)), np.zeros((1, N)), np.full((1, N), 0.1)
+    mask = np.ones((N, N))
+    mask[0, 1] = 0
+
+    class AsList:
+        W_mask, clamp_mask = [mask] * T, None
+
+    class AsArray:
+        W_mask, clamp_mask = np.stack([mask] * T), None
+
+    relu = get_activation("relu")
+    np.testing.assert_array_equal(rate.recur_forward(W, drive, x0, alpha, act=relu, perturb=AsList),
+                                  rate.recur_forward(W, drive, x0, alpha, act=relu, perturb=AsArray))

@@ -495,3 +495,14 @@ def test_a_files_transfer_function_wins_over_an_explicit_one_with_a_warning(tmp_
         warnings.simplefilter("error")  # the same function, or none given: nothing to say
         assert Basic(dict(base, transfer_function="tanh", load_weights_path=path)).activation.name == "tanh"
         assert Basic(dict(base, load_weights_path=path)).activation.name == "tanh"
+
+
+def test_an_ensembles_per_network_mask_that_a_file_overrides_warns(tmp_path):
+    from minirnn import Basic
+
+    base = {"N_in": 2, "N_rec": 6, "N_out": 2, "dt": 10, "tau": 100, "backend": "numpy"}
+    path = Basic(dict(base, seed=1)).save(str(tmp_path / "w.npz"))
+    mask = np.ones((6, 6))
+    mask[0, 1] = 0
+    with pytest.warns(UserWarning, match=r"the given \['rec_connectivity'\] are ignored"):
+        Basic(dict(base, load_weights_path=path), n_networks=2, network_params=[{"rec_connectivity": mask}, {}])

@@ -207,3 +207,12 @@ def test_files_carry_identity_dale_matrices_and_old_files_still_load(tmp_path):
                                model.test(x_batch())[0], rtol=1e-12, atol=1e-14)
     ens = LSTM(small_params(), n_networks=2).get_weights()
     assert ens["Dale_rec"].shape == (2, 4, 4) and np.array_equal(ens["Dale_out"][1], np.eye(4))
+
+
+def test_a_copy_of_an_lstms_params_with_the_tables_defaults_does_not_warn():
+    import warnings
+
+    lstm = LSTM(dict(N_in=2, N_rec=5, N_out=2, dt=10, tau=100, seed=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LSTM(dict(lstm.params))  # W_in_train=True, transfer_function="relu", ...: defaults, not choices

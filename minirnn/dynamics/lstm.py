@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from ..backends import get_array_module
 from ..nn.activations import sigmoid
-from .rate import mT
+from .rate import mask_of_step, mT
 
 
 def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
@@ -54,7 +54,7 @@ def lstm_forward(W_h, drive, h0, c0, cell_act, perturb=None):
     G = xp.empty(drive.shape, dtype=drive.dtype)
     h = xp.broadcast_to(h0, lead + (B, N))
     c = xp.broadcast_to(c0, lead + (B, N))
-    which = getattr(W_mask, "index", range(T))  # which mask step k uses (as in dynamics/rate.py)
+    which = mask_of_step(W_mask, T)
     W_k = W_h
     for k in range(T):
         if W_mask is not None and (k == 0 or which[k] != which[k - 1]):  # a lesion: mask anew when it changes

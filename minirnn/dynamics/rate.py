@@ -23,6 +23,14 @@ def mT(a):
     return a.swapaxes(-1, -2)
 
 
+def mask_of_step(W_mask, T):
+    """Which mask step k uses, for ``k < T``: a StepMasks (simulate.py) holds its few distinct masks once
+    and says which (its ``index`` array); a plain (T, N, N) array or list has one per step (a list's
+    ``index`` is a method, not an array)."""
+    index = getattr(W_mask, "index", None)
+    return range(T) if index is None or callable(index) else index
+
+
 def recur_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=None, perturb=None):
     """Run the Euler recurrence over all ``T`` steps.
 
@@ -54,9 +62,7 @@ def recur_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act
     decay = 1 - alpha
     W_mask = getattr(perturb, "W_mask", None)
     clamp_mask = getattr(perturb, "clamp_mask", None)
-    # Which mask step k uses: a StepMasks (simulate.py) holds its few distinct masks once and says which
-    # (``index``); a plain (T, N, N) array has one per step.
-    which = getattr(W_mask, "index", range(T))
+    which = mask_of_step(W_mask, T)
     X = xp.empty(drive.shape, dtype=drive.dtype)
     x = xp.broadcast_to(x0, drive.shape[:-3] + (B, drive.shape[-1]))
     W_k = W_alpha

@@ -180,7 +180,8 @@ class Basic(RNN):
         return net
 
     def _given_keys(self):
-        return self._user_keys if hasattr(self, "_user_keys") else set()
+        """The params the user set: in params, or in an ensemble's network_params."""
+        return set(getattr(self, "_user_keys", ())) | set(getattr(self, "_network_keys", ()))
 
     def _set_network_arrays(self, net):
         """Move one network's (or a stacked ensemble's) host arrays onto the backend, in dtype."""

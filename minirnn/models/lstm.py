@@ -95,6 +95,17 @@ def _variant_of_file(info) -> str:
     return meta.get("lstm_variant", "psychrnn") if info["format"] == "minirnn" else "psychrnn"
 
 
+def _is_default(key, value) -> bool:
+    """``value`` is the model params table's default for ``key`` (what a copied params dict carries)."""
+    from .._params import MODEL_PARAMS
+
+    default = MODEL_PARAMS.get(key, (object(),))[0]
+    try:
+        return bool(np.array_equal(np.asarray(value), np.asarray(default))) if value is not None else True
+    except (TypeError, ValueError):
+        return False
+
+
 class LSTM(RNN):
     """An LSTM with PsychRNN's interface: ``LSTM(params)``; ``test``, ``train``, ``save`` as Basic.
 
@@ -111,7 +122,6 @@ class LSTM(RNN):
     param_names = ("W_f", "W_i", "W_c", "W_o", "b_f", "b_i", "b_c", "b_o", "W_out", "b_out",
                    "init_hidden", "init_cell")
     constrained = ("W_f", "W_i", "W_c", "W_o", "W_out")
-    _network_keys = frozenset()  # the keys an ensemble's network_params set (_init_ensemble)
 
     def _extra_params(self) -> dict:
         return dict(_LSTM_PARAMS)
@@ -123,13 +133,6 @@ class LSTM(RNN):
         shapes.update({f"b_{g}": (N,) for g in GATES})
         shapes["W_out"], shapes["b_out"] = (self.N_out, N), (self.N_out,)
         return shapes
-
-    def _init_ensemble(self, K, seeds, network_params):
-        # network_params' keys are lost once merged into each network's params: kept for _warn_unused_params
-        network_params = None if network_params is None else list(network_params)
-        self._network_keys = {key for o in network_params or () if isinstance(o, dict)
-                              for key, value in o.items() if value is not None}
-        super()._init_ensemble(K, seeds, network_params)
 
     # ---- construction -------------------------------------------------------------------------
     def _build(self):
@@ -184,8 +187,8 @@ class LSTM(RNN):
             quiet.add("tau")
         if all(f"W_{g}" in self._user_keys for g in GATES):
             quiet.update(WEIGHTS_DICT_PLACEHOLDERS)
-        given = (self._user_keys - quiet) | self._network_keys
-        return [key for key in RATE_ONLY_PARAMS if key in given]
+        chosen = {key for key in self._user_keys - quiet if not _is_default(key, self.params[key])}
+        return [key for key in RATE_ONLY_PARAMS if key in chosen | self._network_keys]
 
     def _network_arrays(self, p, rng, warn=True):
         """Host float64 arrays of one network (params ``p``): raw weights, masks; and the variant.
@@ -198,8 +201,7 @@ class LSTM(RNN):
             variant = _variant_of_file(info)
             if warn:  # (dale_ratio and transfer_function are not the LSTM's: _warn_unused_params)
                 owned = self.param_names + MASKS
-                given_keys = self._user_keys | self._network_keys
-                _warn_overridden_by_file(p, info, given_keys & set(owned), owned)
+                _warn_overridden_by_file(p, info, self._user_keys | self._network_keys, owned)
                 self._warn_if_file_variant_differs(p, variant)
             given = {k: info["weights"][k] for k in self.param_names if k in info["weights"]}
             masks = {k: info["weights"].get(k) for k in MASKS}

@@ -130,6 +130,7 @@ class RNN:
     def __init__(self, params: dict, n_networks: int | None = None, seeds=None, network_params=None):
         p = self.params = resolve_model_params(params, owner=type(self).__name__, extra=self._extra_params())
         self._user_keys = {k for k, v in params.items() if v is not None}
+        self._network_keys = frozenset()  # an ensemble's network_params keys (_init_ensemble)
         self._task_keys = frozenset(getattr(params, "task_keys", ()))  # a task's own settings (TaskParams)
         self.name = p["name"]
         self.dtype = np.dtype(p["dtype"])  # sizes, dtype and the other values were checked by resolve_model_params
@@ -170,6 +171,9 @@ class RNN:
         if len(seeds) != K:
             raise ShapeError(f"seeds has {len(seeds)} entries but n_networks={K}.")
         network_params = [{}] * K if network_params is None else list(network_params)
+        # their keys are lost once merged into each network's params: kept for the warnings that name them
+        self._network_keys = frozenset(key for o in network_params if isinstance(o, dict)
+                                       for key, value in o.items() if value is not None)
         if len(network_params) != K:
             raise ShapeError(f"network_params has {len(network_params)} entries but n_networks={K}.")
         per_network = set(PER_NETWORK_PARAMS)
