@@ -3,7 +3,9 @@
 One update (DESIGN.md §1)::
 
     loss, g = model._loss_and_grads(x, y, mask, noise)     # true gradient, nothing zeroed
+    if not finite(loss): theta, state = saved; raise        # the previous update diverged: undo it
     g      *= 1 - F                                         # fixed entries get no gradient
+    saved   = copy(theta, optimizer.state)                  # to undo this update if it diverges
     g       = clip(g)                                       # per parameter (PsychRNN) or global norm
     delta   = optimizer.compute_update(g)                   # the optimizer owns its state
     theta  -= delta * (1 - F)                               # masking the *update* too keeps fixed
@@ -477,9 +479,6 @@ def train(model, source, train_params=None, *, resume=None):
         raise ParameterError("train() needs a Task or a batch generator (or train_params['curriculum']).")
     if (tp["performance_cutoff"] is None) != (tp["performance_measure"] is None) and tp["performance_cutoff"] is not None:
         raise ParameterError("performance_cutoff needs a performance_measure too (train_params['performance_measure']).")
-    for key in ("loss_epoch", "save_training_weights_epoch", "performance_epoch", "checkpoint_epoch"):
-        if int(tp[key]) < 1:
-            raise ParameterError(f"The {key!r} training parameter must be a positive int. Got {tp[key]!r} instead.")
     _check_output_paths(tp)
     batches = BatchSource(source, model)
     _warn_about_dt(model, batches)
