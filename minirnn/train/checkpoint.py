@@ -127,7 +127,7 @@ def _check_config(name, saved, current):
                                + "; ".join(differ) + ".")
 
 
-def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None, check_rngs=(), np_random=False) -> dict:
+def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None, check_rngs=None, np_random=False) -> dict:
     """The arrays of a checkpoint of ``model`` (see the module docstring).
 
     Parameters
@@ -136,7 +136,7 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None, check_rng
     epoch : int, the number of updates done in the current ``train()`` call.
     tasks : sequence of Tasks whose streams to save (the task, or every curriculum task).
     curriculum : the Curriculum, or None.
-    check_rngs : ``bit_generator.state`` of each check stream (None for a task without one).
+    check_rngs : ``{kind: [bit_generator.state of each task's check stream (None: a task without one)]}``.
     np_random : bool, also save NumPy's global random state (``np.random.get_state()``).
     """
     host = model.backend.to_host
@@ -157,7 +157,7 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None, check_rng
         "epoch": int(epoch),
         "rng": {name: _rng_states(getattr(model, name)) for name in ("rng_init", "rng_noise", "rng_eval")},
         "tasks": [t.state_dict() if hasattr(t, "state_dict") else None for t in tasks],
-        "check_rngs": _jsonable(list(check_rngs)),
+        "check_rngs": _jsonable(dict(check_rngs or {})),
         "np_random": _jsonable(np.random.get_state(legacy=False)) if np_random else None,
         "curriculum": None if curriculum is None else _jsonable(curriculum.state_dict()) if hasattr(
             curriculum, "state_dict") else {
@@ -173,7 +173,7 @@ def checkpoint_arrays(model, *, epoch: int, tasks=(), curriculum=None, check_rng
     return arrays
 
 
-def save_checkpoint(path, model, *, epoch: int, tasks=(), curriculum=None, check_rngs=(), np_random=False) -> str:
+def save_checkpoint(path, model, *, epoch: int, tasks=(), curriculum=None, check_rngs=None, np_random=False) -> str:
     """Write a checkpoint of ``model`` to ``path`` (``.npz`` appended when missing), atomically;
     the arguments are :func:`checkpoint_arrays`'s."""
     from ..io import atomic_savez
@@ -376,12 +376,12 @@ class Checkpointer:
 
     SIGNALS = ("SIGINT", "SIGTERM")
 
-    def __init__(self, model, path, every: int, *, tasks=(), curriculum=None, active=None, check_rngs=(),
+    def __init__(self, model, path, every: int, *, tasks=(), curriculum=None, active=None, check_rngs=None,
                  np_random=False):
         self.model, self.path, self.every = model, path, int(every)
         self.tasks = tasks if callable(tasks) else (lambda: tuple(tasks))  # tasks() -> current Tasks
         # check_rngs() -> current check-stream states
-        self.check_rngs = check_rngs if callable(check_rngs) else (lambda: list(check_rngs))
+        self.check_rngs = check_rngs if callable(check_rngs) else (lambda: dict(check_rngs or {}))
         self.curriculum, self.active, self.np_random = curriculum, active, np_random
         self.pending = None
         self.held = None  # a due checkpoint, written once its weights prove to give a finite loss

@@ -27,7 +27,7 @@ import weakref
 import numpy as np
 
 from .._params import is_int, reshape_if_flat, resolve_train_params
-from ..errors import NonFiniteError, ParameterError, ShapeError
+from ..errors import NonFiniteError, ParameterError, ShapeError, WeightsFileError
 from ..nn.clipping import clip_by_global_norm, clip_by_norm
 from ..nn.optimizers import Optimizer, get_optimizer
 
@@ -92,17 +92,22 @@ class BatchSource:
         return self._combine([_check_batch(task, rng, draw) for task, rng, draw
                               in zip(self._streams, self._check_rngs[kind], self._check_draws[kind])])
 
-    def check_states(self) -> list:
-        """``bit_generator.state`` of every check stream (None for a task without one), for checkpoints:
-        the streams of each kind of :data:`CHECK_KINDS` in turn, one per task."""
-        return [None if rng is None else rng.bit_generator.state
-                for kind in CHECK_KINDS for rng in self._check_rngs[kind]]
+    def check_states(self) -> dict:
+        """``{kind: [bit_generator.state of each task's check stream (None for a task without one)]}``,
+        for checkpoints."""
+        return {kind: [None if rng is None else rng.bit_generator.state for rng in rngs]
+                for kind, rngs in self._check_rngs.items()}
 
-    def load_check_states(self, states) -> None:
-        """Put back what :meth:`check_states` saved."""
-        for rng, state in zip([rng for kind in CHECK_KINDS for rng in self._check_rngs[kind]], states):
-            if rng is not None and state is not None:
-                rng.bit_generator.state = state
+    def load_check_states(self, states: dict) -> None:
+        """Put back what :meth:`check_states` saved (a checkpoint without check streams: nothing)."""
+        for kind, saved in (states or {}).items():
+            rngs = self._check_rngs.get(kind, [])
+            if len(saved) != len(rngs):
+                raise WeightsFileError(f"The checkpoint holds {len(saved)} {kind} check stream(s) but this "
+                                       f"training has {len(rngs)} task(s): it is of another training.")
+            for rng, state in zip(rngs, saved):
+                if rng is not None and state is not None:
+                    rng.bit_generator.state = state
 
     def _combine(self, parts):
         """One task's batch, or an ensemble's per-network batches stacked to ``(K, B, T, ·)``."""
@@ -747,9 +752,9 @@ def _resume(model, checkpoint, batches, curriculum, optimizer):
     if not tasks:
         logger.warning("resuming with a batch generator: its position cannot be restored, so the "
                        "batches after the checkpoint differ from the interrupted run's")
-        checkpoint = dict(checkpoint, meta=dict(checkpoint["meta"], tasks=[], check_rngs=[]))
+        checkpoint = dict(checkpoint, meta=dict(checkpoint["meta"], tasks=[], check_rngs={}))
     epoch0 = restore_checkpoint(model, checkpoint, tasks=tasks, curriculum=curriculum, optimizer=optimizer)
-    batches.load_check_states(checkpoint["meta"].get("check_rngs") or [])  # older checkpoints have none
+    batches.load_check_states(checkpoint["meta"].get("check_rngs") or {})  # older checkpoints have none
     active = checkpoint.get("train", {}).get("active")
     return epoch0, bool(checkpoint["meta"].get("finished", False)), active
 
