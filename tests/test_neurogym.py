@@ -152,6 +152,25 @@ class SideBiasLike:
         return self.env.new_trial(**kwargs)
 
 
+class ForwardingWrapper:
+    """gymnasium 0.29's Wrapper (OrderEnforcing, PassiveEnvChecker around gym.make's env): no new_trial of
+    its own, forwarded through __getattr__ with a deprecation warning."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        import warnings
+
+        if name == "new_trial":  # gymnasium's Wrapper has spec, observation_space, ... of its own
+            warnings.warn(f"env.{name} to get variables from other wrappers is deprecated", UserWarning)
+        return getattr(self.env, name)
+
+    @property
+    def unwrapped(self):
+        return self.env.unwrapped
+
+
 class StepWrapper:
     """A step-level wrapper under gymnasium 1.x: no new_trial of its own and no attribute forwarding."""
 
@@ -163,12 +182,17 @@ class StepWrapper:
         return self.env.unwrapped
 
 
-@pytest.mark.parametrize("wrap", [SideBiasLike, lambda env: StepWrapper(SideBiasLike(env))],
-                         ids=["trial_wrapper", "step_wrapper_over_trial_wrapper"])
+@pytest.mark.parametrize("wrap", [SideBiasLike, lambda env: StepWrapper(SideBiasLike(env)),
+                                  lambda env: ForwardingWrapper(SideBiasLike(env))],
+                         ids=["trial_wrapper", "step_wrapper_over_trial_wrapper", "forwarding_wrapper_over_it"])
 def test_trial_wrappers_choose_the_trials(wrap):
+    import warnings
+
     base = ForcedChoiceEnv()
-    task = NeurogymTask(wrap(base), N_batch=64, seed=0)
-    x, y, mask, trials = task.get_trial_batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated attribute forwarding is used
+        task = NeurogymTask(wrap(base), N_batch=64, seed=0)
+        x, y, mask, trials = task.get_trial_batch()
     assert np.all(trials["ground_truth"] == 1)  # the wrapper's choice on every trial
     last = mask[..., 0].sum(axis=1).astype(int) - 1
     assert np.all(y[np.arange(64), last, 2] == 1)  # and in the targets read from env.unwrapped.gt

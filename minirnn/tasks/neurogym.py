@@ -59,18 +59,23 @@ def import_neurogym():
 
 
 def _trial_layer(env):
-    """The outermost layer of ``env`` (the env or one of its wrappers) that has ``new_trial``.
+    """The outermost layer of ``env`` (the env or one of its wrappers) whose class defines ``new_trial``.
 
     NeuroGym's trial wrappers (SideBias, RandomGroundTruth, TrialHistoryV2, ...) override
     ``new_trial`` to choose the trial's ground truth and then call the wrapped env's ``new_trial``,
-    so calling ``env.unwrapped.new_trial()`` would skip them. A wrapper without ``new_trial`` (a
-    step-level one such as Noise, under gymnasium 1.x which no longer forwards attributes) is
-    passed through to the layer it wraps.
+    so calling ``env.unwrapped.new_trial()`` would skip them. A wrapper whose class does not define
+    it (a step-level one such as Noise, or gymnasium's OrderEnforcing/PassiveEnvChecker, which
+    forward it only through a deprecated ``__getattr__``) is passed through to the layer it wraps.
     """
     layer = env
-    while not hasattr(layer, "new_trial") and hasattr(layer, "env"):
+    while not _defines(layer, "new_trial") and hasattr(layer, "env"):
         layer = layer.env
     return layer
+
+
+def _defines(obj, name) -> bool:
+    """``obj``'s class (or a base) defines ``name`` itself, not through ``__getattr__`` forwarding."""
+    return any(name in vars(klass) for klass in type(obj).__mro__)
 
 
 class NeurogymTask(Task):
