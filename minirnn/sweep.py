@@ -72,6 +72,7 @@ import os
 import platform
 import socket
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -430,7 +431,11 @@ def _what_is_left(plans, resume) -> tuple:
     todo, skipped = {}, []
     for plan in plans:
         for seed, run_dir in plan["runs"]:
-            state = _marker_state(run_dir, plan["fingerprint"])
+            state = _marker_state(run_dir, plan)
+            if state == "ours" and resume and _read_marker(run_dir).get("fingerprint") == plan["legacy_fingerprint"]:
+                warnings.warn(f"{run_dir} finished before minirnn recorded what a task factory builds: it is reused "
+                              "because the factory's name matches. Use resume=False if the factory changed.",
+                              stacklevel=3)
             if state == "foreign" and resume:
                 raise ParameterError(f"{run_dir} holds a finished run of a different sweep specification "
                                      f"({_what_differs(run_dir, plan['spec'])}). Use a new out_dir, or "
@@ -456,7 +461,7 @@ def _collect(plans, todo) -> tuple:
             marker, run_id = _read_marker(run_dir), _run_id(plan["config_id"], seed)
             if marker is None:
                 continue
-            if marker.get("fingerprint") != plan["fingerprint"]:
+            if marker.get("fingerprint") not in _fingerprints(plan):
                 foreign.append((run_id, _foreign_message(run_dir)))
                 continue
             rows.append(marker["row"])
@@ -494,8 +499,11 @@ def _plan_runs(configs, seeds, task, params, train_params, model, model_table, e
                 "task": task_description, "eval_seed": int(eval_seed)}
         quiet = dict(spec, train_params={k: v for k, v in run_tp.items() if k != "verbosity"})
         cid = config_id(config)
+        # a run finished before factories were fingerprinted by what they build recorded the factory's name only
+        legacy = (_fingerprint(dict(quiet, task={"factory": task_description["factory"]}))
+                  if "builds" in task_description else None)
         plans.append({"config": config, "config_id": cid, "params": run_params, "train_params": run_tp,
-                      "fingerprint": hashlib.sha256(_canonical(quiet).encode()).hexdigest(), "spec": spec,
+                      "fingerprint": _fingerprint(quiet), "legacy_fingerprint": legacy, "spec": spec,
                       "runs": [(s, os.path.join(out_dir, cid, f"seed-{s}")) for s in seeds]})
     if len({p["config_id"] for p in plans}) != len(plans):
         raise ParameterError("The grid holds the same configuration twice.")
@@ -605,13 +613,24 @@ def _read_marker(run_dir):
         return None
 
 
-def _marker_state(run_dir, fingerprint) -> str:
-    """``"missing"`` (the run has not finished), ``"ours"`` (it finished under ``fingerprint``) or
-    ``"foreign"`` (it finished under another sweep specification)."""
+def _marker_state(run_dir, plan) -> str:
+    """``"missing"`` (the run has not finished), ``"ours"`` (it finished under one of ``plan``'s
+    :func:`_fingerprints`) or ``"foreign"`` (it finished under another sweep specification)."""
     marker = _read_marker(run_dir)
     if marker is None:
         return "missing"
-    return "ours" if marker.get("fingerprint") == fingerprint else "foreign"
+    return "ours" if marker.get("fingerprint") in _fingerprints(plan) else "foreign"
+
+
+def _fingerprint(spec) -> str:
+    """The SHA-256 of a run's specification, in canonical form."""
+    return hashlib.sha256(_canonical(spec).encode()).hexdigest()
+
+
+def _fingerprints(plan) -> set:
+    """The fingerprints a finished run of ``plan`` may carry: this version's, and for a task factory the
+    one of a run finished before factories were fingerprinted by what they build."""
+    return {plan["fingerprint"], plan.get("legacy_fingerprint")} - {None}
 
 
 def _foreign_message(run_dir) -> str:
@@ -791,7 +810,7 @@ def run_pack(spec) -> dict:
     Returns ``{"done": [run ids], "failed": [(run id, message)]}``."""
     todo, foreign = [], []
     for seed, run_dir in zip(spec["seeds"], spec["run_dirs"]):
-        state = _marker_state(run_dir, spec["fingerprint"])
+        state = _marker_state(run_dir, spec)
         if state == "foreign":
             foreign.append((_run_id(spec["config_id"], seed), _foreign_message(run_dir)))
         elif state == "missing":

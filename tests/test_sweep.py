@@ -178,6 +178,23 @@ def test_a_factory_that_builds_another_task_is_a_different_specification(tmp_pat
         sweep(grid, [1], lambda config: {}, PARAMS, TRAIN, str(tmp_path / "other"), scheduler="synchronous")
 
 
+def test_a_factory_run_finished_before_factories_were_fingerprinted_is_reused_with_a_warning(tmp_path, monkeypatch):
+    import sys
+
+    sweep_module = sys.modules["minirnn.sweep"]  # (minirnn.sweep the attribute is the function)
+
+    def factory(config):
+        return PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=16)
+
+    grid, out = {"learning_rate": [1e-3]}, str(tmp_path)
+    with monkeypatch.context() as m:  # the older record: the factory's name only
+        m.setattr(sweep_module, "_task_description", lambda task, config: {"factory": sweep_module._describe(task)})
+        first = sweep(grid, [1], factory, PARAMS, TRAIN, out, scheduler="synchronous")
+    with pytest.warns(UserWarning, match="finished before minirnn recorded what a task factory builds"):
+        again = sweep(grid, [1], factory, PARAMS, TRAIN, out, scheduler="synchronous")
+    assert again.skipped == first.trained and not again.trained and len(again) == 1
+
+
 def test_bad_seeds_and_options(tmp_path):
     for seeds, message in (([1, 1], "repeated"), ([], "empty"), ([1.5], "non-negative int")):
         with pytest.raises(ParameterError, match=message):
