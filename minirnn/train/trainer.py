@@ -544,7 +544,7 @@ def train(model, source, train_params=None, *, resume=None):
                     grads = clip_by_norm(grads, tp["clip_norm"], n_lead=n_lead)
                 delta = optimizer.compute_update(grads, active=flags)
                 refused = _apply_update(model, delta, keep)  # theta -= delta * (1 - F); inactive networks: d = 0
-            if refused is not None:  # all or nothing: no weight changed; the optimizer's step is undone
+            if refused is not None:  # all or nothing: every weight and the optimizer's state put back
                 last_good.restore()
                 _raise_nonfinite(model, f"the weight {refused[0]} would become NaN or inf at update {update_index}",
                                  refused[1], _loss_of(model, value), "The weights and optimizer state were kept as "
@@ -850,15 +850,14 @@ def _loss_of(model, value):
 
 
 def _apply_update(model, delta, keep):
-    """``theta -= delta * (1 - F)`` for every parameter, all or nothing: returns the name of the first
-    weight whose new value would hold NaN or inf and its new value, changing nothing, or None once done."""
-    xp = model.xp
-    new = {name: model.raw[name] - (d * keep[name] if name in keep else d) for name, d in delta.items()}
-    for name, value in new.items():
-        if not _all_finite(xp, [value]):
-            return name, value
-    for name, value in new.items():
-        model.raw[name][...] = value  # in place: views of model.raw stay valid
+    """``theta -= delta * (1 - F)`` for every parameter, in place (views of ``model.raw`` stay valid).
+    Returns the name and a copy of the first weight that now holds NaN or inf (the caller puts every
+    weight back from its :class:`_LastGood` copy), or None."""
+    for name, d in delta.items():
+        model.raw[name] -= d * keep[name] if name in keep else d
+    for name in delta:
+        if not _all_finite(model.xp, [model.raw[name]]):
+            return name, model.raw[name].copy()
     return None
 
 
