@@ -22,6 +22,7 @@ numba = pytest.importorskip("numba")
 from minirnn.backends import get_backend, numba_kernels as nk  # noqa: E402
 from minirnn.dynamics import rate  # noqa: E402
 from minirnn.nn.activations import ACTIVATIONS, Activation, get_activation  # noqa: E402
+from lesion_helpers import CountingMasks, Lesion  # noqa: E402
 from tolerances import close  # noqa: E402
 
 pytestmark = [pytest.mark.numba, pytest.mark.usefixtures("one_blas_thread")]
@@ -131,25 +132,6 @@ def test_perturbation_falls_back_to_reference(no_kernels):
     np.testing.assert_array_equal(X[..., 0], 0.3)
 
 
-class _CountingMasks:
-    """A :class:`minirnn.simulate.StepMasks` that counts the steps whose mask the time loop reads."""
-
-    def __init__(self, masks, index):
-        from minirnn.simulate import StepMasks
-
-        self.step_masks, self.reads = StepMasks(masks, index), 0
-        self.masks, self.index = self.step_masks.masks, self.step_masks.index
-
-    def __getitem__(self, k):
-        self.reads += 1
-        return self.step_masks[k]
-
-
-class _Lesion:
-    def __init__(self, W_mask):
-        self.W_mask = W_mask
-
-
 @pytest.mark.parametrize("lead", [(), (2,)])
 def test_reference_masks_the_weights_once_per_change_of_lesion(lead):
     """A lesion in steps 2-4 of 8 (two distinct masks): the reference forms ``W_alpha * mask`` when step k's
@@ -159,11 +141,11 @@ def test_reference_masks_the_weights_once_per_change_of_lesion(lead):
     W, drive, x0, alpha, ns, xi, _ = make_case(lead=lead, T=T, B=3, N=N)
     lesioned = np.ones((N, N))
     lesioned[2, 1] = lesioned[0, 3] = 0
-    masks = _CountingMasks(np.stack([np.ones((N, N)), lesioned]), [0, 0, 1, 1, 1, 0, 0, 0])
+    masks = CountingMasks(np.stack([np.ones((N, N)), lesioned]), [0, 0, 1, 1, 1, 0, 0, 0])
     act = ACTIVATIONS["tanh"]
-    X = rate.recur_forward(W, drive, x0, alpha, ns, xi, act, _Lesion(masks))
+    X = rate.recur_forward(W, drive, x0, alpha, ns, xi, act, Lesion(masks))
     assert masks.reads == 3
-    X_per_step = rate.recur_forward(W, drive, x0, alpha, ns, xi, act, _Lesion(np.asarray(masks.step_masks)))
+    X_per_step = rate.recur_forward(W, drive, x0, alpha, ns, xi, act, Lesion(np.asarray(masks.step_masks)))
     assert X.tobytes() == X_per_step.tobytes()
     assert not np.array_equal(X, rate.recur_forward(W, drive, x0, alpha, ns, xi, act))  # the lesion acts
 

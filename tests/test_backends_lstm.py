@@ -26,6 +26,7 @@ from minirnn.backends import get_backend, numba_kernels as nk, numba_lstm as nl,
 from minirnn.dynamics import lstm as ref  # noqa: E402
 from minirnn.nn.activations import ACTIVATIONS, get_activation  # noqa: E402
 from minirnn.simulate import LSTMSimulator, Perturbation  # noqa: E402
+from lesion_helpers import CountingMasks, Lesion  # noqa: E402
 from tolerances import close  # noqa: E402
 
 pytestmark = [pytest.mark.numba, pytest.mark.usefixtures("one_blas_thread")]
@@ -201,25 +202,6 @@ def test_perturbation_falls_back_to_reference(no_kernels):
     np.testing.assert_array_equal(got[0][..., 0], 0.3)
 
 
-class _CountingMasks:
-    """A :class:`minirnn.simulate.StepMasks` that counts the steps whose mask the time loop reads."""
-
-    def __init__(self, masks, index):
-        from minirnn.simulate import StepMasks
-
-        self.step_masks, self.reads = StepMasks(masks, index), 0
-        self.masks, self.index = self.step_masks.masks, self.step_masks.index
-
-    def __getitem__(self, k):
-        self.reads += 1
-        return self.step_masks[k]
-
-
-class _Lesion:
-    def __init__(self, W_mask):
-        self.W_mask = W_mask
-
-
 def test_reference_masks_the_weights_once_per_change_of_lesion():
     """A lesion in steps 2-4 of 8: the reference masks the gate weights when the step's mask changes (3
     times), not at every step, with the same numbers bit for bit as a plain ``(T, N, N)`` mask array."""
@@ -227,11 +209,11 @@ def test_reference_masks_the_weights_once_per_change_of_lesion():
     W_h, drive, h0, c0, _ = make_case(lead=(2,), T=T, B=2, N=N)
     lesioned = np.ones((N, N))
     lesioned[2, 1] = lesioned[0, 3] = 0
-    masks = _CountingMasks(np.stack([np.ones((N, N)), lesioned]), [0, 0, 1, 1, 1, 0, 0, 0])
+    masks = CountingMasks(np.stack([np.ones((N, N)), lesioned]), [0, 0, 1, 1, 1, 0, 0, 0])
     act = ACTIVATIONS["tanh"]
-    got = ref.lstm_forward(W_h, drive, h0, c0, act, _Lesion(masks))
+    got = ref.lstm_forward(W_h, drive, h0, c0, act, Lesion(masks))
     assert masks.reads == 3
-    per_step = ref.lstm_forward(W_h, drive, h0, c0, act, _Lesion(np.asarray(masks.step_masks)))
+    per_step = ref.lstm_forward(W_h, drive, h0, c0, act, Lesion(np.asarray(masks.step_masks)))
     for g, w in zip(got, per_step):
         assert g.tobytes() == w.tobytes()
     assert not np.array_equal(got[0], ref.lstm_forward(W_h, drive, h0, c0, act)[0])  # the lesion acts
