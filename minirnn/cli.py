@@ -69,7 +69,7 @@ DEFAULT_RUNS = "runs"  # the default run directory is DEFAULT_RUNS/<date-time>-<
 PLOTS_DIR = "plots"  # minirnn plot's default output folder, inside the run directory
 PLOT_FIGURES = ("training", "trial", "weights", "psychometric")  # minirnn plot's figures (base names)
 #: what ``train --force`` removes before training (with the figures in PLOTS_DIR): the old run's files
-PREVIOUS_RUN_FILES = (runs.WEIGHTS_FILE, runs.LAST_GOOD_FILE, runs.CHECKPOINT_FILE, runs.RECORD_FILE)
+PREVIOUS_RUN_FILES = runs.RUN_FILES
 # options that take a Python object, which neither TOML nor --set can give
 PYTHON_ONLY = {"initializer": "a WeightInitializer", "custom_regularization": "a callable",
                "curriculum": "a Curriculum", "performance_measure": "a callable"}

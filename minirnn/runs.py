@@ -52,6 +52,7 @@ WEIGHTS_FILE = "weights.npz"
 RECORD_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 LAST_GOOD_FILE = "weights_last_good.npz"
+RUN_FILES = (WEIGHTS_FILE, LAST_GOOD_FILE, CHECKPOINT_FILE, RECORD_FILE)  # what a run writes (plots aside)
 RUN_LOCK = ".run.lock"
 
 logger = logging.getLogger("minirnn")
@@ -350,7 +351,7 @@ def remove_stale_temporaries(run_dir) -> list:
     behind. Only the temporaries of a run's own files are removed (:func:`minirnn.io.is_temporary_of`).
     Call this only when no other process writes into ``run_dir``. Returns the names removed.
     """
-    return remove_temporaries_of(run_dir, (WEIGHTS_FILE, RECORD_FILE, CHECKPOINT_FILE, LAST_GOOD_FILE))
+    return remove_temporaries_of(run_dir, RUN_FILES)
 
 
 def remove_temporaries_of(directory, final_names) -> list:

@@ -221,17 +221,18 @@ def pca(data, n_components=None):
 _BLOCK_ELEMENTS = 1 << 21  # float64 entries per row block: 16 MiB
 
 
-def _row_blocks(X):
-    """Consecutive row blocks of ``X`` (n, N) as float64 copies (rows, N), ~16 MiB each."""
+def _row_blocks(X, float64=True):
+    """Consecutive row blocks of ``X`` (n, N), ~16 MiB each: float64 copies (rows, N), or views."""
     rows = max(1, _BLOCK_ELEMENTS // max(1, X.shape[1]))
     for start in range(0, X.shape[0], rows):
-        yield X[start:start + rows].astype(np.float64)
+        block = X[start:start + rows]
+        yield block.astype(np.float64) if float64 else block
 
 
 def _require_finite(rows, data):
     """Raise NonFiniteError naming the bad leading indices of ``data`` (..., N) if its ``rows``
     (n, N) hold NaN or inf."""
-    if all(np.isfinite(block).all() for block in _row_blocks(rows)):
+    if all(np.isfinite(block).all() for block in _row_blocks(rows, float64=False)):
         return
     bad = np.unique(np.argwhere(~np.isfinite(data))[:, 0])
     raise NonFiniteError(f"pca: data holds {int(np.sum(~np.isfinite(data)))} NaN or inf value(s) (along the first "
