@@ -41,7 +41,6 @@ import time
 
 import numpy as np
 
-from ._params import reshape_if_flat
 from .errors import ParameterError, WeightsFileError, did_you_mean
 from .models.rnn import seed_record
 from .train.checkpoint import _jsonable, read_json, write_json_atomic
@@ -150,12 +149,11 @@ def constraint_audit(model, initial_raw: dict | None = None, fixed_weights: dict
             details["dale_sign_violations"][name] = int(np.count_nonzero(wrong))
     fixed = {}
     for name in model.raw:
-        F, shape = None, np.shape(model.raw[name])
+        F = None
         if fixed_weights and fixed_weights.get(name) is not None:
-            F = np.asarray(fixed_weights[name], dtype=np.float64)
-            if hasattr(model, "to_model_layout"):  # LSTM gates given in PsychRNN's layout, as the trainer reads them
-                F = model.to_model_layout(name, F)
-            F = np.broadcast_to(reshape_if_flat(F, shape), shape)  # as the trainer reads it
+            from .train.trainer import fixed_mask
+
+            F = fixed_mask(model, name, fixed_weights[name])  # as the trainer reads it
         if not model.params.get(f"{name}_train", True):
             F = np.ones(np.shape(model.raw[name]))
         if F is not None:

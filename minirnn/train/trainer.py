@@ -265,6 +265,23 @@ _WEIGHTS_NOT_PARAMETERS = ("input_connectivity", "rec_connectivity", "output_con
                            "dale_ratio")
 
 
+def fixed_mask(model, name, F) -> np.ndarray:
+    """``fixed_weights[name]`` as the trainer reads it: a host float64 array of ``model.raw[name]``'s
+    shape (PsychRNN's LSTM layout converted, a flat or per-network array broadcast over the networks)."""
+    try:
+        F = np.asarray(F, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(f"fixed_weights[{name!r}] must be an array of 0s and 1s. Got {F!r}.") from None
+    if hasattr(model, "to_model_layout"):  # e.g. LSTM gates given in PsychRNN's transposed layout
+        F = model.to_model_layout(name, F)
+    shape = tuple(model.raw[name].shape)
+    F = reshape_if_flat(F, shape[len(model.lead):])
+    try:
+        return np.broadcast_to(F, shape)
+    except ValueError:
+        raise ShapeError(f"fixed_weights[{name!r}] has shape {F.shape} but {name} has shape {shape}.") from None
+
+
 def _fixed_keep_masks(model, fixed_weights):
     """``fixed_weights`` (name -> 0/1 array, 1 = fixed) -> ``keep = 1 - F`` on the model's backend."""
     if not fixed_weights:
@@ -281,18 +298,7 @@ def _fixed_keep_masks(model, fixed_weights):
 
             raise ParameterError(f"fixed_weights names unknown parameter {name!r}{did_you_mean(name, model.raw)} "
                                  f"Parameters: {list(model.raw)}.")
-        try:
-            F = np.asarray(F, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ParameterError(f"fixed_weights[{name!r}] must be an array of 0s and 1s. Got {F!r}.") from None
-        if hasattr(model, "to_model_layout"):  # e.g. LSTM gates given in PsychRNN's transposed layout
-            F = model.to_model_layout(name, F)
-        shape = tuple(model.raw[name].shape)
-        F = reshape_if_flat(F, shape[len(model.lead):])
-        try:
-            F = np.broadcast_to(F, shape)
-        except ValueError:
-            raise ShapeError(f"fixed_weights[{name!r}] has shape {F.shape} but {name} has shape {shape}.") from None
+        F = fixed_mask(model, name, F)
         if not np.all((F == 0) | (F == 1)):
             raise ParameterError(f"fixed_weights[{name!r}] must hold only 0 (trainable) and 1 (fixed).")
         keep[name] = model.xp.asarray(1 - F, dtype=model.dtype)
