@@ -439,7 +439,7 @@ def _run_training(run_dir, task, meta, params, *, resume, quiet) -> int:
 
     runs.remove_stale_temporaries(run_dir)  # left by a process killed while writing
     model = Basic(params)
-    initial_raw = {k: np.array(model.backend.to_host(v)) for k, v in model.raw.items()}
+    initial_raw = runs.raw_on_host(model)
     record_tp = {k: v for k, v in meta["train_params"].items() if k not in MANAGED_TRAIN_KEYS}
     tp = runtime_train_params(record_tp, task, run_dir, quiet)
     fixed = tp.get("fixed_weights")

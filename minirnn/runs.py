@@ -121,6 +121,12 @@ def task_from_record(record: dict, seed="record"):
 # ---------------------------------------------------------------------------- the audit
 
 
+def raw_on_host(model) -> dict:
+    """A host copy of the model's raw parameters (what :func:`constraint_audit`'s ``fixed_moved``
+    compares with): take it before training."""
+    return {name: np.array(model.backend.to_host(a)) for name, a in model.raw.items()}
+
+
 def constraint_audit(model, initial_raw: dict | None = None, fixed_weights: dict | None = None) -> dict:
     """Count constraint violations of a model's current weights (every count must be 0).
 

@@ -889,6 +889,8 @@ def _train(spec, task, seeds):
     ``output_file`` is written into each run's folder afterwards (see :func:`_write_run`)."""
     import copy
 
+    from . import runs
+
     cls, params, tp = spec["model_class"], spec["params"], copy.deepcopy(dict(spec["train_params"]))
     curriculum = tp.get("curriculum")
     if curriculum is not None:
@@ -898,11 +900,11 @@ def _train(spec, task, seeds):
         if curriculum is not None:
             curriculum.tasks = [_reseeded(t, seeds[0]) for t in curriculum.tasks]
         net = cls(params | {"seed": seeds[0]})
-        initial = _raw_on_host(net)
+        initial = runs.raw_on_host(net)
         net.train(None if curriculum is not None else _reseeded(task, seeds[0]), tp)
         return [net], [initial], [_plain_history(net.history)], time.perf_counter() - t0, curriculum
     ens = cls(params | {"seed": None}, n_networks=len(seeds), seeds=seeds)
-    initial = _raw_on_host(ens)  # (K, ...) arrays: network k's are [k], as in ens.network(k)
+    initial = runs.raw_on_host(ens)  # (K, ...) arrays: network k's are [k], as in ens.network(k)
     # network k trains on the task (or each curriculum task) reseeded with seeds[k] (BatchSource)
     ens.train(None if curriculum is not None else copy.deepcopy(task), tp)  # a fresh stream per run
     seconds = time.perf_counter() - t0
@@ -910,11 +912,6 @@ def _train(spec, task, seeds):
     return ([ens.network(k) for k in range(len(seeds))],
             [{name: a[k] for name, a in initial.items()} for k in range(len(seeds))],
             [_network_history(ens.history, k, cutoff) for k in range(len(seeds))], seconds, curriculum)
-
-
-def _raw_on_host(model) -> dict:
-    """A host copy of the model's raw parameters (what the audit's ``fixed_moved`` compares with)."""
-    return {name: np.array(model.backend.to_host(a)) for name, a in model.raw.items()}
 
 
 def _plain_history(h) -> dict:
