@@ -873,7 +873,7 @@ def _split_pack(spec, todo, culprits) -> dict:
 
 
 def _reseeded(task, seed):
-    from .train.trainer import _reseeded_copy
+    from .train.batches import _reseeded_copy
 
     return _reseeded_copy(task, seed)
 
