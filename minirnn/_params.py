@@ -225,7 +225,7 @@ def check_model_values(p: dict, owner: str = "Basic") -> None:
     if not isinstance(p.get("dale_ratio"), np.ndarray):  # an array comes from a weights file: checked on loading
         check_dale_ratio(p.get("dale_ratio"), owner)
     if "tau" in p and "N_rec" in p:
-        tau = np.asarray(p["tau"])
+        tau = _numbers(p["tau"], f"The 'tau' parameter of {owner}", " > 0")  # a ragged list is named, not a ValueError
         if tau.ndim not in (0, 1) or (tau.ndim == 1 and tau.shape[0] != p["N_rec"]):
             from .errors import ShapeError
 
