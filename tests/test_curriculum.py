@@ -214,3 +214,12 @@ def test_curriculum_must_be_a_curriculum_and_fit_the_model():
     with pytest.raises(ShapeError, match="stage 1 \\(FlipFlop\\) has N_in=3 but the model has N_in=2"):
         model.train_curric({"curriculum": Curriculum([pd_task(0.5), three_bits]), "verbosity": False})
     assert not model.history  # refused before the first stage trained
+
+
+def test_a_later_stage_with_another_dt_warns_as_the_first_would():
+    tasks = [pd_task(0.7), PerceptualDiscrimination(dt=20, tau=100, T=200, N_batch=16, coherence=0.5, seed=1)]
+    cur = Curriculum(tasks, accuracies=[Scripted([0.95]), Scripted([0.0])], thresholds=[0.9, 0.9], metric_epoch=1)
+    model = small_model(tasks[0])
+    with pytest.warns(UserWarning, match=r"task's dt \(20\) differs from the model's \(10\)"):
+        model.train_curric({"curriculum": cur, "training_iters": 16 * 3, "verbosity": False})
+    assert cur.stage == 1

@@ -176,3 +176,21 @@ def test_a_checkpoint_never_keeps_the_weights_that_diverged(tmp_path, every):
         resumed.train(task, train_params("sgd", 1.0, False, checkpoint_path=str(tmp_path / "again"),
                                          checkpoint_epoch=epoch), resume=str(path))
     assert_same_state(resumed, probe)
+
+
+def test_the_undone_update_leaves_no_performance_record():
+    """A performance check recorded after the update that was undone measured weights the model no longer
+    has: it goes with that update's loss record."""
+    def measure(x, y, mask, output, epoch, losses, verbosity):
+        return float(np.mean(output))
+
+    extra = dict(performance_measure=measure, performance_epoch=1)
+    task, model = task_and_model()
+    with pytest.raises(NonFiniteError):
+        model.train(task, train_params("sgd", 1.0, False, **extra))
+    kept = len(model.history["loss"])
+    assert kept >= 1
+    assert [p[0] for p in model.history["performance"]] == model.history["update"]
+    task, same = task_and_model()
+    same.train(task, train_params("sgd", 1.0, False, kept, **extra))
+    assert model.history["performance"] == same.history["performance"]

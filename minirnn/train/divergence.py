@@ -108,9 +108,10 @@ def _undo_diverged_update(model, value, history, last_good, checkpointer, update
     everyone = bool(diverged.all())
     last_good.restore(None if not model.lead or everyone else diverged)
     kept_loss = history["loss"][-1]  # the loss of the weights restored, measured at the undone update
-    if everyone:  # the model is as after update_index - 2: drop the undone update's record too
+    if everyone:  # the model is as after update_index - 2: drop the undone update's records too
         history["loss"].pop()
-        history["update"].pop()
+        undone = history["update"].pop()
+        history["performance"][:] = [p for p in history.get("performance", []) if p[0] < undone]
     if checkpointer is not None:
         checkpointer.discard()
     kept = (f"Update {update_index - 1}, after which the loss is not finite, was undone"

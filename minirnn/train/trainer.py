@@ -241,7 +241,7 @@ def train(model, source, train_params=None, *, resume=None):
         source = _curriculum_source(model, curriculum, source, checkpoint)
     if source is None:
         raise ParameterError("train() needs a Task or a batch generator (or train_params['curriculum']).")
-    if (tp["performance_cutoff"] is None) != (tp["performance_measure"] is None) and tp["performance_cutoff"] is not None:
+    if tp["performance_cutoff"] is not None and tp["performance_measure"] is None:
         raise ParameterError("performance_cutoff needs a performance_measure too (train_params['performance_measure']).")
     _check_output_paths(tp)
     batches = BatchSource(source, model)
@@ -327,6 +327,7 @@ def train(model, source, train_params=None, *, resume=None):
                     break
                 if advanced:
                     batches = BatchSource(curriculum.tasks[curriculum.stage], model)
+                    _warn_about_dt(model, batches)  # each stage's task, as the first one's
             if tp["training_weights_path"] is not None and epoch % int(tp["save_training_weights_epoch"]) == 0:
                 snapshots.save(model, epoch)
             if tp["performance_measure"] is not None and epoch % int(tp["performance_epoch"]) == 0:
