@@ -167,6 +167,9 @@ def dynamics_from_model(model) -> Dynamics:
                 f"(Basic) has a Dynamics. Write a Dynamics subclass with step/jacobian/input_jacobian."
             )
         alpha = model.alpha
+        backend = getattr(model, "backend", None)
+        if backend is not None:  # a GPU model's alpha lives on the device; the map is NumPy
+            alpha = backend.to_host(alpha)
         act = model.activation
     return RateDynamics(w["W_rec"], w["W_in"], w["b_rec"], alpha, act)
 
