@@ -11,7 +11,9 @@ recurrent noise 0.05) from the same initial weights and batch. Contenders:
 - ``minirnn``: ``Basic(backend="cupy")`` trained through ``model.train`` on a fixed batch (so each update
   also copies the batch to the device, as a user's training does); ``minirnn loop`` / ``step`` / ``step-cupy``
   force one of the time-loop strategies of ``minirnn.backends.cupy_kernels``; ``minirnn array code`` runs
-  the NumPy reference on cupy arrays with no kernels (the plain CuPy port).
+  the NumPy reference on cupy arrays with no kernels (the plain CuPy port). A trailing ``unfused`` (e.g.
+  ``minirnn step unfused``) trains without ``minirnn.backends.cupy_update`` (the reference's whole-array
+  code around the time-loop kernels); ``predrawn`` draws the noise before the loop instead of inside it.
 - ``torch eager`` / ``torch hoisted``: benchmarks/peers/torch_ctrnn.py on CUDA (strict float32: PyTorch
   keeps TF32 off for matmuls by default).
 - ``JAX f32`` (``jax_default_matmul_precision="highest"``) and ``JAX default`` (TF32 on Hopper):
@@ -46,7 +48,7 @@ STRATEGY = {"minirnn": None, "minirnn loop": "loop", "minirnn step": "step", "mi
 
 
 class Minirnn:
-    def __init__(self, strategy, backend, data_path, rec_noise):
+    def __init__(self, strategy, backend, data_path, rec_noise, unfused=False, predrawn=False):
         from common import load_data
 
         from minirnn import Basic
@@ -61,13 +63,19 @@ class Minirnn:
         self.strategy = strategy
         if strategy == "array code":
             self.model.backend.kernels.clear()  # this model's own backend record: the plain CuPy port
+        if unfused:
+            self.model.backend.kernels.pop("rate_loss_and_grads", None)
+        self.predrawn = predrawn
         self.source = itertools.repeat((x, y, mask, None))
 
     def run(self, n):
         if self.model.backend.name == "cupy":
             from minirnn.backends import cupy_kernels
 
+            from minirnn.backends import cupy_update
+
             cupy_kernels.STRATEGY = None if self.strategy == "array code" else self.strategy
+            cupy_update.PREDRAWN_NOISE = self.predrawn
         self.model.train(self.source, {"training_iters": n * self.model.params["N_batch"], "verbosity": False})
         self.sync()
 
@@ -109,6 +117,16 @@ class Peer:
             self.impl.run(n)  # StepLoop.run ends with sync()
 
 
+def minirnn_contender(name, backend, data, rec_noise):
+    """The Minirnn contender a name says ("minirnn step unfused": strategy "step", without the fused update), or None."""
+    words = name.split()
+    flags = {w for w in words if w in ("unfused", "predrawn")}
+    base = " ".join(w for w in words if w not in flags)
+    if base not in STRATEGY:
+        return None
+    return Minirnn(STRATEGY[base], backend, data, rec_noise, unfused="unfused" in flags, predrawn="predrawn" in flags)
+
+
 def make_data(path, N_rec, B, T):
     import common
 
@@ -126,8 +144,7 @@ def time_config(names, args, N_rec, B, log):
         contenders, per_call = {}, {}
         for name in names:
             try:
-                c = Minirnn(STRATEGY[name], args.backend, data, args.rec_noise) if name in STRATEGY else \
-                    Peer(name, data, args.rec_noise)
+                c = minirnn_contender(name, args.backend, data, args.rec_noise) or Peer(name, data, args.rec_noise)
                 c.run(2)  # warm-up: compilation, allocations, caches
                 t = time.perf_counter()
                 c.run(2)
@@ -164,7 +181,7 @@ def main():
     log = lambda s: print(s, flush=True)  # noqa: E731
     log(f"# bench_gpu.py {datetime.datetime.now().isoformat(timespec='seconds')}, backend {args.backend}, device "
         f"{device}, float32, {args.steps} steps, rec_noise {args.rec_noise}, medians of {args.rounds} rounds")
-    peers = [n for n in names if n not in STRATEGY]
+    peers = [n for n in names if not n.startswith("minirnn")]
     log("| N_rec | batch | " + " | ".join(f"{n} (ms)" for n in names) + " | minirnn updates/s | "
         + " | ".join(f"{p} / minirnn" for p in peers) + " |")
     log("|---" * (3 + len(names) + len(peers)) + "|")

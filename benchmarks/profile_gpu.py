@@ -3,7 +3,9 @@
     PYTHONPATH=. python3 benchmarks/profile_gpu.py --configs 50x128,1024x1024
 
 Each part is timed on its own with a device synchronisation after it (median of ``--reps``), for
-each time-loop strategy of ``minirnn.backends.cupy_kernels``. Differences between the rows are
+each time-loop strategy of ``minirnn.backends.cupy_kernels``, with and without the fused update of
+``minirnn.backends.cupy_update`` (``--variants``; "unfused" runs the reference's whole-array code around
+the loops, and its forward is what both variants' forward passes run). Differences between the rows are
 what the next part adds (the update adds clipping, Adam and the batch copy to the device).
 """
 from __future__ import annotations
@@ -16,10 +18,29 @@ import numpy as np
 from timing import median_ms
 
 
+def loop_times(cupy, kernels, strategy, N, B, T, reps, sync):
+    """ms of the fused update's two time loops alone (noise made in the forward loop, dL/dR in the backward)."""
+    from minirnn.nn import noise
+
+    strategy = kernels._strategy(N, B, 1, np.dtype(np.float32), strategy)
+    strategy = "step" if strategy == "step-cupy" else strategy
+    rng = np.random.default_rng(2)
+    arr = lambda *shape, s=1.0: cupy.asarray((s * rng.standard_normal(shape)).astype(np.float32))  # noqa: E731
+    Wa, drive, x0 = arr(1, N, N, s=0.1 / np.sqrt(N)), arr(1, T, B, N), arr(1, 1, N)
+    alpha, decay, bias, ns = (cupy.full((1, N), v, np.float32) for v in (0.1, 0.9, 0.0, 0.05))
+    keys = cupy.asarray(np.array([noise.stream_keys(np.uint64(7))], np.uint64))
+    R = cupy.empty((1, T, B, N), np.float32)
+    fwd = lambda: kernels.forward_loop(0, strategy, Wa, drive, x0, alpha, decay, bias, ns, None, keys, R)  # noqa: E731
+    X = fwd()
+    bwd = lambda: kernels.backward_loop(0, strategy, Wa, X, x0, drive, alpha, decay, None, None, 1)  # noqa: E731
+    return median_ms(fwd, reps, sync), median_ms(bwd, reps, sync)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="50x128,256x128,256x1024,1024x128,1024x1024")
     ap.add_argument("--strategies", default="loop,step,step-cupy")
+    ap.add_argument("--variants", default="fused,unfused")
     ap.add_argument("--reps", type=int, default=20)
     args = ap.parse_args()
     import cupy
@@ -28,8 +49,9 @@ def main():
     from minirnn.backends import cupy_kernels
 
     sync = cupy.cuda.Device().synchronize
-    print("| N_rec | batch | strategy | noise ms | forward ms | forward+backward ms | update ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("| N_rec | batch | strategy | update code | noise ms | forward ms | forward+backward ms | update ms "
+          "| forward loop ms | backward loop ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for cfg in args.configs.split(","):
         N, B = (int(v) for v in cfg.split("x"))
         T = 200
@@ -42,13 +64,19 @@ def main():
         xd, yd, md = model._check_batch(x, y, mask)
         g = np.random.default_rng(1)
         source = itertools.repeat((x, y, mask, None))
-        for strategy in args.strategies.split(","):
+        fused = model.backend.kernels.get("rate_loss_and_grads")
+        for strategy, variant in itertools.product(args.strategies.split(","), args.variants.split(",")):
             cupy_kernels.STRATEGY = strategy
+            model.backend.kernels.pop("rate_loss_and_grads", None)
+            if variant == "fused" and fused is not None:
+                model.backend.kernels["rate_loss_and_grads"] = fused
             t_noise = median_ms(lambda: model._noise(g, T, B), args.reps, sync)
             t_fwd = median_ms(lambda: model._forward(xd, g), args.reps, sync)
             t_both = median_ms(lambda: model._loss_and_grads(xd, yd, md, g), args.reps, sync)
             t_upd = median_ms(lambda: model.train(source, {"training_iters": B, "verbosity": False}), args.reps, sync)
-            print(f"| {N} | {B} | {strategy} | {t_noise:.2f} | {t_fwd:.2f} | {t_both:.2f} | {t_upd:.2f} |", flush=True)
+            t_loops = loop_times(cupy, cupy_kernels, strategy, N, B, T, args.reps, sync)
+            print(f"| {N} | {B} | {strategy} | {variant} | {t_noise:.2f} | {t_fwd:.2f} | {t_both:.2f} | {t_upd:.2f} | "
+                  f"{t_loops[0]:.2f} | {t_loops[1]:.2f} |", flush=True)
     cupy_kernels.STRATEGY = None
 
 

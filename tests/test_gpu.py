@@ -89,6 +89,40 @@ def test_loop_kernel_tilings(cupy, kernels, N, B, T):
     check_time_loops(cupy, kernels, "loop", np.float64, "relu", N=N, B=B, T=T)
 
 
+@pytest.mark.parametrize("strategy", ["loop", "step"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_loop_modes_match_the_reference(cupy, kernels, strategy, dtype):
+    """The fused update's loop modes: b_rec and alpha added in the step, noise made from keys inside it (the
+    normals of nn.noise), the rates stored beside the states; dL/dX formed from dL/dR and the L2_firing_rate
+    term inside the backward step."""
+    from minirnn.nn import noise
+
+    rng = np.random.default_rng(4)
+    K, T, B, N = 2, 7, 5, 37
+    act = ACTIVATIONS["softplus"]
+    arr = lambda *shape, s=1.0: (s * rng.standard_normal(shape)).astype(dtype)  # noqa: E731
+    W, drive, dR, x0 = arr(K, N, N, s=1.2 / np.sqrt(N)), arr(K, T, B, N), arr(K, T, B, N), arr(K, 1, N, s=0.5)
+    bias, alpha = arr(K, 1, N, s=0.3), rng.uniform(0.05, 0.3, (K, 1, N)).astype(dtype)
+    scale, fr = (0.1 * np.sqrt(2 * alpha)).astype(dtype), np.array([0.3, 0.01], dtype)
+    key_of = [np.uint64(11), np.uint64(12)]
+    xi = np.stack([noise.gaussian_noise(k, (T, B, N), dtype) for k in key_of])
+    X = rate.recur_forward(W, drive + bias[:, None], x0, alpha, scale, xi, act)
+    R = act.f(X)
+    D, dx0 = rate.recur_backward(W, X, x0, (dR + fr[:, None, None, None] * R) * act.df(X), alpha, act)
+
+    dev, a = cupy.asarray, alpha[:, 0]
+    keys = dev(np.array([noise.stream_keys(k) for k in key_of], np.uint64))
+    Rg = cupy.empty((K, T, B, N), dtype)
+    Xg = kernels.forward_loop(act.code, strategy, dev(a[:, :, None] * W), dev(drive), dev(x0), dev(a), dev(1 - a),
+                              dev(bias[:, 0]), dev(scale[:, 0]), None, keys, Rg)
+    close(cupy.asnumpy(Xg), X)
+    close(cupy.asnumpy(Rg), R)
+    Dg, dx0g = kernels.backward_loop(act.code, strategy, dev(a[:, :, None] * W), dev(X), dev(x0), dev(dR), dev(a),
+                                     dev(1 - a), dev(R), dev(fr), 2)
+    close(cupy.asnumpy(Dg), D)
+    close(cupy.asnumpy(dx0g), dx0)
+
+
 def test_unknown_strategy_is_named(cupy, kernels):
     with pytest.raises(ValueError, match="strategy 'graph'"):
         kernels.rate_forward(*(cupy.zeros(s) for s in ((3, 3), (2, 1, 3), (1, 3), (1, 3))), act=ACTIVATIONS["relu"],
@@ -127,13 +161,22 @@ CONFIGS = [{}, {"dale_ratio": 0.75, "autapses": False, "transfer_function": "tan
            {"L2_firing_rate": 0.1, "L1_rec": 0.01, "W_in_train": False, "transfer_function": "softplus"}]
 
 
+def unfuse(model, fused):
+    """The model's CuPy backend with (the default) or without the fused update of cupy_update."""
+    assert "rate_loss_and_grads" in model.backend.kernels  # each model has its own backend record
+    if not fused:
+        model.backend.kernels.pop("rate_loss_and_grads", None)
+    return model
+
+
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("kw", CONFIGS)
-def test_cupy_matches_numpy_outputs_and_gradients(cupy, kernels, kw, strategy):
+def test_cupy_matches_numpy_outputs_and_gradients(cupy, kernels, kw, strategy, fused):
     kernels.STRATEGY = strategy
     rng = np.random.default_rng(0)
     kw = dict(kw, rec_connectivity=(rng.random((16, 16)) < 0.8).astype(float))
-    ref, gpu = Basic(params("numpy", **kw)), Basic(params("cupy", **kw))
+    ref, gpu = Basic(params("numpy", **kw)), unfuse(Basic(params("cupy", **kw)), fused)
     assert gpu.backend.name == "cupy"
     x, y = rng.standard_normal((4, 20, 3)), rng.standard_normal((4, 20, 2))
     mask = (rng.random(y.shape) < 0.8).astype(float)
@@ -151,11 +194,12 @@ def test_cupy_matches_numpy_outputs_and_gradients(cupy, kernels, kw, strategy):
         close(gg[name], gr[name])
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_cupy_ensemble_matches_numpy(cupy, kernels, strategy):
+def test_cupy_ensemble_matches_numpy(cupy, kernels, strategy, fused):
     kernels.STRATEGY = strategy
-    kw = dict(n_networks=3, seeds=[1, 2, 3])
-    ref, gpu = Basic(params("numpy"), **kw), Basic(params("cupy"), **kw)
+    kw = dict(n_networks=3, seeds=[1, 2, 3], network_params=[{"L2_firing_rate": c} for c in (0.0, 0.2, 0.05)])
+    ref, gpu = Basic(params("numpy"), **kw), unfuse(Basic(params("cupy"), **kw), fused)
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((5, 12, 3)), rng.standard_normal((5, 12, 2))
     lr, gr = ref.loss_and_grads(x, y, np.ones_like(y))

@@ -78,21 +78,30 @@ template <typename Real> __device__ __forceinline__ Real act_df(Real x) {
 
 _LOOP_KERNELS = r"""
 // Indices: network n (blockIdx.y), trial b = b0 + t with t < TPB, unit i = threadIdx.x + u * blockDim.x with u < UPT.
-// Arrays (*lead flattened to K): inp, X, dX, D: (K, T, B, N); x0: (K, B0, N), B0 = 1 or B; W: (K, N, N); alpha, decay: (K, N).
+// Arrays (*lead flattened to K): drive, xi, X, R, dIn, D: (K, T, B, N); x0: (K, B0, N), B0 = 1 or B; W: (K, N, N);
+// alpha, decay, bias, ns: (K, N); keys: (K, 3); fr: (K).
 #define IDX(k, b, i) ((((size_t)n * T + (k)) * B + (b)) * N + (i))
 
 extern "C" __global__ void rate_forward_loop(
-        const real* __restrict__ WaT, const real* __restrict__ inp, const real* __restrict__ x0,
-        const real* __restrict__ decay, real* __restrict__ X, const int N, const int T, const int B, const int B0) {
+        const real* __restrict__ WaT, const real* __restrict__ drive, const real* __restrict__ bias,
+        const real* __restrict__ alpha, const real* __restrict__ ns, const real* __restrict__ xi,
+        const unsigned long long* __restrict__ keys, const double* __restrict__ wi,
+        const unsigned long long* __restrict__ ki, const double* __restrict__ fi, const real* __restrict__ x0,
+        const real* __restrict__ decay, real* __restrict__ X, real* __restrict__ R,
+        const int N, const int T, const int B, const int B0) {
     extern __shared__ __align__(16) unsigned char smem[];
     real* r = reinterpret_cast<real*>(smem);  // (TPB, N): f(x_k) of this block's trials
     const int n = blockIdx.y, b0 = blockIdx.x * TPB;
     const real* W = WaT + (size_t)n * N * N;  // W[j * N + i] = alpha_i W_rec[i, j]
-    real x[UPT][TPB], dec[UPT];
+    real x[UPT][TPB], dec[UPT], al[UPT], bi[UPT], sc[UPT];
 #pragma unroll
     for (int u = 0; u < UPT; ++u) {
         const int i = threadIdx.x + u * blockDim.x;
-        dec[u] = i < N ? decay[(size_t)n * N + i] : real(0);
+        const size_t p = (size_t)n * N + i;
+        dec[u] = i < N ? decay[p] : real(0);
+        al[u] = i < N ? alpha[p] : real(0);
+        bi[u] = i < N ? bias[p] : real(0);
+        sc[u] = i < N ? ns[p] : real(0);
 #pragma unroll
         for (int t = 0; t < TPB; ++t) {
             const int b = b0 + t;
@@ -118,10 +127,13 @@ extern "C" __global__ void rate_forward_loop(
                 for (int t = 0; t < TPB; ++t) {
                     const int b = b0 + t;
                     if (b < B) {
-                        // x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + (alpha drive_k + noise_scale xi_k)
-                        const real xn = dec[u] * x[u][t] + acc[t] + inp[IDX(k, b, i)];
+                        const size_t e = IDX(k, b, i);
+                        // x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + (alpha (drive_k + b_rec) + noise_scale xi_k)
+                        const real xn = dec[u] * x[u][t] + acc[t]
+                                        + step_input(drive, bi[u], al[u], sc[u], xi, keys, wi, ki, fi, n, e,
+                                                     e - (size_t)n * T * B * N);
                         x[u][t] = xn;
-                        X[IDX(k, b, i)] = xn;
+                        X[e] = xn;
                     }
                 }
             }
@@ -132,21 +144,29 @@ extern "C" __global__ void rate_forward_loop(
             const int i = threadIdx.x + u * blockDim.x;
 #pragma unroll
             for (int t = 0; t < TPB; ++t)
-                if (i < N && b0 + t < B) r[t * N + i] = act_f(x[u][t]);
+                if (i < N && b0 + t < B) {
+                    const real rv = act_f(x[u][t]);  // r_{k+1} = f(x_{k+1})
+                    r[t * N + i] = rv;
+#if WRITE_R
+                    R[IDX(k, b0 + t, i)] = rv;
+#endif
+                }
         }
         __syncthreads();
     }
 }
 
 extern "C" __global__ void rate_backward_loop(
-        const real* __restrict__ Wa, const real* __restrict__ X, const real* __restrict__ x0,
-        const real* __restrict__ dX, const real* __restrict__ alpha, const real* __restrict__ decay,
-        real* __restrict__ D, real* __restrict__ dx0, const int N, const int T, const int B, const int B0) {
+        const real* __restrict__ Wa, const real* __restrict__ X, const real* __restrict__ R,
+        const real* __restrict__ x0, const real* __restrict__ dIn, const real* __restrict__ fr,
+        const real* __restrict__ alpha, const real* __restrict__ decay, real* __restrict__ D, real* __restrict__ dx0,
+        const int N, const int T, const int B, const int B0) {
     extern __shared__ __align__(16) unsigned char smem[];
     real* as = reinterpret_cast<real*>(smem);  // (TPB, N): the adjoints a_{k+1} of this block's trials
     const int n = blockIdx.y, b0 = blockIdx.x * TPB;
     const real* W = Wa + (size_t)n * N * N;  // W[m * N + i] = alpha_m W_rec[m, i]
-    real carry[UPT][TPB], a[UPT][TPB], al[UPT], dec[UPT];
+    // carry: dL/dx_{k+1} through later steps; df: f'(x_{k+1}), kept from the step before (DX > 0)
+    real carry[UPT][TPB], a[UPT][TPB], df[UPT][TPB], al[UPT], dec[UPT];
 #pragma unroll
     for (int u = 0; u < UPT; ++u) {
         const int i = threadIdx.x + u * blockDim.x;
@@ -154,8 +174,10 @@ extern "C" __global__ void rate_backward_loop(
         dec[u] = i < N ? decay[(size_t)n * N + i] : real(0);
 #pragma unroll
         for (int t = 0; t < TPB; ++t) {
+            const int b = b0 + t;
             carry[u][t] = real(0);
             a[u][t] = real(0);
+            df[u][t] = (DX > 0 && T > 0 && i < N && b < B) ? act_df(X[IDX(T - 1, b, i)]) : real(0);
             if (i < N) as[t * N + i] = real(0);  // trials past B keep 0
         }
     }
@@ -167,10 +189,11 @@ extern "C" __global__ void rate_backward_loop(
             for (int t = 0; t < TPB; ++t) {
                 const int b = b0 + t;
                 if (i < N && b < B) {
-                    const real av = dX[IDX(k, b, i)] + carry[u][t];  // a_{k+1} = dL/dx_{k+1}
+                    const size_t e = IDX(k, b, i);
+                    const real av = direct(dIn, R, fr, n, e, df[u][t]) + carry[u][t];  // a_{k+1} = dL/dx_{k+1}
                     a[u][t] = av;
                     as[t * N + i] = av;
-                    D[IDX(k, b, i)] = al[u] * av;  // dL/d drive_k = alpha a_{k+1}
+                    D[e] = al[u] * av;  // dL/d drive_k = alpha a_{k+1}
                 }
             }
         }
@@ -192,8 +215,10 @@ extern "C" __global__ void rate_backward_loop(
                     const int b = b0 + t;
                     if (b < B) {
                         const real xk = k > 0 ? X[IDX(k - 1, b, i)] : x0[((size_t)n * B0 + (B0 == 1 ? 0 : b)) * N + i];
+                        const real dfk = act_df(xk);
                         // dL/dx_k = (1 - alpha) a_{k+1} + f'(x_k) (a_{k+1} @ W_alpha)
-                        carry[u][t] = dec[u] * a[u][t] + act_df(xk) * acc[t];
+                        carry[u][t] = dec[u] * a[u][t] + dfk * acc[t];
+                        df[u][t] = dfk;
                     }
                 }
             }
@@ -212,48 +237,62 @@ extern "C" __global__ void rate_backward_loop(
 
 _STEP_KERNELS = r"""
 // One step of the "step" strategy, element e = (n * B + b) * N + i of the (K, B, N) per-step arrays;
-// the time-major (K, T, B, N) arrays are read and written at step k. x0: (K, B0, N); decay, alpha: (K, N).
+// the time-major (K, T, B, N) arrays are read and written at step k. x0: (K, B0, N); decay, alpha, bias, ns: (K, N).
+// The rates f(x_{k+1}) go to r[n * r_net + k * r_step + (b * N + i)]: a (K, B, N) buffer (r_step 0) or R itself.
 #define TM(k) (((size_t)n * T + (k)) * BN + rem)
 #define X0 x0[((size_t)n * B0 + (B0 == 1 ? 0 : rem / N)) * N + i]
 #define ELEMENTS for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x)
 #define INDICES const size_t n = e / BN, rem = e % BN; const int i = (int)(rem % N);
+#define UNIT const size_t p = n * N + i;  // the unit's entry in the (K, N) arrays
 
 extern "C" __global__ void rates0(const real* __restrict__ x0, const int B0, real* __restrict__ r,
                                   const int N, const size_t BN, const size_t total) {
     ELEMENTS { INDICES r[e] = act_f(X0); }  // f(x_0)
 }
 
-extern "C" __global__ void step_forward(const real* __restrict__ decay, const real* __restrict__ x0, const int B0,
-        const real* __restrict__ pre, const real* __restrict__ inp, real* __restrict__ X, real* __restrict__ r,
+extern "C" __global__ void step_forward(const real* __restrict__ decay, const real* __restrict__ alpha,
+        const real* __restrict__ bias, const real* __restrict__ ns, const real* __restrict__ xi,
+        const unsigned long long* __restrict__ keys, const double* __restrict__ wi,
+        const unsigned long long* __restrict__ ki, const double* __restrict__ fi, const real* __restrict__ x0,
+        const int B0, const real* __restrict__ pre, const real* __restrict__ drive, real* __restrict__ X,
+        real* __restrict__ r, const size_t r_net, const size_t r_step,
         const int k, const int T, const int N, const size_t BN, const size_t total) {
     ELEMENTS {
-        INDICES
+        INDICES UNIT
         const real x = k == 0 ? X0 : X[TM(k - 1)];
-        // x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + (alpha drive_k + noise_scale xi_k);  r = f(x_{k+1})
-        const real xn = decay[n * N + i] * x + pre[e] + inp[TM(k)];
+        // x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + (alpha (drive_k + b_rec) + noise_scale xi_k);  r = f(x_{k+1})
+        const real xn = decay[p] * x + pre[e]
+                        + step_input(drive, bias[p], alpha[p], ns[p], xi, keys, wi, ki, fi, n, TM(k), (size_t)k * BN + rem);
         X[TM(k)] = xn;
-        r[e] = act_f(xn);
+        r[n * r_net + (size_t)k * r_step + rem] = act_f(xn);
     }
 }
 
-extern "C" __global__ void step_first(const real* __restrict__ alpha, const real* __restrict__ dX,
-        real* __restrict__ a, real* __restrict__ D, const int T, const int N, const size_t BN, const size_t total) {
-    ELEMENTS { INDICES const real av = dX[TM(T - 1)]; a[e] = av; D[TM(T - 1)] = alpha[n * N + i] * av; }  // a_T = dL/dx_T
+extern "C" __global__ void step_first(const real* __restrict__ alpha, const real* __restrict__ X,
+        const real* __restrict__ R, const real* __restrict__ dIn, const real* __restrict__ fr, real* __restrict__ a,
+        real* __restrict__ D, const int T, const int N, const size_t BN, const size_t total) {
+    ELEMENTS {
+        INDICES UNIT
+        const real av = direct(dIn, R, fr, n, TM(T - 1), DX > 0 ? act_df(X[TM(T - 1)]) : real(1));  // a_T = dL/dx_T
+        a[e] = av;
+        D[TM(T - 1)] = alpha[p] * av;
+    }
 }
 
 extern "C" __global__ void step_backward(const real* __restrict__ decay, const real* __restrict__ alpha,
-        const real* __restrict__ a, const real* __restrict__ g, const real* __restrict__ X, const real* __restrict__ x0,
-        const int B0, const real* __restrict__ dX, real* __restrict__ a_prev, real* __restrict__ D,
+        const real* __restrict__ a, const real* __restrict__ g, const real* __restrict__ X,
+        const real* __restrict__ R, const real* __restrict__ x0, const int B0, const real* __restrict__ dIn,
+        const real* __restrict__ fr, real* __restrict__ a_prev, real* __restrict__ D,
         const int k, const int T, const int N, const size_t BN, const size_t total) {
     ELEMENTS {
-        INDICES
-        const real xk = k > 0 ? X[TM(k - 1)] : X0;
+        INDICES UNIT
+        const real dfk = act_df(k > 0 ? X[TM(k - 1)] : X0);
         // dL/dx_k = (1 - alpha) a_{k+1} + f'(x_k) (a_{k+1} @ W_alpha)
-        const real carry = decay[n * N + i] * a[e] + act_df(xk) * g[e];
+        const real carry = decay[p] * a[e] + dfk * g[e];
         if (k > 0) {  // a_k = dX_{k-1} + dL/dx_k;  dL/d drive_{k-1} = alpha a_k
-            const real ap = dX[TM(k - 1)] + carry;
+            const real ap = direct(dIn, R, fr, n, TM(k - 1), dfk) + carry;
             a_prev[e] = ap;
-            D[TM(k - 1)] = alpha[n * N + i] * ap;
+            D[TM(k - 1)] = alpha[p] * ap;
         } else {
             a_prev[e] = carry;  // dL/dx_0
         }
@@ -261,8 +300,9 @@ extern "C" __global__ void step_backward(const real* __restrict__ decay, const r
 }
 """
 
-_NOISE_KERNEL = r"""
-// minirnn.nn.noise.gaussian_noise, element j per thread (grid-stride): see that module for the method.
+_NORMAL = r"""
+// minirnn.nn.noise.gaussian_noise's element j (see that module for the method): key, key2, key3 are the
+// first-try, retry and tail streams' keys; wi, ki: SIGNED_WI, SIGNED_KI (512 each); fi: ZIG_FI (256).
 #define GAMMA 0x9E3779B97F4A7C15ULL
 #define STRIDE (2ULL * MAX_RETRIES + 2ULL)
 
@@ -275,66 +315,114 @@ __device__ __forceinline__ unsigned long long word(unsigned long long key, unsig
 
 __device__ __forceinline__ double uniform(unsigned long long w) { return (double)(w >> 11) * TWO_M53; }
 
+__device__ double normal_at(const unsigned long long key, const unsigned long long key2, const unsigned long long key3,
+        const unsigned long long j, const double* __restrict__ signed_wi,
+        const unsigned long long* __restrict__ signed_ki, const double* __restrict__ fi) {
+    // first try: layer (bits 0-7), sign (bit 8), 52-bit magnitude (bits 12-63)
+    unsigned long long w = word(key, j);
+    int i9 = (int)(w & 0x1FFULL);
+    unsigned long long rabs = w >> 12;
+    double x = (double)rabs * signed_wi[i9];
+    if (rabs < signed_ki[i9]) return x;
+    int layer = i9 & 255;  // rejected: the retry stream's rounds
+    const unsigned long long base = j * STRIDE;
+    for (int a = 0; a < MAX_RETRIES; ++a) {
+        if (a > 0) {
+            w = word(key2, base + 2ULL * a);
+            i9 = (int)(w & 0x1FFULL);
+            rabs = w >> 12;
+            layer = i9 & 255;
+            x = (double)rabs * signed_wi[i9];
+            if (rabs < signed_ki[i9]) break;
+        }
+        if (layer == 0) {  // Marsaglia's tail |x| > r from the tail stream, sign of x
+            double t = ZIG_R;
+            for (int m = 0; m < MAX_RETRIES; ++m) {
+                const double xx = -log1p(-uniform(word(key3, base + 2ULL * m))) / ZIG_R;
+                const double yy = -log1p(-uniform(word(key3, base + 2ULL * m + 1ULL)));
+                t = ZIG_R + xx;
+                if (yy + yy > xx * xx) break;
+            }
+            return copysign(t, x);
+        }
+        // unfused product and sum (no FMA), as NumPy and Numba compute it: the same wedge decisions, bit for bit
+        const double y = __dadd_rn(__dmul_rn(fi[layer - 1] - fi[layer], uniform(word(key2, base + 2ULL * a + 1ULL))),
+                                   fi[layer]);
+        if (y < exp(-0.5 * x * x)) break;  // the wedge
+    }
+    return x;
+}
+"""
+
+_INPUTS = r"""
+// What step k adds to x_k, alpha (drive_k + b_rec) + noise_scale xi_k (the reference's inp_k), at element e of
+// the (K, T, B, N) arrays, element j of network n's (T, B, N) noise block.
+// NOISE: 0 none; 1 xi given; 2 xi made here from the network's keys (key, key2, key3).
+__device__ __forceinline__ real step_input(const real* __restrict__ drive, const real bias, const real al,
+        const real sc, const real* __restrict__ xi, const unsigned long long* __restrict__ keys,
+        const double* __restrict__ wi, const unsigned long long* __restrict__ ki, const double* __restrict__ fi,
+        const size_t n, const size_t e, const size_t j) {
+    real v = al * (drive[e] + bias);
+#if NOISE == 1
+    v += sc * xi[e];
+#elif NOISE == 2
+    v += sc * (real)normal_at(keys[3 * n], keys[3 * n + 1], keys[3 * n + 2], j, wi, ki, fi);
+#endif
+    return v;
+}
+
+// The adjoint arriving directly at x_{k+1} (element e), with df = f'(x_{k+1}):
+// DX 0: dIn is dX itself; 1: dIn is dL/dr_{k+1}, dX = dIn f'(x); 2: dX = (dIn + fr_n r_{k+1}) f'(x),
+// fr_n = 2 c / n_rates, the L2_firing_rate penalty's gradient.
+__device__ __forceinline__ real direct(const real* __restrict__ dIn, const real* __restrict__ R,
+        const real* __restrict__ fr, const size_t n, const size_t e, const real df) {
+#if DX == 0
+    return dIn[e];
+#elif DX == 1
+    return dIn[e] * df;
+#else
+    return (dIn[e] + fr[n] * R[e]) * df;
+#endif
+}
+"""
+
+_NOISE_KERNEL = r"""
 extern "C" __global__ void gaussian_noise(const unsigned long long key, const unsigned long long key2,
         const unsigned long long key3, const double* __restrict__ signed_wi,
         const unsigned long long* __restrict__ signed_ki, const double* __restrict__ fi,
         real* __restrict__ out, const unsigned long long n) {
     for (unsigned long long j = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; j < n;
-         j += (unsigned long long)gridDim.x * blockDim.x) {
-        // first try: layer (bits 0-7), sign (bit 8), 52-bit magnitude (bits 12-63)
-        unsigned long long w = word(key, j);
-        int i9 = (int)(w & 0x1FFULL);
-        unsigned long long rabs = w >> 12;
-        double x = (double)rabs * signed_wi[i9];
-        if (rabs >= signed_ki[i9]) {  // rejected: the retry stream's rounds
-            int layer = i9 & 255;
-            const unsigned long long base = j * STRIDE;
-            for (int a = 0; a < MAX_RETRIES; ++a) {
-                if (a > 0) {
-                    w = word(key2, base + 2ULL * a);
-                    i9 = (int)(w & 0x1FFULL);
-                    rabs = w >> 12;
-                    layer = i9 & 255;
-                    x = (double)rabs * signed_wi[i9];
-                    if (rabs < signed_ki[i9]) break;
-                }
-                if (layer == 0) {  // Marsaglia's tail |x| > r from the tail stream, sign of x
-                    double t = ZIG_R;
-                    for (int m = 0; m < MAX_RETRIES; ++m) {
-                        const double xx = -log1p(-uniform(word(key3, base + 2ULL * m))) / ZIG_R;
-                        const double yy = -log1p(-uniform(word(key3, base + 2ULL * m + 1ULL)));
-                        t = ZIG_R + xx;
-                        if (yy + yy > xx * xx) break;
-                    }
-                    x = copysign(t, x);
-                    break;
-                }
-                const double y = (fi[layer - 1] - fi[layer]) * uniform(word(key2, base + 2ULL * a + 1ULL)) + fi[layer];
-                if (y < exp(-0.5 * x * x)) break;  // the wedge
-            }
-        }
-        out[j] = (real)x;
-    }
+         j += (unsigned long long)gridDim.x * blockDim.x)
+        out[j] = (real)normal_at(key, key2, key3, j, signed_wi, signed_ki, fi);
 }
 """
 
 
-def source(kind, dtype, act_code=0, tpb=1, upt=1) -> str:
-    """The CUDA source of the ``kind`` ("loop", "step" or "noise") kernels for one dtype/activation/tiling."""
-    head = f"typedef {_real(dtype)} real;\n"
+def source(kind, dtype, act_code=0, tpb=1, upt=1, noise=0, write_r=0, dx=0) -> str:
+    """The CUDA source of the ``kind`` ("loop", "step" or "noise") kernels for one variant.
+
+    ``dtype``, ``act_code`` (an :class:`~minirnn.nn.activations.Activation`'s code) and, for "loop",
+    the tiling ``tpb``/``upt`` (:func:`loop_tiling`). The forward kernels' ``noise``: 0 none, 1 read
+    from an array, 2 made in the kernel from the network's keys; ``write_r``: also store the rates
+    ``R = f(X)``. The backward kernels' ``dx``: 0 ``dL/dX`` given, 1 ``dL/dR`` given, 2 ``dL/dR`` plus
+    the L2_firing_rate term (see ``direct`` in the source).
+    """
+    head = (f"typedef {_real(dtype)} real;\n#define MAX_RETRIES {nn_noise.MAX_RETRIES}\n"
+            f"#define ZIG_R {nn_noise.ZIG_R!r}\n#define TWO_M53 {2.0 ** -53!r}\n")
     if kind == "noise":
-        return (head + f"#define MAX_RETRIES {nn_noise.MAX_RETRIES}\n#define ZIG_R {nn_noise.ZIG_R!r}\n"
-                f"#define TWO_M53 {2.0 ** -53!r}\n" + _NOISE_KERNEL)
+        return head + _NORMAL + _NOISE_KERNEL
+    head += f"#define ACT {act_code}\n#define NOISE {noise}\n#define WRITE_R {write_r}\n#define DX {dx}\n"
     if kind == "step":
-        return head + f"#define ACT {act_code}\n" + _ACTIVATIONS + _STEP_KERNELS
-    return head + f"#define ACT {act_code}\n#define TPB {tpb}\n#define UPT {upt}\n" + _ACTIVATIONS + _LOOP_KERNELS
+        return head + _ACTIVATIONS + _NORMAL + _INPUTS + _STEP_KERNELS
+    return head + f"#define TPB {tpb}\n#define UPT {upt}\n" + _ACTIVATIONS + _NORMAL + _INPUTS + _LOOP_KERNELS
 
 
 @lru_cache(maxsize=None)
-def _module(kind, dtype_name, act_code=0, tpb=1, upt=1):
+def _module(kind, dtype_name, act_code=0, tpb=1, upt=1, noise=0, write_r=0, dx=0):
     import cupy
 
-    return cupy.RawModule(code=source(kind, np.dtype(dtype_name), act_code, tpb, upt), options=("-std=c++17",))
+    code = source(kind, np.dtype(dtype_name), act_code, tpb, upt, noise, write_r, dx)
+    return cupy.RawModule(code=code, options=("-std=c++17",))
 
 
 @lru_cache(maxsize=None)
@@ -445,62 +533,134 @@ class _Gemm:
         if self.tf32:
             self.cublas.setMathMode(self.handle, self.math_mode)
 
-    def rows_times(self, W, rows, out, transpose, K, B, N):
-        """``out[n] = rows[n] @ W[n]^T`` (transpose) or ``rows[n] @ W[n]``, for each network n < K."""
+    def rows_times(self, W, rows, out, transpose, K, B, N, rows_offset=0, rows_net_stride=None):
+        """``out[n] = rows[n] @ W[n]^T`` (transpose) or ``rows[n] @ W[n]``, for each network n < K.
+
+        ``rows[n]`` is the (B, N) block that starts ``rows_offset + n * rows_net_stride`` elements into
+        ``rows`` (default stride ``B * N``: a (K, B, N) array); ``W`` (K, N, N) and ``out`` (K, B, N) are
+        C-contiguous.
+        """
         # row-major out (B, N) is column-major out^T (N, B) = op(W)^T-view times rows^T-view
         op = self.op_t if transpose else self.op_n
         s = W.dtype.itemsize
+        stride = B * N if rows_net_stride is None else rows_net_stride
         for n in range(K):
             self.call(self.handle, op, self.op_n, N, B, N, self.one.ctypes.data, W.data.ptr + n * N * N * s, N,
-                      rows.data.ptr + n * B * N * s, N, self.zero.ctypes.data, out.data.ptr + n * B * N * s, N)
+                      rows.data.ptr + (rows_offset + n * stride) * s, N, self.zero.ctypes.data,
+                      out.data.ptr + n * B * N * s, N)
+
+
+def _grid(total):
+    """The grid of a grid-stride element-wise kernel over ``total`` elements (blocks of 256 threads)."""
+    return (max(1, min(math.ceil(total / 256), 16 * _multiprocessors())),)
 
 
 def _launch(kernel, total, args):
-    kernel((max(1, min(math.ceil(total / 256), 16 * _multiprocessors())),), (256,), args)
+    kernel(_grid(total), (256,), args)
 
 
-def _step_forward(act_code, Wa, inp, x0, decay, X):
-    """X[k] = x_{k+1} for k < T from ``inp = alpha drive + noise_scale xi`` and ``Wa = alpha W_rec``;
-    every array C-contiguous with the network axis flattened: Wa (K, N, N), inp/X (K, T, B, N)."""
+def _noise_args(xi, keys, like):
+    """``(noise mode, xi, keys, *tables)`` for the forward kernels; unused arrays are stand-ins never read."""
     import cupy
 
-    K, T, B, N = X.shape
-    B0, dtype = x0.shape[-2], X.dtype
-    module = _module("step", dtype.name, act_code)
+    mode = 1 if xi is not None else 2 if keys is not None else 0
+    if keys is None:
+        keys = cupy.zeros((1, 3), np.uint64)
+    return (mode, like if xi is None else xi, keys, *_noise_tables())
+
+
+def forward_loop(act_code, strategy, Wa, drive, x0, alpha, decay, bias, ns=None, xi=None, keys=None, R=None):
+    """The states ``X`` (K, T, B, N): ``x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + alpha (drive_k + b_rec)
+    + noise_scale xi_k`` for k < T, by the "loop" or "step" kernels.
+
+    Every array is C-contiguous with the network axis flattened to K: ``Wa`` (K, N, N) holds ``alpha_i W_rec[i, j]``;
+    ``drive`` (K, T, B, N); ``x0`` (K, B0, N); ``alpha``, ``decay = 1 - alpha``, ``bias`` (b_rec, or zeros when
+    ``drive`` holds it) and ``ns`` (noise_scale) (K, N). The noise is ``xi`` (K, T, B, N) standard normals, or made
+    in the kernels from ``keys`` (K, 3) uint64 (each network's :func:`minirnn.nn.noise.stream_keys`), or none.
+    ``R``: an empty (K, T, B, N) array to receive the rates ``f(X)`` as well, or None.
+    """
+    import cupy
+
+    K, T, B, N = drive.shape
+    B0, dtype = x0.shape[-2], drive.dtype
+    X = cupy.empty(drive.shape, dtype)
+    noise_mode, *noise = _noise_args(xi, keys, X)
+    ns = alpha if ns is None else ns  # read only with noise
+    variant = dict(noise=noise_mode, write_r=int(R is not None))
+    if strategy == "loop":
+        threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
+        kernel = _module("loop", dtype.name, act_code, tpb, upt, **variant).get_function("rate_forward_loop")
+        kernel((math.ceil(B / tpb), K), (threads,),
+               (cupy.ascontiguousarray(rate.mT(Wa)), drive, bias, alpha, ns, *noise, x0, decay, X,
+                X if R is None else R, np.int32(N), np.int32(T), np.int32(B), np.int32(B0)),
+               shared_mem=tpb * N * dtype.itemsize)
+        return X
+    module = _module("step", dtype.name, act_code, **variant)
     BN, total = np.uint64(B * N), np.uint64(K * B * N)
-    r, pre = cupy.empty((K, B, N), dtype), cupy.empty((K, B, N), dtype)
-    _launch(module.get_function("rates0"), int(total), (x0, np.int32(B0), r, np.int32(N), BN, total))
-    step = module.get_function("step_forward")
+    # the rates f(x_{k+1}) of each step: into R, or into one (K, B, N) buffer the next product reads
+    if R is None:
+        r = r0 = cupy.empty((K, B, N), dtype)
+        r_net, r_step = B * N, 0
+    else:
+        r, r0 = R, cupy.empty((K, B, N), dtype)
+        r_net, r_step = T * B * N, B * N
+    _launch(module.get_function("rates0"), int(total), (x0, np.int32(B0), r0, np.int32(N), BN, total))
+    pre = cupy.empty((K, B, N), dtype)
+    step, grid = module.get_function("step_forward"), _grid(int(total))
+    # the arguments before and after k, built once: Python's share of a step is what limits mid sizes
+    head = (decay, alpha, bias, ns, *noise, x0, np.int32(B0), pre, drive, X, r, np.uint64(r_net), np.uint64(r_step))
+    tail = (np.int32(T), np.int32(N), BN, total)
     with _Gemm(dtype) as gemm:
         for k in range(T):
-            gemm.rows_times(Wa, r, pre, True, K, B, N)  # f(x_k) @ W_alpha^T
-            _launch(step, int(total), (decay, x0, np.int32(B0), pre, inp, X, r, np.int32(k), np.int32(T),
-                                       np.int32(N), BN, total))
+            if k == 0:
+                gemm.rows_times(Wa, r0, pre, True, K, B, N)  # f(x_0) @ W_alpha^T
+            else:
+                gemm.rows_times(Wa, r, pre, True, K, B, N, (k - 1) * r_step, r_net)  # f(x_k) @ W_alpha^T
+            step(grid, (256,), head + (np.int32(k),) + tail)
+    return X
 
 
-def _step_backward(act_code, Wa, X, x0, dX, alpha, decay):
-    """``(D, d_x0)`` of recur_backward, arrays as in :func:`_step_forward` (alpha, decay: (K, 1, N))."""
+def backward_loop(act_code, strategy, Wa, X, x0, d_in, alpha, decay, R=None, fr=None, dx_mode=0):
+    """``(D, d_x0)`` of :func:`forward_loop`'s recurrence: ``D = dL/d drive = alpha a_{k+1}`` (K, T, B, N) and
+    ``dL/dx_0`` (K, B, N), arrays as in :func:`forward_loop`.
+
+    What arrives directly at each state (``d_in``, (K, T, B, N)), by ``dx_mode``: 0, ``dL/dX`` itself; 1,
+    ``dL/dR`` for the rates ``R = f(X)`` (the kernels multiply by ``f'(X)``); 2, ``dL/dR`` with the
+    L2_firing_rate gradient ``fr[n] R`` still to add (``fr``: (K,), ``2 c / n_rates``; ``R`` given).
+    """
     import cupy
 
     K, T, B, N = X.shape
     B0, dtype = x0.shape[-2], X.dtype
-    module = _module("step", dtype.name, act_code)
+    R = X if R is None else R  # read only in dx_mode 2
+    fr = alpha if fr is None else fr
+    D, d_x0 = cupy.empty(X.shape, dtype), cupy.empty((K, B, N), dtype)
+    if strategy == "loop":
+        threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
+        kernel = _module("loop", dtype.name, act_code, tpb, upt, dx=dx_mode).get_function("rate_backward_loop")
+        kernel((math.ceil(B / tpb), K), (threads,),
+               (Wa, X, R, x0, d_in, fr, alpha, decay, D, d_x0, np.int32(N), np.int32(T), np.int32(B), np.int32(B0)),
+               shared_mem=tpb * N * dtype.itemsize)
+        return D, d_x0
+    module = _module("step", dtype.name, act_code, dx=dx_mode)
     BN, total = np.uint64(B * N), np.uint64(K * B * N)
-    D = cupy.empty(X.shape, dtype)
-    a, a_prev, g = (cupy.empty((K, B, N), dtype) for _ in range(3))
-    _launch(module.get_function("step_first"), int(total), (alpha, dX, a, D, np.int32(T), np.int32(N), BN, total))
-    step = module.get_function("step_backward")
+    a, g = cupy.empty((K, B, N), dtype), cupy.empty((K, B, N), dtype)
+    _launch(module.get_function("step_first"), int(total),
+            (alpha, X, R, d_in, fr, a, D, np.int32(T), np.int32(N), BN, total))
+    step, grid = module.get_function("step_backward"), _grid(int(total))
+    head, tail = (decay, alpha), (X, R, x0, np.int32(B0), d_in, fr)
+    a_prev = d_x0
     with _Gemm(dtype) as gemm:
         for k in range(T - 1, -1, -1):
             gemm.rows_times(Wa, a, g, False, K, B, N)  # a_{k+1} @ W_alpha
-            _launch(step, int(total), (decay, alpha, a, g, X, x0, np.int32(B0), dX, a_prev, D, np.int32(k),
-                                       np.int32(T), np.int32(N), BN, total))
+            step(grid, (256,), head + (a, g) + tail + (a_prev, D, np.int32(k), np.int32(T), np.int32(N), BN, total))
             a, a_prev = a_prev, a
     return D, a  # after step 0, a holds dL/dx_0
 
 
 def _step_forward_cupy(act_code, Wa, inp, x0, decay, X):
-    """:func:`_step_forward` with cupy.matmul and ElementwiseKernels (any leading axes)."""
+    """:func:`forward_loop`'s "step" with cupy.matmul and ElementwiseKernels (any leading axes), from
+    ``inp = alpha drive + noise_scale xi``."""
     import cupy
 
     step, _, _, rates = _step_kernels(act_code)
@@ -514,7 +674,7 @@ def _step_forward_cupy(act_code, Wa, inp, x0, decay, X):
 
 
 def _step_backward_cupy(act_code, Wa, X, x0, dX, alpha, decay):
-    """:func:`_step_backward` with cupy.matmul and ElementwiseKernels (any leading axes)."""
+    """:func:`backward_loop`'s "step" (``dx_mode`` 0) with cupy.matmul and ElementwiseKernels (any leading axes)."""
     import cupy
 
     _, step, last, _ = _step_kernels(act_code)
@@ -538,6 +698,11 @@ def _strategy(N, B, K, dtype, strategy):
     return strategy
 
 
+def per_unit(a, lead, N):
+    """A per-unit array of shape (*lead, 1, N) or broadcastable to it, as a C-contiguous (K, N)."""
+    return _flat(a, lead + (1, N)).reshape(math.prod(lead), N)
+
+
 def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=None, perturb=None, strategy=None):
     """:func:`minirnn.dynamics.rate.recur_forward` on the device (same arguments, same result).
 
@@ -550,31 +715,27 @@ def rate_forward(W_rec_eff, drive, x0, alpha, noise_scale=None, noise=None, act=
     lead, (T, B, N), dtype = drive.shape[:-3], drive.shape[-3:], drive.dtype
     K, B0 = math.prod(lead), x0.shape[-2]
     strategy = _strategy(N, B, K, dtype, strategy)
-    inp = alpha[..., None, :, :] * drive  # alpha drive_k + noise_scale xi_k, as the reference
-    if noise is not None:
-        inp += noise_scale[..., None, :, :] * noise
     W_alpha = rate.mT(alpha) * W_rec_eff  # alpha_i W_ij, (*lead, N, N)
-    X = cupy.empty(drive.shape, dtype)
     if strategy == "step-cupy":
+        inp = alpha[..., None, :, :] * drive  # alpha drive_k + noise_scale xi_k, as the reference
+        if noise is not None:
+            inp += noise_scale[..., None, :, :] * noise
+        X = cupy.empty(drive.shape, dtype)
         _step_forward_cupy(act.code, W_alpha, inp, x0, 1 - alpha, X)
         return X
-    x0c, decay = _flat(x0, lead + (B0, N)), _flat(1 - alpha, lead + (1, N))
-    if strategy == "step":
-        _step_forward(act.code, W_alpha.reshape(K, N, N), inp.reshape(K, T, B, N), x0c, decay, X.reshape(K, T, B, N))
-        return X
-    threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
-    kernel = _module("loop", dtype.name, act.code, tpb, upt).get_function("rate_forward_loop")
-    kernel((math.ceil(B / tpb), K), (threads,),
-           (_flat(rate.mT(W_alpha), lead + (N, N)), inp, x0c, decay, X, np.int32(N), np.int32(T), np.int32(B),
-            np.int32(B0)), shared_mem=tpb * N * dtype.itemsize)
-    return X
+    alpha_f = per_unit(alpha, lead, N)
+    X = forward_loop(act.code, strategy, _flat(W_alpha, lead + (N, N)).reshape(K, N, N),
+                     _flat(drive, drive.shape).reshape(K, T, B, N), _flat(x0, lead + (B0, N)).reshape(K, B0, N),
+                     alpha_f, 1 - alpha_f, cupy.zeros((K, N), dtype),  # drive holds b_rec already
+                     ns=None if noise is None else per_unit(noise_scale, lead, N),
+                     xi=None if noise is None else _flat(noise, drive.shape).reshape(K, T, B, N))
+    return X.reshape(drive.shape)
 
 
 def rate_backward(W_rec_eff, X, x0, dX, alpha, act, strategy=None):
     """:func:`minirnn.dynamics.rate.recur_backward` on the device: ``(d_drive, d_x0)``."""
     if act.code is None or X.dtype not in (np.float32, np.float64):
         return rate.recur_backward(W_rec_eff, X, x0, dX, alpha, act)
-    import cupy
 
     lead, (T, B, N), dtype = X.shape[:-3], X.shape[-3:], X.dtype
     K, B0 = math.prod(lead), x0.shape[-2]
@@ -582,19 +743,11 @@ def rate_backward(W_rec_eff, X, x0, dX, alpha, act, strategy=None):
     W_alpha = rate.mT(alpha) * W_rec_eff
     if strategy == "step-cupy":
         return _step_backward_cupy(act.code, W_alpha, X, x0, dX, alpha, 1 - alpha)
-    X, dX = cupy.ascontiguousarray(X), cupy.ascontiguousarray(dX)
-    x0c, alphac, decay = _flat(x0, lead + (B0, N)), _flat(alpha, lead + (1, N)), _flat(1 - alpha, lead + (1, N))
-    if strategy == "step":
-        D, d_x0 = _step_backward(act.code, W_alpha.reshape(K, N, N), X.reshape(K, T, B, N), x0c,
-                                 dX.reshape(K, T, B, N), alphac, decay)
-        return D.reshape(X.shape), d_x0.reshape(lead + (B, N))
-    D, d_x0 = cupy.empty(X.shape, dtype), cupy.empty(lead + (B, N), dtype)
-    threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
-    kernel = _module("loop", dtype.name, act.code, tpb, upt).get_function("rate_backward_loop")
-    kernel((math.ceil(B / tpb), K), (threads,),
-           (_flat(W_alpha, lead + (N, N)), X, x0c, dX, alphac, decay, D, d_x0, np.int32(N), np.int32(T),
-            np.int32(B), np.int32(B0)), shared_mem=tpb * N * dtype.itemsize)
-    return D, d_x0
+    alpha_f = per_unit(alpha, lead, N)
+    D, d_x0 = backward_loop(act.code, strategy, _flat(W_alpha, lead + (N, N)).reshape(K, N, N),
+                            _flat(X, X.shape).reshape(K, T, B, N), _flat(x0, lead + (B0, N)).reshape(K, B0, N),
+                            _flat(dX, X.shape).reshape(K, T, B, N), alpha_f, 1 - alpha_f)
+    return D.reshape(X.shape), d_x0.reshape(lead + (B, N))
 
 
 def gaussian_noise(key, shape, dtype=np.float64):

@@ -1,0 +1,133 @@
+"""``Basic``'s objective and gradients on the GPU with few passes over the big arrays.
+
+The reference (:meth:`minirnn.models.basic.Basic._loss_and_grads`) is whole-array code, and on CuPy
+each of its element-wise steps is a pass over a (T, B, N_rec) array: ``drive + b_rec``, ``alpha *
+drive``, ``noise_scale * xi``, their sum, ``f(X)``, ``f'(X)``, ``dR * f'(X)``, the firing-rate term...
+At N_rec 1024 and batch 4096 one such array is 3.4 GB, and those passes took about as long as the
+products. Here they happen inside the two time-loop kernels of :mod:`.cupy_kernels` instead:
+
+- forward: the step adds ``alpha (drive_k + b_rec) + noise_scale xi_k`` itself, making the normals
+  ``xi`` from the network's noise key on the spot (the same numbers as
+  :func:`minirnn.nn.noise.gaussian_noise`), and stores the rates ``R = f(X)`` beside ``X``;
+- backward: the step forms ``dL/dx = (dL/dR + (2c/n) R) f'(x)`` (readout plus L2_firing_rate) as it goes.
+
+What remains outside is products (cuBLAS) and the loss on the small (T, B, N_out) outputs. The
+model calls this when the backend lists it (``Basic._fused_applies``: a built-in activation, the
+mean squared error, no custom regularizer); it returns what the reference returns, up to rounding,
+as the numba backend's kernel of the same name does. ``ENABLED = False`` (before a model is made)
+leaves the reference to run on CuPy, for comparison; ``PREDRAWN_NOISE = True`` draws the noise in a
+kernel of its own before the loop (one more (T, B, N_rec) array, but a shorter sequential chain), for
+comparison too.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..dynamics import rate
+from ..nn import noise as nn_noise
+from . import cupy_kernels
+from .cupy_kernels import _flat, per_unit
+
+ENABLED = True
+PREDRAWN_NOISE = False
+
+
+def _time_major(a, B, T, tail):
+    """A batch-major ``(*lead?, B, T, tail)`` array as a C-contiguous ``(K or 1, T, B, tail)``."""
+    import cupy
+
+    return cupy.ascontiguousarray(a.reshape(-1, B, T, tail).swapaxes(1, 2))
+
+
+def _noise_keys(noise_keys, lead):
+    """Each network's ``(key, key2, key3)`` as a (K, 3) uint64 device array."""
+    import cupy
+
+    keys = np.broadcast_to(np.asarray(noise_keys, np.uint64), lead).ravel()
+    return cupy.asarray(np.array([nn_noise.stream_keys(k) for k in keys], np.uint64).reshape(-1, 3))
+
+
+def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None, noise_keys=None):
+    """``Basic``'s objective (mean squared error, plus ``fr_coef * mean(f(X)^2)`` when given) and its
+    gradients w.r.t. the effective weights, on CuPy arrays.
+
+    ``W_eff``: effective ``W_in, W_rec, W_out, b_rec, b_out, init_state`` (with leading network axes);
+    ``x (*lead?, B, T, N_in)``, ``y, mask (*lead?, B, T, N_out)`` batch-major; ``alpha (*lead, 1, N)``,
+    ``noise_scale``, ``noise`` (explicit normals (*lead, T, B, N), or None), ``act``: as
+    :func:`minirnn.dynamics.rate.recur_forward`; ``fr_coef``: the L2_firing_rate coefficient (scalar or
+    shape lead), or None; ``noise_keys``: instead of ``noise``, one uint64 key per network.
+    Returns ``(value (lead), {name: dL/d(effective name)})``; weight penalties are the caller's.
+    """
+    import cupy
+
+    W_rec = W_eff["W_rec"]
+    dtype = W_rec.dtype
+    lead = tuple(W_rec.shape[:-2])
+    B, T, I = x.shape[-3:]
+    N, O = W_rec.shape[-1], W_eff["W_out"].shape[-2]
+    K = math.prod(lead)
+    strategy = cupy_kernels._strategy(N, B, K, dtype, None)
+    strategy = "step" if strategy == "step-cupy" else strategy  # the plain version has no fused form
+    u, y_t, m_t = _time_major(x, B, T, I), _time_major(y, B, T, O), _time_major(mask, B, T, O)
+    W_in = _flat(W_eff["W_in"], lead + (N, I)).reshape(K, N, I)
+    W_out = _flat(W_eff["W_out"], lead + (O, N)).reshape(K, O, N)
+    x0 = _flat(W_eff["init_state"], lead + (1, N)).reshape(K, 1, N)
+    alpha_f = per_unit(alpha, lead, N)
+    W_alpha = cupy.ascontiguousarray(alpha_f[:, :, None] * W_rec.reshape(K, N, N))  # alpha_i W_ij
+
+    # ---- forward: drive_k = u_k @ W_in^T (b_rec, alpha and the noise are added in the loop) --------
+    drive = (u.reshape(-1, T * B, I) @ rate.mT(W_in)).reshape(K, T, B, N)
+    ns = xi = keys = None
+    if noise is not None:
+        xi = _flat(noise, lead + (T, B, N)).reshape(K, T, B, N)
+    elif noise_keys is not None and PREDRAWN_NOISE:
+        xi = cupy.stack([cupy_kernels.gaussian_noise(k, (T, B, N), dtype)
+                         for k in np.broadcast_to(np.asarray(noise_keys, np.uint64), lead).ravel()])
+    elif noise_keys is not None:
+        keys = _noise_keys(noise_keys, lead)
+    if xi is not None or keys is not None:
+        ns = per_unit(noise_scale, lead, N)
+    R = cupy.empty((K, T, B, N), dtype)
+    X = cupy_kernels.forward_loop(act.code, strategy, W_alpha, drive, x0, alpha_f, 1 - alpha_f,
+                                  per_unit(W_eff["b_rec"][..., None, :], lead, N), ns, xi, keys, R)
+    del drive
+    R_rows = R.reshape(K, T * B, N)
+    # z_k = r_{k+1} @ W_out^T + b_out;  mse = mean((m (z - y))^2),  dL/dz = 2 m^2 (z - y) / n
+    Z = R_rows @ rate.mT(W_out) + _flat(W_eff["b_out"], lead + (O,)).reshape(K, 1, O)
+    m_rows = m_t.reshape(-1, T * B, O)
+    err = m_rows * (Z - y_t.reshape(-1, T * B, O))
+    n_out = T * B * O
+    value = (err * err).sum(axis=(1, 2)) / n_out
+    dZ = (2 / n_out) * m_rows * err  # (K, T*B, O)
+
+    # ---- backward ---------------------------------------------------------------------------------
+    dR = (dZ @ W_out).reshape(K, T, B, N)  # z = R W_out^T  =>  dL/dR = dZ W_out
+    fr = None
+    if fr_coef is not None:
+        n_rates = T * B * N
+        fr = _flat(cupy.asarray(2 * fr_coef / n_rates, dtype), lead).reshape(K)
+        squares = (R.reshape(K, 1, -1) @ R.reshape(K, -1, 1)).reshape(K)  # sum of r^2 per network
+        value = value + _flat(cupy.asarray(fr_coef, dtype), lead).reshape(K) * (squares / n_rates)
+    D, d_x0 = cupy_kernels.backward_loop(act.code, strategy, W_alpha, X, x0, dR, alpha_f, 1 - alpha_f,
+                                         R if fr is not None else None, fr, 2 if fr is not None else 1)
+    del dR, X
+    D_rows = D.reshape(K, T * B, N)
+    # x_{k+1} = ... + alpha f(x_k) @ W_rec^T: D_k = alpha a_{k+1} pairs with f(x_k) (f(x_0) for k = 0, every trial)
+    g_rec = rate.mT(D_rows[:, B:]) @ R_rows[:, :-B] if T > 1 else cupy.zeros((K, N, N), dtype)
+    g_rec += D_rows[:, :B].sum(axis=1)[:, :, None] * act.f(x0)  # sum_b D_0[b, i] f(x_0)_j
+    # drive_k = u_k @ W_in^T + b_rec: [dW_in | db_rec] = D^T [u | 1], one pass over D for both
+    u_one = cupy.concatenate([u.reshape(-1, T * B, I), cupy.ones((u.shape[0], T * B, 1), dtype)], axis=2)
+    g_in = rate.mT(D_rows) @ u_one
+    grads = {
+        "W_rec": g_rec,
+        "W_in": g_in[:, :, :I],
+        "b_rec": g_in[:, :, I],
+        "W_out": rate.mT(dZ) @ R_rows,
+        "b_out": dZ.sum(axis=1),
+        "init_state": d_x0.sum(axis=1, keepdims=True),  # x_0 is shared by every trial
+    }
+    shapes = {name: lead + W_eff[name].shape[len(lead):] for name in grads}
+    grads = {name: g.astype(dtype, copy=False).reshape(shapes[name]) for name, g in grads.items()}
+    return value.astype(dtype, copy=False).reshape(lead), grads
