@@ -720,3 +720,39 @@ def bptt_skips_first(dX, X, x0, U, W_rec, W_in, alpha, f, df):  # loop starts at
 def test_bptt_off_by_one_is_diagnosed(fn, phrase):
     result = grade.bptt(fn, verbose=False)
     assert result.status == FAILED and "off by one" in result.message and phrase in result.message, result.message
+
+
+def test_reports_and_releases_are_utf8_whatever_the_locale(tmp_path):
+    """On Windows, text files default to the locale's encoding (cp1252): a student named Łukasz in the
+    grades CSV, a ρ in an instructor's file, and the ⊙ of a hint in a report redirected to a file must
+    neither crash nor be written in cp1252. Simulated with Python's pure-Python open and a cp1252 locale."""
+    import os
+    import subprocess
+    import sys
+
+    subs, src, dest = tmp_path / "subs", tmp_path / "src", tmp_path / "dest"
+    (subs / "Łukasz").mkdir(parents=True)
+    (subs / "Łukasz" / "a1_euler.py").write_text("def euler_step(:\n", encoding="utf-8")  # a syntax error: quick
+    src.mkdir()
+    (src / "a9_rho.py").write_text("rho = 0.9  # ρ, the spectral radius\n", encoding="utf-8")
+    code = ("import _pyio, builtins, io, locale, sys\n"
+            "locale.getencoding = lambda: 'cp1252'\n"
+            "builtins.open = io.open = _pyio.open\n"
+            "sys.stdout = io.TextIOWrapper(sys.stdout.buffer, encoding='cp1252')\n"
+            "from minirnn.course import grade_folder, release\n"
+            f"grade_folder({str(subs)!r}, csv_path={str(tmp_path / 'grades.csv')!r}, timeout=60)\n"
+            f"release({str(src)!r}, {str(dest)!r})\n"
+            "from minirnn.course.__main__ import main\n"
+            "print('⊙ hint')\n"  # what a report with a hint prints, below through main()'s reconfigure
+            )
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=120)
+    assert run.returncode != 0 and b"UnicodeEncodeError" in run.stderr  # the bare print: the control
+    code = code.replace("print('⊙ hint')\n", "import minirnn.course.__main__ as m\n"
+                        "m.format_report = lambda reports: '⊙ hint'\n"  # as if a hint were in the report
+                        "main(['grade', " + repr(str(subs)) + "])\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr.decode()
+    assert "Łukasz" in (tmp_path / "grades.csv").read_text(encoding="utf-8")
+    assert "ρ" in (dest / "a9_rho.py").read_text(encoding="utf-8")
+    assert b"? hint" in run.stdout

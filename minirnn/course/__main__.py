@@ -51,8 +51,10 @@ def main(argv=None) -> int:
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json, "w", encoding="utf-8") as f:
             json.dump(reports, f, indent=1)
+    if hasattr(sys.stdout, "reconfigure"):  # a report redirected to a file on Windows (cp1252): '?' for ⊙, no crash
+        sys.stdout.reconfigure(errors="replace")
     print(format_report(reports) if reports else f"no a<N>_*.py files under {args.folder}")
     return 0
 

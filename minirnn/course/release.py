@@ -90,6 +90,6 @@ def release(src, dest) -> list[Path]:
     written = []
     for s, d in pairs:
         d.parent.mkdir(parents=True, exist_ok=True)
-        d.write_text(release_text(s.read_text(), source=str(s)))
+        d.write_text(release_text(s.read_text(encoding="utf-8"), source=str(s)), encoding="utf-8")
         written.append(d)
     return written

@@ -444,7 +444,7 @@ def grade_folder(folder, *, timeout=600, fast=True, csv_path=None, jobs=1, exerc
     for p, report in zip(files, reports):
         report["student"] = str(p.parent.relative_to(folder))
     if csv_path is not None:
-        with open(csv_path, "w", newline="") as f:
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["student", "file", "exercise", "status", "message", "stopped_early"])
             for r in reports:
