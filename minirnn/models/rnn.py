@@ -258,17 +258,24 @@ class RNN:
         raise NotImplementedError
 
     # ---- checks shared by every entry point --------------------------------------------------
-    def _as_array(self, a, name, shape=None):
-        """Cast a user array to the model's dtype and backend once, checking shape and finiteness."""
-        a = np.asarray(a) if not hasattr(a, "__cuda_array_interface__") else a
+    def _as_array(self, a, name, shape=None, nonnegative=False):
+        """Cast a user array to the model's dtype and backend once, checking shape and finiteness (and,
+        for a mask, that it is ``>= 0``). A host array is cast and checked on the host, then moved: on a
+        GPU a check of device data would wait for all the work queued before it."""
+        on_device = hasattr(a, "__cuda_array_interface__")
+        a = a if on_device else np.asarray(a)
         if shape is not None and tuple(a.shape) != tuple(shape):
             raise ShapeError(f"{name} has shape {tuple(a.shape)} but must be {tuple(shape)}.")
         if a.dtype.kind not in "fiub":
             raise ParameterError(f"{name} must hold numbers. Got dtype {a.dtype}.")
-        a = self.xp.asarray(a, dtype=self.dtype)
-        if not bool(self.xp.isfinite(a).all()):
+        xp = self.xp if on_device else np
+        a = xp.asarray(a, dtype=self.dtype)  # the cast first: 1e300 is inf in float32
+        if not bool(xp.isfinite(a).all()):
             raise NonFiniteError(f"{name} contains NaN or inf.")
-        return a
+        if nonnegative and bool((a < 0).any()):
+            raise ParameterError(f"{name} must hold weights >= 0 (1: the output is trained at that step, 0: "
+                                 "ignored). It has negative entries.")
+        return a if on_device else self.xp.asarray(a)
 
     def _check_batch(self, x, y=None, mask=None):
         """Validate and cast a batch: ``x (B, T, N_in)``, ``y, mask (B, T, N_out)``."""
@@ -290,10 +297,7 @@ class RNN:
             if shape_a[-3:] != want[-3:] or len(shape_a) not in ndims or shape_a[:-3] not in ((), self.lead):
                 raise ShapeError(f"{name} has shape {shape_a} but must be {want} to match x {tuple(x.shape)} "
                                  f"with N_out={self.N_out}.")
-            arrays.append(self._as_array(a, name))
-        if bool((arrays[2] < 0).any()):
-            raise ParameterError("mask must hold weights >= 0 (1: the output is trained at that step, 0: ignored). "
-                                 "It has negative entries.")
+            arrays.append(self._as_array(a, name, nonnegative=name == "mask"))
         return tuple(arrays)
 
     # ---- weights --------------------------------------------------------------------------------

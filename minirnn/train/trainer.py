@@ -165,8 +165,13 @@ def _is_numeric(value) -> bool:
         return False
 
 
-def _all_finite(xp, arrays) -> bool:
-    return all(bool(xp.isfinite(a).all()) for a in arrays)
+def _finite_flags(xp, arrays) -> list:
+    """Whether each array holds only finite numbers, as host bools from one device round trip (on a
+    GPU each trip waits for the queued work, so the update's checks share one)."""
+    if not arrays:
+        return []
+    flags = xp.stack([xp.isfinite(a).all() for a in arrays])
+    return [bool(f) for f in (flags.get() if hasattr(flags, "get") else flags)]
 
 
 def train(model, source, train_params=None, *, resume=None):
@@ -277,18 +282,21 @@ def train(model, source, train_params=None, *, resume=None):
         last_good = _LastGood(model, optimizer)  # weights and optimizer state before the latest update
         for epoch in range(epoch0 + 1, (epoch0 if finished else n_updates) + 1):
             x, y, mask, trial_params = batches.next()
+            host_mask = mask if isinstance(mask, np.ndarray) else None  # checked here: no wait on a GPU
             x, y, mask = model._check_batch(x, y, mask)
             if not empty_mask_warned:
-                empty_mask_warned = _warn_if_mask_is_empty(model, mask, first_update + epoch)
+                empty_mask_warned = _warn_if_mask_is_empty(model, mask if host_mask is None else host_mask,
+                                                           first_update + epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are checked below
                 value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
-            if not _all_finite(xp, [value]):  # the previous update made weights with a non-finite loss
+            value_finite, *grads_finite = _finite_flags(xp, [value, *grads.values()])
+            if not value_finite:  # the previous update made weights with a non-finite loss
                 _undo_diverged_update(model, value, history, last_good, checkpointer, update_index)
             if checkpointer is not None:
                 checkpointer.confirm()  # a held checkpoint's weights gave this finite loss: write it
-            for name, g in grads.items():
-                if not _all_finite(xp, [g]):
+            for (name, g), finite in zip(list(grads.items()), grads_finite):
+                if not finite:
                     _raise_nonfinite(model, f"the gradient of {name} became NaN or inf at update {update_index}", g,
                                      _loss_of(model, value), "The weights and optimizer state were kept as they were "
                                      "before this update, whose loss that was.")
@@ -578,7 +586,7 @@ def _apply_update(model, delta, keep):
     weight back from its :class:`_LastGood` copy), or None."""
     for name, d in delta.items():
         model.raw[name] -= d * keep[name] if name in keep else d
-    for name in delta:
-        if not _all_finite(model.xp, [model.raw[name]]):
+    for name, finite in zip(delta, _finite_flags(model.xp, [model.raw[name] for name in delta])):
+        if not finite:
             return name, model.raw[name].copy()
     return None
