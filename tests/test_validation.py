@@ -314,3 +314,15 @@ def test_keys_marked_as_the_tasks_pass_the_near_miss_check_and_others_do_not():
     error = expect_named_error(lambda: check_param_keys(dict(params), MODEL_PARAMS, "Basic"), "'N_ring'")
     assert "pass task.get_task_params() itself" in str(error)
     expect_named_error(lambda: check_param_keys({"verbosity": 0}, MODEL_PARAMS, "Basic"), "training parameter")
+
+
+def test_a_time_step_longer_than_tau_warns():
+    """dt > tau makes alpha = dt / tau > 1: forward Euler overshoots (and diverges from alpha 2). Loud, not silent;
+    alpha = 1 (a discrete-time RNN) is fine."""
+    with pytest.warns(UserWarning, match=r"dt / tau = 10 > 1"):
+        Basic(dict(base_params(), dt=100, tau=10))
+    with pytest.warns(UserWarning, match=r"dt / tau = 2 > 1 \(dt 20, tau 10\)"):  # per-unit tau: the smallest
+        Basic(dict(base_params(), dt=20, tau=np.r_[10.0, np.full(base_params()["N_rec"] - 1, 100.0)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Basic(dict(base_params(), dt=10, tau=10))

@@ -14,6 +14,8 @@ arrays are time-major, ``(*lead, T, B, N)``; the user sees batch-major ``(B, T, 
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .._params import check_dale_ratio
@@ -176,6 +178,10 @@ class Basic(RNN):
             net["s_rec"], net["s_out"], net["s_in"] = s_rec[None], s_out[None], np.ones((1, N_in))
         tau = np.asarray(p["tau"], dtype=np.float64)
         net["alpha"] = np.broadcast_to(p["dt"] / tau, (N_rec,))[None].copy()  # (1, N_rec)
+        if net["alpha"].max() > 1:
+            warnings.warn(f"dt / tau = {net['alpha'].max():g} > 1 (dt {p['dt']}, tau {np.min(tau):g}): the Euler step "
+                          "x += alpha (-x + ...) overshoots, and for alpha >= 2 the leak alone makes the state grow "
+                          "each step. Use dt <= tau (PsychRNN's tasks: dt = tau / 10).", UserWarning, stacklevel=4)
         net["noise_scale"] = np.sqrt(2 * net["alpha"]) * float(p["rec_noise"])  # (1, N_rec)
         return net
 
