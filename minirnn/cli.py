@@ -24,7 +24,7 @@ still holds its initial weights (status ``running``: training under way, or kill
 stderr about an ``interrupted`` or ``diverged`` one.
 
 ``train`` holds an exclusive lock on its run directory while it trains (``RUN_DIR/.run.lock``,
-an ``flock`` the operating system drops if the process dies): a second ``train`` or ``--resume``
+``flock``, or ``msvcrt.locking`` on Windows: the operating system drops it if the process dies): a second ``train`` or ``--resume``
 into the same directory meanwhile is refused (exit code 2). Without ``--out``, every job gets a
 new directory ``runs/<date-time>-<6 random hex digits>``, so jobs started in the same second
 never share one. ``--force`` removes the old run's files (see its help) before training;

@@ -116,7 +116,7 @@ def is_temporary_of(name: str, final_name: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode: str = "wb"):
+def atomic_open(path, mode: str = "wb", *, encoding: Optional[str] = None, newline: Optional[str] = None):
     """Open a temporary file beside ``path``; on a clean exit, fsync it and move it over ``path``.
 
     The one place where minirnn writes files (weights, checkpoints, run records, summaries): a kill
@@ -124,12 +124,18 @@ def atomic_open(path, mode: str = "wb"):
     no temporary file behind. The directory must exist. A symbolic link is followed, as ``open``
     follows it: its target is replaced and the link stays. The temporary file's name is short
     (:func:`_temporary_prefix`), so any name the filesystem allows can be written.
+
+    A text ``mode`` writes UTF-8 unless ``encoding`` says otherwise, never the locale's encoding
+    (cp1252 on most Windows machines, which cannot encode most non-Latin text); ``newline`` is
+    ``open``'s.
     """
+    text = "b" not in mode
+    options = {"encoding": encoding or "utf-8", "newline": newline} if text else {}
     path = os.path.realpath(os.fspath(path))  # write through a symlink, never over it
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(os.path.basename(path)), suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, **options) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -155,13 +161,24 @@ def _name_max(directory: str) -> int:
         return 255
 
 
+def _name_length(name: str, directory: str) -> tuple:
+    """``(length, limit, unit)``: how long the file name ``name`` is in the unit the filesystem of
+    ``directory`` counts, and the most it allows. Windows (NTFS, exFAT, FAT's long names) allows
+    255 UTF-16 code units, whatever their UTF-8 length (one for a CJK character, which is 3 UTF-8
+    bytes; two for an emoji); POSIX filesystems allow NAME_MAX bytes of the encoded name."""
+    if os.name == "nt":
+        return len(name.encode("utf-16-le", "surrogatepass")) // 2, 255, "UTF-16 code units"
+    return len(os.fsencode(name)), _name_max(directory), "bytes"
+
+
 def check_writable(path, what: str, npz: bool = True, suffix: str = "", create_dir: bool = False) -> None:
     """Raise ParameterError now, before any work, when ``path + suffix`` could not be written later.
 
     ``what`` names the setting in the message (``"save_weights_path"``); with ``npz``, ``.npz`` is
     appended as :func:`atomic_savez` will. The directory must exist (``create_dir``: it is made, as
     PsychRNN makes the folders of its weight paths) and be writable; the target must not be a directory,
-    and its name must fit the filesystem (NAME_MAX bytes, 255 on most).
+    and its name must fit the filesystem (NAME_MAX bytes, 255 on most; on Windows 255 UTF-16 code
+    units).
     """
     from .errors import ParameterError
 
@@ -180,11 +197,12 @@ def check_writable(path, what: str, npz: bool = True, suffix: str = "", create_d
         raise ParameterError(f"{what} {os.fspath(path)!r}: {final!r} is a directory, not a file.")
     if not os.access(directory, os.W_OK):
         raise ParameterError(f"{what} {os.fspath(path)!r}: the directory {directory!r} is not writable.")
-    name, limit = os.path.basename(final), _name_max(directory)
-    if len(os.fsencode(name)) > limit:
+    name = os.path.basename(final)
+    length, limit, unit = _name_length(name, directory)
+    if length > limit:
         raise ParameterError(f"{what} {os.fspath(path)!r}: the file name {name[:40]!r}... is "
-                             f"{len(os.fsencode(name))} bytes long, but the filesystem of {directory!r} allows "
-                             f"at most {limit} bytes in a file name. Give a shorter name.")
+                             f"{length} {unit} long, but the filesystem of {directory!r} allows "
+                             f"at most {limit} {unit} in a file name. Give a shorter name.")
 
 
 def jsonable(value, fallback=repr):
@@ -204,8 +222,9 @@ def jsonable(value, fallback=repr):
 
 
 def atomic_write_text(path, text: str) -> str:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`); returns the path."""
-    with atomic_open(path, "w") as fh:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`) in UTF-8, its line ends as
+    given (``newline=""``, as the csv module wants: the same bytes on every OS); returns the path."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
     return os.fspath(path)
 

@@ -12,7 +12,8 @@ A run directory (written by ``minirnn train``, read by :func:`load_run`) holds::
     checkpoint.npz    the resumable checkpoint (minirnn.train.checkpoint): raw weights, optimizer
                       state, RNG and task states, counters, history.
     weights_last_good.npz   only after a divergence (NaN / inf): the weights before the bad update.
-    .run.lock         only while ``minirnn train`` trains into the directory (see :func:`exclusive_lock`).
+    .run.lock         while ``minirnn train`` trains into the directory (see :func:`exclusive_lock`); on
+                      Windows a killed job's may stay, locking nothing.
 
 Every file is written atomically (temporary file, fsync, ``os.replace``): a kill at any moment leaves
 the old file or the new one. Loading a run needs nothing but minirnn and NumPy.
@@ -177,17 +178,28 @@ def constraint_audit(model, initial_raw: dict | None = None, fixed_weights: dict
 
 # ---------------------------------------------------------------------------- the lock
 
+#: The byte that ``msvcrt.locking`` locks on Windows: far past the holder record at the file's start.
+#: Windows byte locks are mandatory (nobody else can read a locked byte), and a second job must read
+#: the record to name the holder. SQLite puts its lock bytes at 1 GiB for the same reason; a region
+#: beyond the end of a file can be locked, and the file stays a few bytes long.
+_MSVCRT_LOCK_BYTE = 2 ** 30
+
 
 @contextlib.contextmanager
 def exclusive_lock(directory, name=RUN_LOCK, *, what="minirnn train", advice=""):
     """Hold an exclusive lock on ``directory`` for the ``with`` block, or raise ParameterError.
 
-    The lock is ``flock`` on the file ``directory/name``, which holds the holder's host, pid and
-    start time (for the error message) and is removed on release. The operating system drops an
-    ``flock`` when its process dies, however it dies, so a killed job never leaves a stale lock.
-    Without ``fcntl`` (Windows) the file is created with ``O_CREAT | O_EXCL`` instead; one left by
-    a killed process must then be deleted by hand (the error says so). On a filesystem that
-    refuses ``flock`` (some NFS or Lustre mounts) a warning is logged and nothing is locked.
+    The lock file ``directory/name`` holds the holder's host, pid and start time (for the error
+    message) and is removed on release. The lock is one the operating system drops when its process
+    dies, however it dies, so a killed job never leaves a stale lock:
+
+    * POSIX: ``flock`` on the file;
+    * Windows: ``msvcrt.locking`` of one byte of the file (:data:`_MSVCRT_LOCK_BYTE`). A lock file
+      that a killed job left behind is then only a file: the next job locks it and takes over.
+
+    Only where neither exists is the file created with ``O_CREAT | O_EXCL`` instead; one left by a
+    killed process must then be deleted by hand (the error says so). On a filesystem that refuses
+    locks (some NFS or Lustre mounts) a warning is logged and nothing is locked.
 
     Parameters
     ----------
@@ -197,33 +209,59 @@ def exclusive_lock(directory, name=RUN_LOCK, *, what="minirnn train", advice="")
     advice : a sentence appended to the error (what to do instead).
     """
     path = os.path.join(os.fspath(directory), name)
-    with_flock = _fcntl() is not None
+    kind = _lock_kind()
     try:
-        fd = _flock(path, what, advice) if with_flock else _create_exclusively(path, what, advice)
+        fd = _create_exclusively(path, what, advice) if kind == "file" else _lock_file(path, what, advice, kind)
     except PermissionError as exc:
         raise ParameterError(f"cannot lock {os.fspath(directory)!r}: {exc}. It must be a writable directory.") from None
     try:
         if fd is not None:
             holder = {"what": what, "pid": os.getpid(), "host": socket.gethostname(),
                       "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            os.ftruncate(fd, 0)
+            os.ftruncate(fd, 0)  # the record a killed holder left may be longer
             os.write(fd, json.dumps(holder).encode())
         yield path
     finally:
         if fd is not None:
-            _release(fd, path, unlink_first=with_flock)
+            _release(fd, path, kind)
 
 
-def _release(fd, path, unlink_first):
-    """Remove the lock file and close it. With flock, unlink while still locked: a process that
-    opened the file just before and locks it after the close then sees it is gone (see _flock).
-    Windows cannot remove an open file: close first there."""
-    if not unlink_first:
+def _lock_kind() -> str:
+    """``"flock"`` (POSIX), ``"msvcrt"`` (Windows) or ``"file"`` (neither: an ``O_EXCL`` file)."""
+    if _fcntl() is not None:
+        return "flock"
+    return "msvcrt" if _msvcrt() is not None else "file"
+
+
+def _release(fd, path, kind):
+    """Unlock, close and remove the lock file.
+
+    With flock, unlink while still locked: a process that opened the file just before and locks it
+    after the close then sees it is gone (see _lock_file). Windows cannot remove an open file: close
+    first there. Removing it can still fail there (PermissionError: another job has just opened it to
+    take the lock); the file then stays, which is harmless since only the byte lock counts. Only an
+    ``O_EXCL`` file left behind blocks the next job, and a warning says so.
+    """
+    try:
+        if kind == "flock":
+            with contextlib.suppress(FileNotFoundError, PermissionError):  # the directory was removed, or locked down
+                os.unlink(path)
+            return
+        if kind == "msvcrt":
+            msvcrt = _msvcrt()
+            with contextlib.suppress(OSError):  # closing unlocks too; unlocking first is Microsoft's advice
+                os.lseek(fd, _MSVCRT_LOCK_BYTE, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    finally:
         os.close(fd)
-    with contextlib.suppress(FileNotFoundError):  # the directory was removed meanwhile
+    try:
         os.unlink(path)
-    if unlink_first:
-        os.close(fd)
+    except FileNotFoundError:  # the directory was removed meanwhile
+        pass
+    except PermissionError as exc:
+        if kind == "file":
+            logger.warning("cannot remove the lock file %s (%s): delete it, or the next job there is refused",
+                           path, exc)
 
 
 def _fcntl():
@@ -234,27 +272,49 @@ def _fcntl():
     return fcntl
 
 
-def _flock(path, what, advice):
-    """An fd of ``path`` holding its ``flock`` (None: the filesystem has no locks), or ParameterError."""
+def _msvcrt():
+    try:
+        import msvcrt
+    except ImportError:  # not Windows
+        return None
+    return msvcrt
+
+
+def _lock_file(path, what, advice, kind):
+    """An fd of ``path`` holding its lock (None: the filesystem has no locks), or ParameterError."""
     import errno
 
-    fcntl = _fcntl()
+    held = {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EACCES)}
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _try_lock(fd, kind)
         except OSError as exc:
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if exc.errno in held:
                 raise _locked_error(path, what, advice) from None
-            logger.warning("cannot lock %s (%s): this filesystem has no flock; make sure no other %s uses "
+            logger.warning("cannot lock %s (%s): this filesystem has no file locks; make sure no other %s uses "
                            "the directory at the same time", path, exc, what)
-            with contextlib.suppress(FileNotFoundError):  # nobody can hold it here: leave no lock file behind
+            with contextlib.suppress(FileNotFoundError, PermissionError):  # nobody can hold it: leave no file
                 os.unlink(path)
             return None
         if _is_file_at(fd, path):
             return fd
         os.close(fd)  # the previous holder removed the file between our open and our lock: lock the new one
+
+
+def _try_lock(fd, kind):
+    """Lock ``fd`` without waiting (OSError when another process, or another fd, holds it)."""
+    if kind == "flock":
+        fcntl = _fcntl()
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    msvcrt = _msvcrt()
+    os.lseek(fd, _MSVCRT_LOCK_BYTE, os.SEEK_SET)  # msvcrt.locking locks from the file position
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    finally:
+        os.lseek(fd, 0, os.SEEK_SET)  # the holder record is written at the start
 
 
 def _is_file_at(fd, path) -> bool:
@@ -268,14 +328,14 @@ def _is_file_at(fd, path) -> bool:
 
 def _create_exclusively(path, what, advice):
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
     except FileExistsError:
         raise _locked_error(path, what, advice + f" If no such process runs any more, delete {path!r}.") from None
 
 
 def _locked_error(path, what, advice):
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             holder = json.load(fh)
         who = f"pid {holder['pid']} on {holder['host']}, since {holder['since']}"
     except (OSError, ValueError, KeyError, TypeError):  # its holder is still writing it, or it is gone

@@ -51,8 +51,8 @@ parts (the diverging networks alone, the others together; or each seed alone whe
 not say which network failed or is not a MinirnnError), so one bad seed does not take the others
 down; ``summary.csv`` lists every finished run either way.
 
-One sweep at a time per ``out_dir``: a sweep holds an exclusive lock on it (``flock`` on
-``out_dir/.sweep.lock``, dropped by the operating system if the sweep's process dies) from before
+One sweep at a time per ``out_dir``: a sweep holds an exclusive lock on it (``flock``, or
+``msvcrt.locking`` on Windows, on ``out_dir/.sweep.lock``, dropped by the operating system if the sweep's process dies) from before
 it looks for finished runs until ``summary.csv`` is written, and a second sweep on the same
 ``out_dir`` meanwhile is a ParameterError naming the holder's pid and host. Besides, a run counts
 only when its marker holds this sweep's *fingerprint* (a hash of everything the run depends on):
@@ -329,8 +329,8 @@ def sweep(grid, seeds, task, params, train_params=None, out_dir="sweep", *, sche
     Notes
     -----
     One sweep at a time per ``out_dir``: from before it looks for finished runs until it has
-    written ``summary.csv``, a sweep holds an exclusive lock on ``out_dir`` (``flock`` on
-    ``out_dir/.sweep.lock``, which holds its host, pid and start time; the operating system drops
+    written ``summary.csv``, a sweep holds an exclusive lock on ``out_dir`` (``flock``, or
+    ``msvcrt.locking`` on Windows, on ``out_dir/.sweep.lock``, which holds its host, pid and start time; the operating system drops
     it if the process dies, so a killed sweep leaves no stale lock). A finished run counts only
     when its ``DONE.json`` holds this call's fingerprint: one of another specification (written
     by a process that bypassed the lock) is neither skipped nor listed but reported as failed.
@@ -607,7 +607,7 @@ def _read_marker(run_dir):
     if not os.path.exists(path):
         return None
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):  # cannot happen with atomic writes; treat as not finished
         return None
@@ -640,7 +640,7 @@ def _foreign_message(run_dir) -> str:
 
 def _what_differs(run_dir, spec) -> str:
     try:
-        with open(os.path.join(run_dir, "run.json")) as fh:
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as fh:
             old = json.load(fh)["sweep"]["spec"]
     except (OSError, ValueError, KeyError):
         return "its run.json is unreadable"

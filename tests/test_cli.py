@@ -6,18 +6,15 @@ minimal example trained from a TOML file under a pseudo-terminal with a progress
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib.util
 import json
 import os
-import pty
 import select
 import shutil
 import signal
 import struct
 import subprocess
 import sys
-import termios
 import time
 import warnings
 
@@ -247,8 +244,11 @@ def test_out_dir_with_a_run_needs_resume_or_force(small_run, capsys):
 
 @pytest.mark.parametrize("flock", [True, False])
 def test_exclusive_lock_refuses_a_second_holder_and_names_the_first(tmp_path, monkeypatch, flock):
-    if not flock:
-        monkeypatch.setattr(runs, "_fcntl", lambda: None)  # as on Windows: an O_EXCL file
+    if not flock:  # neither flock nor msvcrt.locking: an O_EXCL file (tests/test_portability.py: Windows)
+        monkeypatch.setattr(runs, "_fcntl", lambda: None)
+        monkeypatch.setattr(runs, "_msvcrt", lambda: None)
+    elif runs._lock_kind() != "flock":
+        pytest.skip("no fcntl here")
     directory = str(tmp_path)
     with runs.exclusive_lock(directory, what="sweep", advice="Use another out_dir.") as path:
         message = (rf"is in use by another sweep \(pid {os.getpid()} on .*; lock file \.run\.lock\)\. "
@@ -750,7 +750,13 @@ checkpoint_epoch = 50
 
 
 def run_in_pty(argv, timeout):
-    """Run ``argv`` with stdout and stderr on a pseudo-terminal; return (exit code, output)."""
+    """Run ``argv`` with stdout and stderr on a pseudo-terminal; return (exit code, output).
+    POSIX only: skips the test on Windows (no pty, fcntl, termios; imported here so that the module
+    is still collected there)."""
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import termios
+
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),

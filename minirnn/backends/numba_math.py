@@ -70,7 +70,7 @@ def flush_if_sources_changed(namespace: dict, sources) -> bool:
     digest = hashlib.sha256(b"".join(Path(path).read_bytes() for path in sorted(sources))).hexdigest()
     stamp = os.path.join(folder, f"{namespace['__name__'].rpartition('.')[2]}.sources.sha256")
     try:
-        with open(stamp) as fh:
+        with open(stamp, encoding="utf-8") as fh:
             if fh.read().strip() == digest:
                 return False
     except OSError:
@@ -79,7 +79,7 @@ def flush_if_sources_changed(namespace: dict, sources) -> bool:
         f._cache.flush()
     try:
         os.makedirs(folder, exist_ok=True)
-        with open(stamp, "w") as fh:
+        with open(stamp, "w", encoding="utf-8") as fh:
             fh.write(digest)
     except OSError:  # a read-only cache: it is flushed each time, which is correct, only slower
         pass

@@ -111,21 +111,30 @@ class time_limit:
     ``except:`` in a student's loop cannot hold it). It never fires inside this package's own
     code (the graders), only in the student's code or the libraries it calls.
 
-    Needs ``SIGALRM`` and the main thread; elsewhere (Windows, a worker thread) it does nothing,
-    and only the grading command's per-process limit applies. ``seconds`` None or 0: no limit.
+    In the main thread of a POSIX system it is ``SIGALRM`` (``setitimer``). Elsewhere (Windows, a
+    worker thread) a watchdog thread raises the Timeout in the thread that runs the block
+    (``PyThreadState_SetAsyncExc``): that stops any Python code, a ``while True: pass`` included,
+    but not one long call into C (``time.sleep(1e9)``, one huge NumPy operation), which then stops
+    when it returns; the grading command's per-process limit still applies. Without ``ctypes`` (not
+    CPython) it does nothing. ``seconds`` None or 0: no limit.
     """
 
     REPEAT = 1.0
 
     def __init__(self, seconds, scope="exercise"):
         self.seconds, self.scope, self.armed, self._old = seconds, scope, False, None
+        self._watchdog = None
 
     def __enter__(self):
-        if (self.seconds and self.seconds > 0 and _STATE.limit is None and hasattr(signal, "setitimer")
-                and threading.current_thread() is threading.main_thread()):
+        if not (self.seconds and self.seconds > 0 and _STATE.limit is None):
+            return self
+        if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGALRM, self._fire)
             self.armed, _STATE.limit = True, self
             signal.setitimer(signal.ITIMER_REAL, self.seconds, self.REPEAT)
+        elif _set_async_exc is not None:
+            self.armed, _STATE.limit = True, self
+            self._watchdog = _Watchdog(self)
         return self
 
     def _fire(self, signum, frame):
@@ -135,10 +144,80 @@ class time_limit:
     def __exit__(self, *exc):
         if _STATE.limit is self:
             self.armed = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._old)
-            _STATE.limit = None
+            try:
+                if self._watchdog is not None:
+                    self._watchdog.stop()
+                else:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, self._old)
+            finally:
+                self._watchdog, _STATE.limit = None, None
         return False
+
+
+def _async_exc_setter():
+    """``PyThreadState_SetAsyncExc(thread id, exception class or None)``, or None without ctypes."""
+    try:
+        import ctypes
+
+        setter = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    except (ImportError, AttributeError):  # not CPython
+        return None
+    # argtypes left alone (the function object is shared with any other user of ctypes.pythonapi):
+    # each argument wrapped here, None passed as NULL (which clears a pending exception)
+    return lambda ident, exc: setter(ctypes.c_ulong(ident), None if exc is None else ctypes.py_object(exc))
+
+
+_set_async_exc = _async_exc_setter()
+
+
+class _Watchdog:
+    """The thread that plays ``SIGALRM`` for a :class:`time_limit` where there is none: after
+    ``seconds`` and then every ``REPEAT`` seconds, raise the Timeout in the thread that entered the
+    block, unless that thread is in this package's own code (then it tries again at the next one)."""
+
+    def __init__(self, limit):
+        self.limit, self.target = limit, threading.get_ident()
+        # An exception raised this way is created without arguments: a subclass that knows them
+        self.timeout = type("Timeout", (Timeout,), {"__init__": lambda e: Timeout.__init__(e, limit.seconds,
+                                                                                             limit.scope),
+                                                    "__module__": __name__, "__qualname__": "Timeout"})
+        self.lock, self.done = threading.Lock(), threading.Event()
+        self.thread = threading.Thread(target=self._run, name="minirnn-time-limit", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        delay = self.limit.seconds
+        while not self.done.wait(delay) and self.limit.armed:  # disarmed: its Timeout is being handled
+            with self.lock:  # stop() waits for this: no Timeout is raised after the block ended
+                if self.limit.armed and _may_interrupt(sys._current_frames().get(self.target)):
+                    _set_async_exc(self.target, self.timeout)
+            delay = self.limit.REPEAT
+
+    def stop(self):
+        """Called by the target thread when its block ends: no more Timeouts, and none pending."""
+        self.done.set()
+        with self.lock:
+            _set_async_exc(self.target, None)  # one raised just as the block ended and not delivered yet
+        self.thread.join()
+
+
+def _may_interrupt(frame) -> bool:
+    """Whether the watchdog may raise a Timeout in the thread whose innermost frame is ``frame``: as
+    for ``SIGALRM``, not in this package's own code; and never while a :class:`time_limit` is set
+    up or taken down, even in the library code that runs below it there (``Thread.start``,
+    ``Event.set``, ``Thread.join``): a Timeout there would leave the limit half made."""
+    if frame is None or _in_course_code(frame):
+        return False
+    while frame is not None:
+        if frame.f_code in _SETUP_CODE:
+            return False
+        frame = frame.f_back
+    return True
+
+
+_SETUP_CODE = frozenset(f.__code__ for f in (time_limit.__enter__, time_limit.__exit__, _Watchdog.__init__,
+                                             _Watchdog.stop))
 
 
 def _disarm():

@@ -11,7 +11,7 @@ dict::
 
 Time limits: running the script gets ``timeout`` seconds; then each exercise gets its own
 ``exercise_timeout`` (default ``min(timeout, 60)``). When one runs out, the code is stopped where it
-is (``SIGALRM``) and the report names that line; the rest is still graded. The parent process also
+is (``SIGALRM``; elsewhere, as on Windows, a watchdog thread) and the report names that line; the rest is still graded. The parent process also
 stops the whole subprocess, as a last resort, if it outlives all its limits put together.
 
 The subprocess sends its report through a file of its own, never through stdout, so whatever the

@@ -64,7 +64,7 @@ def read_json(path, what="JSON file") -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{what} {path!r} does not exist")
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             obj = json.load(fh)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WeightsFileError(f"{what} {path!r} is not valid JSON (truncated or corrupt): {exc}") from None
