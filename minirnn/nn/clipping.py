@@ -10,12 +10,13 @@ import numpy as np
 
 from ..backends import get_array_module
 from ..errors import ParameterError
+from .optimizers import check_in_dtype
 
 
 def clip_by_norm(grads: dict, max_norm=1.0, n_lead: int = 0) -> dict:
     """Clip each parameter's gradient of each network to L2 norm ``<= max_norm`` (PsychRNN's
     ``clip_grads=True``: ``tf.clip_by_norm(g, 1.0)`` per variable). Returns a new dict."""
-    m, out = _checked(max_norm), {}
+    m, out = _checked(max_norm, grads), {}
     for name, g in grads.items():
         xp = get_array_module(g)
         c = _per_network(m, g, n_lead)
@@ -27,7 +28,7 @@ def clip_by_norm(grads: dict, max_norm=1.0, n_lead: int = 0) -> dict:
 def clip_by_global_norm(grads: dict, max_norm, n_lead: int = 0) -> dict:
     """Scale all gradients of a network together so that their joint L2 norm is ``<= max_norm``
     (``tf.clip_by_global_norm`` semantics, one global norm per network). Returns a new dict."""
-    m, norm = _checked(max_norm), global_norm(grads, n_lead)          # norm: (*lead,)
+    m, norm = _checked(max_norm, grads), global_norm(grads, n_lead)          # norm: (*lead,)
     out = {}
     for name, g in grads.items():
         c = _per_network(m, g, n_lead)
@@ -50,12 +51,16 @@ def _sum_squares(g, n_lead, keepdims):
     return get_array_module(g).sum(g * g, axis=own, keepdims=keepdims)
 
 
-def _checked(max_norm) -> np.ndarray:
-    """``max_norm`` as float64 (a scalar or one value per network), checked once per call."""
+def _checked(max_norm, grads) -> np.ndarray:
+    """``max_norm`` as float64 (a scalar or one value per network), checked once per call: > 0,
+    and neither 0 nor inf in the gradients' dtype (1e-50 is 0 in float32: 0 / max(0, 0) is NaN)."""
     m = np.asarray(max_norm, dtype=np.float64)
     if not (np.all(np.isfinite(m)) and np.all(m > 0)):
         raise ParameterError(f"max_norm must be > 0 (a float or one value per network). "
                              f"Got {max_norm!r} instead.")
+    for g in grads.values():
+        check_in_dtype("max_norm", max_norm if m.ndim else float(m), g.dtype)
+        break                                                         # one dtype for all parameters
     return m
 
 

@@ -34,6 +34,28 @@ from ..errors import ParameterError, ParameterTypeError, did_you_mean
 _RULES = {"> 0": lambda v: v > 0, "in [0, 1)": lambda v: (v >= 0) & (v < 1)}
 
 
+def check_in_dtype(who, value, dtype, rule="> 0"):
+    """Raise ParameterError when ``value`` (a float or array, already checked in float64 against
+    ``rule``) loses its meaning in ``dtype``: a value > 0 that is 0 or subnormal there (1e-50 in
+    float32 trains nothing, or divides 0 by 0), a finite value that is inf there, or, for
+    ``"in [0, 1)"``, a value below 1 that rounds to 1. ``who`` names the option in the message."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        return
+    info, arr = np.finfo(dtype), np.asarray(_to_host(value), dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        cast = arr.astype(dtype)
+    shown = value if isinstance(value, float) else arr.tolist()
+    if np.any(np.isinf(cast) & np.isfinite(arr)):
+        raise ParameterError(f"{who} is {shown!r}, which is inf in {dtype}: use a value <= {info.max:.8g}.")
+    if rule == "> 0" and np.any((arr > 0) & (np.abs(cast) < info.tiny)):
+        what = "0" if np.any((arr > 0) & (cast == 0)) else "subnormal (imprecise, or 0 on a GPU)"
+        raise ParameterError(f"{who} is {shown!r}, which is {what} in {dtype}: use a value >= {info.tiny:.8g}.")
+    if rule == "in [0, 1)" and np.any((arr < 1) & (cast >= 1)):
+        below_one = np.nextafter(dtype.type(1), dtype.type(0))
+        raise ParameterError(f"{who} is {shown!r}, which is 1 in {dtype}: use a value <= {below_one:.8g}.")
+
+
 def _to_host(a):
     """A host copy: a NumPy array (cupy's .get()), or the float itself."""
     if isinstance(a, float):
@@ -105,6 +127,17 @@ class Optimizer:
         self.counters = {}             # {"t": steps taken per network, ...}, each of shape lead
         self._lead, self._loaded = self.n_lead, False
 
+    def check_dtype(self, dtype):
+        """Raise ParameterError when a hyperparameter, valid in float64, loses its meaning in
+        ``dtype`` (the gradients'): ``learning_rate=1e-50`` is 0 in float32. Run by :meth:`prepare`
+        (once per dtype until a hyperparameter changes) and by ``train()`` before any work."""
+        key, cache = ("dtype checked", np.dtype(dtype).str), self.__dict__.setdefault("_cache", {})
+        if key in cache:
+            return
+        for h, rule in self.hyper.items():
+            check_in_dtype(f"The {h!r} parameter of {type(self).__name__}", getattr(self, h), dtype, rule)
+        cache[key] = True
+
     @property
     def t(self):
         """Steps taken by each network (shape ``lead``), or None before the first update."""
@@ -158,6 +191,9 @@ class Optimizer:
         After it, :meth:`state_arrays` holds every array the update will change.
         Returns ``(like, active, inactive)``: one gradient, and the flags (or Nones) of ``_prepare``.
         """
+        if not grads:
+            raise ParameterError(f"{type(self).__name__}.prepare got no gradients: there is nothing to "
+                                 "update (is every parameter frozen by its *_train flag?).")
         like = next(iter(grads.values()))
         active, inactive = self._prepare(like, active)
         for name, g in grads.items():
@@ -192,6 +228,7 @@ class Optimizer:
         """Fix n_lead, place loaded state, create counters, check the hyperparameters' shapes;
         return (active, inactive) or Nones."""
         xp = get_array_module(like)
+        self.check_dtype(like.dtype)                   # 1e-50 is 0 in float32
         if self._lead is None:                         # from array hyperparameters or active
             self._lead = max([np.ndim(getattr(self, h)) for h in self.hyper] + [np.ndim(active)])
         lead = like.shape[:self._lead]

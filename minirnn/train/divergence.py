@@ -92,6 +92,21 @@ class _LastGood:
             self.optimizer.load_state_arrays(self.state, networks)
 
 
+def _first_loss_advice(model, trained_before) -> str:
+    """What to check when the loss is NaN or inf before any update of this train() call: no update of
+    the call has run, so its learning rate played no part; the loss itself comes out non-finite.
+    ``trained_before``: an earlier call updated these weights (its last update may have diverged)."""
+    dtype = None if getattr(model, "dtype", None) is None else np.dtype(model.dtype)
+    largest = f" (the largest {dtype} is {np.finfo(dtype).max:.3g})" if dtype is not None and dtype.kind == "f" else ""
+    advice = ("The loss is NaN or inf before any update of this call, so the learning rate played no part: the "
+              "inputs, targets, mask weights or model parameters (tau, rec_noise, regularizer coefficients, weights) "
+              f"give a non-finite loss. Check them, e.g. for values that overflow{largest}.")
+    if trained_before:
+        advice += (" Or the last update of an earlier train() call made these weights diverge: then try a smaller "
+                   "learning_rate or clip_grads=True.")
+    return advice
+
+
 def _undo_diverged_update(model, value, history, last_good, checkpointer, update_index):
     """The loss at update ``update_index`` is not finite: the weights left by the previous update give
     it. Undo that update (for an ensemble, in the diverged networks only): weights and optimizer state
@@ -102,7 +117,8 @@ def _undo_diverged_update(model, value, history, last_good, checkpointer, update
     if not last_good.saved:  # the first update of this call: nothing of this call to undo
         kept = "The weights are those this train() call started with; nothing was undone."
         no_loss = "no finite loss yet" if not history["loss"] else "the weights this train() call started with give it"
-        _raise_nonfinite(model, what, value, None, kept, advice, no_loss=no_loss)
+        _raise_nonfinite(model, what, value, None, kept, _first_loss_advice(model, bool(history["loss"])),
+                         no_loss=no_loss)
     xp = model.xp
     diverged = ~xp.isfinite(value)                                    # () or (*lead,)
     everyone = bool(diverged.all())

@@ -29,7 +29,7 @@ import numpy as np
 from .._params import is_int, reshape_if_flat, resolve_train_params
 from ..errors import ParameterError, ShapeError
 from ..nn.clipping import clip_by_global_norm, clip_by_norm
-from ..nn.optimizers import Optimizer, get_optimizer
+from ..nn.optimizers import Optimizer, check_in_dtype, get_optimizer
 
 # The batch sources and the divergence undo used to live in this module: they moved to batches.py and
 # divergence.py, unchanged. Imported back here, so `from minirnn.train.trainer import <name>` still works.
@@ -83,6 +83,44 @@ def _fixed_keep_masks(model, fixed_weights):
             raise ParameterError(f"fixed_weights[{name!r}] must hold only 0 (trainable) and 1 (fixed).")
         keep[name] = model.xp.asarray(1 - F, dtype=model.dtype)
     return keep
+
+
+def _check_something_to_train(model, keep):
+    """Raise ParameterError when no entry of any weight can change: every ``*_train`` flag is False,
+    or ``fixed_weights`` fixes every entry of every trainable weight (of every network). ``keep``:
+    :func:`_fixed_keep_masks`'s masks. Checked before any work: such a call would run to the end
+    doing nothing."""
+    names = model.trainable_names() if hasattr(model, "trainable_names") else list(model.raw)
+    if not names:
+        flags = [f"{name}_train" for name in model.raw]
+        raise ParameterError(f"Nothing is left to train: every *_train flag is False ({', '.join(flags)}). "
+                             "Set at least one of them to True.")
+    if all(name in keep and not bool(model.xp.any(keep[name])) for name in names):
+        raise ParameterError(f"Nothing is left to train: fixed_weights fixes every entry of every trainable "
+                             f"weight ({', '.join(names)}). Set some entries of fixed_weights to 0 (trainable).")
+
+
+def _check_in_model_dtype(model, tp, optimizer=None):
+    """The numbers of this call are still what they say in the model's dtype (``learning_rate=1e-50``
+    is 0 in float32: every update would be 0). Without ``optimizer``: an Optimizer object's
+    hyperparameters or ``learning_rate``, and the clipping norm in use, before any batch is drawn;
+    with it: the optimizer the call steps (the model's own, going on). The optimizer checks again
+    when it meets the gradients (a schedule may change a value)."""
+    dtype = getattr(model, "dtype", None)
+    if dtype is None:
+        return
+    if optimizer is not None:
+        optimizer.check_dtype(dtype)
+        return
+    spec = tp["optimizer"]
+    if isinstance(spec, Optimizer):  # a configuration, left unchanged (check_dtype would note the check)
+        for h, rule in spec.hyper.items():
+            check_in_dtype(f"The {h!r} parameter of {type(spec).__name__}", getattr(spec, h), dtype, rule)
+    keys = [] if isinstance(spec, Optimizer) else ["learning_rate"]
+    keys += ["clip_global_norm"] if tp["clip_global_norm"] is not None else ["clip_norm"] if tp["clip_grads"] else []
+    for key in keys:
+        if _is_numeric(tp[key]):  # other types: the optimizer's and clipping's own checks
+            check_in_dtype(f"The {key!r} training parameter", tp[key], dtype)
 
 
 def _check_output_paths(tp):
@@ -248,14 +286,17 @@ def train(model, source, train_params=None, *, resume=None):
         raise ParameterError("train() needs a Task or a batch generator (or train_params['curriculum']).")
     if tp["performance_cutoff"] is not None and tp["performance_measure"] is None:
         raise ParameterError("performance_cutoff needs a performance_measure too (train_params['performance_measure']).")
+    keep = _fixed_keep_masks(model, tp["fixed_weights"])
+    _check_something_to_train(model, keep)
+    _check_in_model_dtype(model, tp)  # learning_rate and clipping; the optimizer's own below
     _check_output_paths(tp)
     batches = BatchSource(source, model)
     _warn_about_dt(model, batches)
     N_batch = batches.batch_size()
     n_updates = int(math.ceil(int(tp["training_iters"]) / N_batch))
-    keep = _fixed_keep_masks(model, tp["fixed_weights"])
     lr_given = isinstance(train_params, dict) and train_params.get("learning_rate") is not None
     optimizer = _resolve_optimizer(model, tp, lr_given)
+    _check_in_model_dtype(model, tp, optimizer)
     epoch0, finished, resumed_active = _resume(model, checkpoint, batches, curriculum, optimizer)  # 0, False, None
     model.optimizer = optimizer  # only now: a call that fails during set-up keeps the model's optimizer
     xp, n_lead = model.xp, len(model.lead)
