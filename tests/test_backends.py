@@ -493,3 +493,20 @@ def test_reference_accepts_a_list_of_per_step_masks():
     relu = get_activation("relu")
     np.testing.assert_array_equal(rate.recur_forward(W, drive, x0, alpha, act=relu, perturb=AsList),
                                   rate.recur_forward(W, drive, x0, alpha, act=relu, perturb=AsArray))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_nan_state_stays_nan_through_relu_as_in_the_reference(dtype):
+    """np.maximum(NaN, 0) is NaN; the kernels' relu used to make it 0, so the fused update reported a finite
+    loss for a network whose states were NaN."""
+    from minirnn import Basic
+
+    p = dict(N_in=2, N_rec=6, N_out=2, dt=10, tau=100, seed=1, dtype=np.dtype(dtype).name)
+    ref, fast = Basic(dict(p, backend="numpy")), Basic(dict(p, backend="numba"))
+    for m in (ref, fast):
+        m.raw["W_rec"][0, 0] = np.nan
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3, 5, 2)), rng.standard_normal((3, 5, 2))
+    assert np.isnan(ref.loss_and_grads(x, y, np.ones_like(y))[0])
+    assert np.isnan(fast.loss_and_grads(x, y, np.ones_like(y))[0])
+    assert np.isnan(fast.test(x)[0]).any()

@@ -326,3 +326,20 @@ def test_a_time_step_longer_than_tau_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Basic(dict(base_params(), dt=10, tau=10))
+
+
+def test_options_that_overflow_the_dtype_are_named():
+    """Finite values that become inf in float32 would turn every output NaN later, with no word said."""
+    p = dict(base_params(), dtype="float32")
+    for key, value, named in [("rec_noise", 1e300, "rec_noise"), ("L2_firing_rate", 1e300, "L2_firing_rate"),
+                              ("L2_rec", 1e39, "L2_rec")]:
+        with pytest.raises(MinirnnError, match=named + r".* overflows float32"):
+            Basic(dict(p, **{key: value}))
+    with pytest.warns(UserWarning), pytest.raises(MinirnnError, match=r"dt / tau is 1e\+301, which overflows"):
+        Basic(dict(p, tau=1e-300))
+    Basic(dict(base_params(), dtype="float64", L2_rec=1e39))  # fine in float64
+
+
+def test_an_output_mask_of_zeros_warns():
+    with pytest.warns(UserWarning, match="output_connectivity is all zero"):
+        Basic(dict(base_params(), output_connectivity=np.zeros((N_OUT, N_REC))))

@@ -209,7 +209,10 @@ class FixedPoints:
 
     @property
     def eigvals_ct(self):
-        """Continuous-time eigenvalues ``(lambda - 1) / dt`` (n, N); stable when all real parts < 0."""
+        """Continuous-time eigenvalues ``(lambda - 1) / dt`` (n, N): the flow's, when the Euler step is small
+        (alpha = dt / tau well below 1). Real parts < 0 then mean stable. With a large alpha the simulated
+        map can be unstable (an eigenvalue below -1) while these real parts are negative: the network as
+        run is the map, so :attr:`stable` is the one to trust."""
         return (self.eigvals - 1) / self.dt
 
     @property
@@ -326,6 +329,10 @@ def find_fixed_points(
         raise NonFiniteError(f"initial_states holds {int(np.sum(~np.isfinite(X0)))} NaN or inf value(s); a search "
                              "started there would be dropped silently. Pass finite states (e.g. drop the trials "
                              "that diverged).")
+    if not (isinstance(dt, (int, float, np.integer, np.floating)) and not isinstance(dt, bool)
+            and np.isfinite(dt) and dt > 0):
+        raise ParameterError(f"The 'dt' parameter of find_fixed_points (the time step of eigvals_ct) must be a finite "
+                             f"number > 0. Got {dt!r} instead.")
     if n_inits is not None and not is_int(n_inits, 1):
         raise ParameterError(f"The 'n_inits' parameter of find_fixed_points must be a positive int or None (every "
                              f"state given). Got {n_inits!r} instead.")

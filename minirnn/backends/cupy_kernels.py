@@ -50,7 +50,7 @@ def _real(dtype) -> str:
 _ACTIVATIONS = r"""
 template <typename Real> __device__ __forceinline__ Real act_f(Real x) {
 #if ACT == 0
-    return x > Real(0) ? x : Real(0);                           // relu
+    return x < Real(0) ? Real(0) : x;                           // relu (NaN kept, as np.maximum)
 #elif ACT == 1
     return tanh(x);                                             // tanh
 #elif ACT == 2

@@ -66,7 +66,7 @@ def _f_row(x, out, code, one, zero):
     if code == RELU:
         for i in range(x.shape[0]):
             v = x[i]
-            out[i] = v if v > zero else zero
+            out[i] = zero if v < zero else v  # max(v, 0), NaN kept as np.maximum keeps it
     elif code == TANH:
         for i in range(x.shape[0]):
             out[i] = _tanh(x[i], one)
@@ -460,7 +460,9 @@ def num_threads() -> int:
     env = os.environ.get("MINIRNN_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"MINIRNN_NUM_THREADS must be a positive integer, got {env!r}")
+            from ..errors import ParameterError
+
+            raise ParameterError(f"MINIRNN_NUM_THREADS must be a positive integer, got {env!r}")
         return int(env)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -469,8 +471,11 @@ def set_num_threads(n):
     """Use ``n`` threads in the kernels (``None``: back to the default); returns the previous setting.
     Results do not depend on it."""
     global _threads
-    if n is not None and (int(n) != n or n < 1):
-        raise ValueError(f"set_num_threads needs a positive integer or None, got {n!r}")
+    whole = isinstance(n, (int, float, np.integer, np.floating)) and not isinstance(n, (bool, np.bool_))
+    if n is not None and not (whole and np.isfinite(n) and n == int(n) and n >= 1):
+        from ..errors import ParameterError
+
+        raise ParameterError(f"set_num_threads needs a positive integer or None, got {n!r}")
     previous, _threads = _threads, None if n is None else int(n)
     return previous
 

@@ -58,7 +58,7 @@ def _phi_row(c, code, one, zero, p, dp):
             p[j], dp[j] = s, s * (one - s)
     elif code == RELU:  # phi' = 1[c > 0]
         for j in range(N):
-            p[j], dp[j] = (c[j] if c[j] > zero else zero), (one if c[j] > zero else zero)
+            p[j], dp[j] = (zero if c[j] < zero else c[j]), (one if c[j] > zero else zero)  # NaN kept
     elif code == SOFTPLUS:  # log(1 + e^c) = max(c, 0) + log1p(e^-|c|);  phi' = sigmoid(c)
         for j in range(N):
             v = c[j]

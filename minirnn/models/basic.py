@@ -164,6 +164,9 @@ class Basic(RNN):
         for name in ("input_connectivity", "rec_connectivity", "output_connectivity"):
             if not np.all((net[name] == 0) | (net[name] == 1)):
                 raise ParameterError(f"{name} must hold only 0 and 1.")
+        if not net["output_connectivity"].any():  # as dale_ratio with no excitatory unit, which is an error
+            warnings.warn("output_connectivity is all zero: no unit reaches the outputs, so the outputs are b_out "
+                          "alone and only b_out can learn.", UserWarning, stacklevel=4)
         if not p["autapses"]:
             net["rec_connectivity"] = net["rec_connectivity"] * (1 - np.eye(N_rec))
         if p["dale_ratio"] is not None:
@@ -191,6 +194,10 @@ class Basic(RNN):
 
     def _set_network_arrays(self, net):
         """Move one network's (or a stacked ensemble's) host arrays onto the backend, in dtype."""
+        coefs = {k: np.array([float(p[k]) for p in self.network_params]).reshape(self.lead)
+                 for k in regularizers.REGULARIZER_KEYS}
+        self._check_representable({"dt / tau": net["alpha"], "rec_noise (sqrt(2 dt / tau) rec_noise)":
+                                   net["noise_scale"], **coefs})
         dev = lambda a: self.xp.asarray(np.ascontiguousarray(a), dtype=self.dtype)  # noqa: E731
         self.raw = {name: dev(net[name]) for name in self.param_names}
         self.masks = {"W_in": dev(net["input_connectivity"]), "W_rec": dev(net["rec_connectivity"]),
@@ -201,9 +208,17 @@ class Basic(RNN):
         self.alpha = dev(net["alpha"])  # (*lead, 1, N_rec)
         self.noise_scale = dev(net["noise_scale"])  # (*lead, 1, N_rec)
         self.has_noise = bool(np.any(net["noise_scale"] > 0))
-        coefs = {k: np.array([float(p[k]) for p in self.network_params]).reshape(self.lead)
-                 for k in regularizers.REGULARIZER_KEYS}
         self.reg_coefs = {k: self.xp.asarray(c, dtype=self.dtype) for k, c in coefs.items() if np.any(c != 0)}
+
+    def _check_representable(self, values):
+        """Each finite option value must stay finite in the model's dtype (1e300 is inf in float32, and
+        would turn every output NaN with no word said): a ParameterError naming the option."""
+        for key, value in values.items():
+            with np.errstate(over="ignore"):
+                cast = np.asarray(value, dtype=np.float64).astype(self.dtype)
+            if not np.all(np.isfinite(cast)):
+                raise ParameterError(f"{key} is {np.max(np.abs(value)):g}, which overflows {self.dtype} (largest "
+                                     f"{np.finfo(self.dtype).max:g}). Use smaller values, or dtype='float64'.")
 
     # ---- forward ------------------------------------------------------------------------------
     def _noise_keys(self, rng):

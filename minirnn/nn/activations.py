@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from ..backends import get_array_module
 from ..errors import ParameterError, did_you_mean
 
@@ -32,7 +34,8 @@ def dtanh(x):  # f'(x) = 1 - tanh(x)^2
 
 def sigmoid(x):  # f(x) = 1 / (1 + e^-x)
     xp = get_array_module(x)
-    return 1 / (1 + xp.exp(-x))
+    with np.errstate(over="ignore"):  # e^-x = inf below x ~ -88 (float32) gives the right 0, not a warning
+        return 1 / (1 + xp.exp(-x))
 
 
 def dsigmoid(x):  # f'(x) = s (1 - s)

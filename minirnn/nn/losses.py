@@ -42,6 +42,9 @@ def binary_cross_entropy(z, y, mask):
     as TensorFlow's ``clip_by_value`` gradient is.
     """
     xp = get_array_module(z)
+    if bool((((y < 0) | (y > 1)) & (mask > 0)).any()):  # PsychRNN took any y, and the loss meant nothing
+        raise ParameterError("binary_cross_entropy needs targets y in [0, 1] where the mask is > 0 (a probability "
+                             "or a 0/1 label); y has values outside. Use mean_squared_error for other targets.")
     eps = z.dtype.type(BCE_EPSILON)
     p = xp.clip(z, eps, 1 - eps)
     n = _n_entries(z)
