@@ -668,7 +668,8 @@ def cmd_plot(args) -> int:
         return 2
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")  # files only; a program that already chose a backend keeps it
     try:
         from . import plotting
     except ImportError:
@@ -979,7 +980,13 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    # minirnn's log lines (warnings) to stderr for this call, unless the host program set up logging:
+    # the root logger is the host's, never configured here (main() may run inside another program)
+    log, handler = logging.getLogger("minirnn"), None
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        log.addHandler(handler)
     try:
         return int(args.func(args) or 0)
     except (MinirnnError, FileNotFoundError) as exc:
@@ -994,6 +1001,9 @@ def main(argv=None) -> int:
         except (AttributeError, OSError, ValueError):
             pass
         return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by a closed pipe
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
 
 
 if __name__ == "__main__":

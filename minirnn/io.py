@@ -140,9 +140,7 @@ def atomic_open(path, mode: str = "wb", *, encoding: Optional[str] = None, newli
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp makes the file 0600; give it the mode a plain open() would have given it.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -151,6 +149,22 @@ def atomic_open(path, mode: str = "wb", *, encoding: Optional[str] = None, newli
             pass
         raise
     _fsync_dir(directory)
+
+
+def _current_umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux: /proc/self/status).
+    Elsewhere it is set and put back at once, to 0o077 in between: a file another thread creates in
+    that instant gets a stricter mode, never a looser one."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
 
 
 def _name_max(directory: str) -> int:

@@ -764,15 +764,21 @@ def _client(scheduler, n_workers, retries):
     if scheduler is None:
         n = int(n_workers or _usable_cpus())
         blas = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        with dask.config.set({"distributed.scheduler.allowed-failures": int(retries)}):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.ERROR, env=blas)
-        client = Client(cluster)
+        # dask's nanny writes the workers' settings (these, PYTHONHASHSEED, MALLOC_TRIM_THRESHOLD_) into
+        # this process's os.environ as it spawns them: the caller gets its environment back afterwards
+        saved_env = dict(os.environ)
         try:
-            yield client, n
+            with dask.config.set({"distributed.scheduler.allowed-failures": int(retries)}):
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR, env=blas)
+            client = Client(cluster)
+            try:
+                yield client, n
+            finally:
+                client.close()
+                cluster.close()
         finally:
-            client.close()
-            cluster.close()
+            _restore_environ(saved_env)
         return
     owned = not isinstance(scheduler, Client)
     client = Client(scheduler) if owned else scheduler
@@ -781,6 +787,15 @@ def _client(scheduler, n_workers, retries):
     finally:
         if owned:
             client.close()
+
+
+def _restore_environ(saved: dict) -> None:
+    """Put ``os.environ`` back to ``saved``: keys added since are removed, changed ones restored."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _usable_cpus() -> int:

@@ -809,3 +809,24 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     assert "training:" not in piped.stderr and "run written to" in piped.stdout
     code, output = run_in_pty(argv + ["--out", str(tmp_path / "quiet"), "--quiet"], timeout=60)
     assert code == 0 and "training:" not in output
+
+
+def test_main_called_in_process_leaves_logging_and_matplotlib_as_they_were(small_run, tmp_path):
+    """main() may run inside someone's notebook or pipeline: no handler on the root logger (which would
+    route every later log line of theirs, and make their own basicConfig a no-op), and a backend they
+    chose is kept."""
+    import logging
+
+    import matplotlib
+    import matplotlib.pyplot  # noqa: F401 - a program that plots already
+
+    root, ours = logging.getLogger(), logging.getLogger("minirnn")
+    before = (list(root.handlers), list(ours.handlers), matplotlib.get_backend())
+    matplotlib.use("svg")
+    try:
+        assert run_cli("plot", small_run, "--out", str(tmp_path / "figs")) == 0
+        assert run_cli("describe") == 0
+        assert matplotlib.get_backend() == "svg"
+        assert (list(root.handlers), list(ours.handlers)) == before[:2]
+    finally:
+        matplotlib.use(before[2])

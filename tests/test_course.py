@@ -427,7 +427,11 @@ def test_sys_exit_and_keyboard_interrupt_cost_one_exercise_with_one_line(broken)
     assert "KeyboardInterrupt" in message and "Traceback" not in message and "\n" not in message
 
 
-def test_direct_sys_exit_and_interrupts_are_feedback():
+def test_direct_sys_exit_is_feedback_and_ctrl_c_stops_in_process(monkeypatch):
+    """In a notebook a KeyboardInterrupt is the user's Ctrl-C: it stops the cell instead of being graded. In
+    the grading subprocess (serving) it is the submission's own, and becomes feedback."""
+    from minirnn.course import grader as grader_module
+
     def exits(*args):
         import sys
         sys.exit(1)
@@ -437,6 +441,9 @@ def test_direct_sys_exit_and_interrupts_are_feedback():
 
     r = grade.euler_step(exits, verbose=False)
     assert r.status == ERROR and "called sys.exit(1)" in r.message and "test_course.py:" in r.message
+    with pytest.raises(KeyboardInterrupt):
+        grade.bptt(interrupted, verbose=False)
+    monkeypatch.setattr(grader_module._STATE, "serving", True)
     r = grade.bptt(interrupted, verbose=False)
     assert r.status == ERROR and "KeyboardInterrupt" in r.message and "Traceback" not in r.message
 

@@ -53,9 +53,9 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(reports, f, indent=1)
-    if hasattr(sys.stdout, "reconfigure"):  # a report redirected to a file on Windows (cp1252): '?' for ⊙, no crash
-        sys.stdout.reconfigure(errors="replace")
-    print(format_report(reports) if reports else f"no a<N>_*.py files under {args.folder}")
+    text = format_report(reports) if reports else f"no a<N>_*.py files under {args.folder}"
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"  # a report redirected on Windows is cp1252:
+    print(text.encode(encoding, errors="replace").decode(encoding))  # '?' for a hint's ⊙, no crash
     return 0
 
 

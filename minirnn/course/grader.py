@@ -98,7 +98,9 @@ class Timeout(BaseException):
 # Run-time state, in one object that is never rebound (the grading process restores this package's
 # module globals after each student call; see submissions.py): the armed time_limit (at most one),
 # and while a grader runs, [(name, call number, watched arrays)] of every call() it made.
-_STATE = types.SimpleNamespace(limit=None, calls=None)
+# serving: the grading subprocess (submissions._serve) runs; there a KeyboardInterrupt is the student
+# code's own and becomes feedback, while in a notebook it is the user's Ctrl-C and must stop the cell
+_STATE = types.SimpleNamespace(limit=None, calls=None, serving=False)
 
 
 def _in_course_code(frame) -> bool:
@@ -260,6 +262,10 @@ def grader(exercise):
                         raise  # the whole script's limit: it stops the script, not this check
                     _disarm()
                     result = Result(exercise, ERROR, f"grading {exercise} did not finish within {e.seconds:g} s.")
+                except KeyboardInterrupt:
+                    if not _STATE.serving:
+                        raise  # the user's Ctrl-C in a notebook: stop, do not grade on
+                    result = Result(exercise, ERROR, f"grading {exercise} was interrupted (KeyboardInterrupt).")
                 except BaseException as e:  # noqa: BLE001 - e.g. an answer of a type the check cannot use
                     result = Result(exercise, ERROR, f"the grader could not check this answer "
                                                      f"({type(e).__name__}: {_one_line(e)}); check what "
@@ -323,6 +329,8 @@ def call(name, fn, *args, **kwargs):
         raise _StudentError(f"{called} called sys.exit({e.code!r}){_where(sys.exc_info()[2])}, which ends the "
                             f"whole program; a function should `return` its result (or raise an error).") from None
     except KeyboardInterrupt:
+        if not _STATE.serving:
+            raise  # the user's Ctrl-C (in-process grading): stop, as any cell stops
         raise _StudentError(f"{called} was interrupted (KeyboardInterrupt){_where(sys.exc_info()[2])}.") from None
     except BaseException as e:  # noqa: BLE001 - every student error becomes feedback
         raise _StudentError(f"{called} raised {type(e).__name__}: {_one_line(e)}"

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from ..errors import ParameterError
 from .guard import Guard
+from .grader import _STATE as _grader_state
 from .grader import AFTER_CALL, ERROR, FAILED, NOT_ATTEMPTED, PASSED, Result, Timeout, _one_line, time_limit
 
 _NAME = re.compile(r"^(a\d+)_.*\.py$")
@@ -262,6 +263,7 @@ def _serve(paths, report, timeout=None, exercise_timeout=None):
     report written to ``report`` (JSON lines, flushed), never to stdout."""
     out = open(report, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run, before any submission
     dumps, flush, write = json.dumps, out.flush, out.write  # our own references
+    _grader_state.serving = True  # a KeyboardInterrupt here is the submission's: feedback, not a stop
     known = [a for a in dict.fromkeys(map(_assignment_or_none, paths)) if a in _assignments()]
     prepared = _prepare(known)
 

@@ -128,6 +128,16 @@ def choice_accuracy(correct_output: np.ndarray, test_output: np.ndarray,
     DelayedDiscrimination makes such trials, as PsychRNN's does: its decision period, drawn from
     U(0, T/8), can be shorter than one step (about 2% of trials at dt=10, 10% at dt=50).
     """
+    shapes = {name: np.shape(a) for name, a in (("correct_output", correct_output), ("test_output", test_output),
+                                                 ("output_mask", output_mask))}
+    try:
+        np.broadcast_shapes(*shapes.values())
+        fits = min(len(shape) for shape in shapes.values()) >= 3
+    except ValueError:
+        fits = False
+    if not fits:  # (an ensemble's outputs (K, ...) against shared targets broadcast)
+        raise ShapeError("choice_accuracy needs arrays (..., N_batch, N_steps, N_out) that broadcast together; got "
+                         + ", ".join(f"{name} {shape}" for name, shape in shapes.items()) + ".")
     chosen = np.argmax(np.mean(test_output * output_mask, axis=-2), axis=-1)     # (..., B)
     truth = np.argmax(np.mean(correct_output * output_mask, axis=-2), axis=-1)   # (..., B)
     scored = np.any(np.asarray(output_mask) != 0, axis=(-2, -1))                 # (..., B)
