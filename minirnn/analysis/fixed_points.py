@@ -45,7 +45,7 @@ import numpy as np
 from scipy import optimize
 from scipy.spatial import cKDTree
 
-from .._params import is_int
+from .._params import _numbers, is_int
 from ..errors import NonFiniteError, ParameterError, ShapeError
 from ..io import atomic_savez
 from ..nn.activations import get_activation
@@ -329,10 +329,9 @@ def find_fixed_points(
         raise NonFiniteError(f"initial_states holds {int(np.sum(~np.isfinite(X0)))} NaN or inf value(s); a search "
                              "started there would be dropped silently. Pass finite states (e.g. drop the trials "
                              "that diverged).")
-    if not (isinstance(dt, (int, float, np.integer, np.floating)) and not isinstance(dt, bool)
-            and np.isfinite(dt) and dt > 0):
-        raise ParameterError(f"The 'dt' parameter of find_fixed_points (the time step of eigvals_ct) must be a finite "
-                             f"number > 0. Got {dt!r} instead.")
+    if _numbers(dt, "The 'dt' parameter of find_fixed_points", " > 0", scalar=True) <= 0:
+        raise ParameterError(f"The 'dt' parameter of find_fixed_points (the time step of eigvals_ct) must be > 0. "
+                             f"Got {dt!r} instead.")
     if n_inits is not None and not is_int(n_inits, 1):
         raise ParameterError(f"The 'n_inits' parameter of find_fixed_points must be a positive int or None (every "
                              f"state given). Got {n_inits!r} instead.")

@@ -41,12 +41,17 @@ def _time_major(a, B, T, tail):
     return cupy.ascontiguousarray(a.reshape(-1, B, T, tail).swapaxes(1, 2))
 
 
+def _each_key(noise_keys, lead):
+    """One uint64 noise key per network, in network order (a single key or one per network)."""
+    return np.broadcast_to(np.asarray(noise_keys, np.uint64), lead).ravel()
+
+
 def _noise_keys(noise_keys, lead):
     """Each network's ``(key, key2, key3)`` as a (K, 3) uint64 device array."""
     import cupy
 
-    keys = np.broadcast_to(np.asarray(noise_keys, np.uint64), lead).ravel()
-    return cupy.asarray(np.array([nn_noise.stream_keys(k) for k in keys], np.uint64).reshape(-1, 3))
+    keys = [nn_noise.stream_keys(k) for k in _each_key(noise_keys, lead)]
+    return cupy.asarray(np.array(keys, np.uint64).reshape(-1, 3))
 
 
 def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None, noise_keys=None):
@@ -83,8 +88,7 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     if noise is not None:
         xi = _flat(noise, lead + (T, B, N)).reshape(K, T, B, N)
     elif noise_keys is not None and PREDRAWN_NOISE:
-        xi = cupy.stack([cupy_kernels.gaussian_noise(k, (T, B, N), dtype)
-                         for k in np.broadcast_to(np.asarray(noise_keys, np.uint64), lead).ravel()])
+        xi = cupy.stack([cupy_kernels.gaussian_noise(k, (T, B, N), dtype) for k in _each_key(noise_keys, lead)])
     elif noise_keys is not None:
         keys = _noise_keys(noise_keys, lead)
     if xi is not None or keys is not None:

@@ -127,16 +127,18 @@ class Optimizer:
         self.counters = {}             # {"t": steps taken per network, ...}, each of shape lead
         self._lead, self._loaded = self.n_lead, False
 
-    def check_dtype(self, dtype):
+    def check_dtype(self, dtype, remember=True):
         """Raise ParameterError when a hyperparameter, valid in float64, loses its meaning in
         ``dtype`` (the gradients'): ``learning_rate=1e-50`` is 0 in float32. Run by :meth:`prepare`
-        (once per dtype until a hyperparameter changes) and by ``train()`` before any work."""
+        (once per dtype until a hyperparameter changes) and by ``train()`` before any work
+        (``remember=False``: a configuration object is left as it was)."""
         key, cache = ("dtype checked", np.dtype(dtype).str), self.__dict__.setdefault("_cache", {})
         if key in cache:
             return
         for h, rule in self.hyper.items():
             check_in_dtype(f"The {h!r} parameter of {type(self).__name__}", getattr(self, h), dtype, rule)
-        cache[key] = True
+        if remember:
+            cache[key] = True
 
     @property
     def t(self):

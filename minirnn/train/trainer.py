@@ -113,9 +113,8 @@ def _check_in_model_dtype(model, tp, optimizer=None):
         optimizer.check_dtype(dtype)
         return
     spec = tp["optimizer"]
-    if isinstance(spec, Optimizer):  # a configuration, left unchanged (check_dtype would note the check)
-        for h, rule in spec.hyper.items():
-            check_in_dtype(f"The {h!r} parameter of {type(spec).__name__}", getattr(spec, h), dtype, rule)
+    if isinstance(spec, Optimizer):
+        spec.check_dtype(dtype, remember=False)  # a configuration: left as it was
     keys = [] if isinstance(spec, Optimizer) else ["learning_rate"]
     keys += ["clip_global_norm"] if tp["clip_global_norm"] is not None else ["clip_norm"] if tp["clip_grads"] else []
     for key in keys:
@@ -203,13 +202,13 @@ def _is_numeric(value) -> bool:
         return False
 
 
-def _finite_flags(xp, arrays) -> list:
+def _finite_flags(model, arrays) -> list:
     """Whether each array holds only finite numbers, as host bools from one device round trip (on a
     GPU each trip waits for the queued work, so the update's checks share one)."""
     if not arrays:
         return []
-    flags = xp.stack([xp.isfinite(a).all() for a in arrays])
-    return [bool(f) for f in (flags.get() if hasattr(flags, "get") else flags)]
+    xp = model.xp
+    return [bool(f) for f in model.backend.to_host(xp.stack([xp.isfinite(a).all() for a in arrays]))]
 
 
 def train(model, source, train_params=None, *, resume=None):
@@ -331,7 +330,7 @@ def train(model, source, train_params=None, *, resume=None):
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite values are checked below
                 value, grads = model._loss_and_grads(x, y, mask, noise_rng=model.rng_noise)
             update_index = first_update + epoch
-            value_finite, *grads_finite = _finite_flags(xp, [value, *grads.values()])
+            value_finite, *grads_finite = _finite_flags(model, [value, *grads.values()])
             if not value_finite:  # the previous update made weights with a non-finite loss
                 _undo_diverged_update(model, value, history, last_good, checkpointer, update_index)
             if checkpointer is not None:
@@ -627,7 +626,7 @@ def _apply_update(model, delta, keep):
     weight back from its :class:`_LastGood` copy), or None."""
     for name, d in delta.items():
         model.raw[name] -= d * keep[name] if name in keep else d
-    for name, finite in zip(delta, _finite_flags(model.xp, [model.raw[name] for name in delta])):
+    for name, finite in zip(delta, _finite_flags(model, [model.raw[name] for name in delta])):
         if not finite:
             return name, model.raw[name].copy()
     return None
