@@ -209,6 +209,25 @@ def test_cupy_ensemble_matches_numpy(cupy, kernels, strategy, fused):
         close(gg[name], gr[name])
 
 
+@pytest.mark.parametrize("predrawn", [False, True])
+@pytest.mark.parametrize("strategy", ["loop", "step"])
+def test_fused_update_with_noise_equals_numpy(cupy, kernels, strategy, predrawn, monkeypatch):
+    """The fused update's noise from the same keys, made in the loop or drawn before it
+    (cupy_update.PREDRAWN_NOISE): the reference's loss and gradients."""
+    from minirnn.backends import cupy_update
+
+    kernels.STRATEGY = strategy
+    monkeypatch.setattr(cupy_update, "PREDRAWN_NOISE", predrawn)
+    ref, gpu = Basic(params("numpy")), unfuse(Basic(params("cupy")), True)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 9, 3)), rng.standard_normal((4, 9, 2))
+    lr, gr = ref._loss_and_grads(*ref._check_batch(x, y, np.ones_like(y)), np.random.default_rng(5))
+    lg, gg = gpu._loss_and_grads(*gpu._check_batch(x, y, np.ones_like(y)), np.random.default_rng(5))
+    close(cupy.asnumpy(lg), np.asarray(lr))
+    for name in gr:
+        close(cupy.asnumpy(gg[name]), gr[name])
+
+
 def test_cupy_training_follows_numpy_update_for_update(cupy):
     """Ten Adam updates from the same seed on the same batches: the same weights (float64)."""
     from minirnn.tasks import PerceptualDiscrimination
