@@ -13,7 +13,8 @@ recurrent noise 0.05) from the same initial weights and batch. Contenders:
   force one of the time-loop strategies of ``minirnn.backends.cupy_kernels``; ``minirnn array code`` runs
   the NumPy reference on cupy arrays with no kernels (the plain CuPy port). A trailing ``unfused`` (e.g.
   ``minirnn step unfused``) trains without ``minirnn.backends.cupy_update`` (the reference's whole-array
-  code around the time-loop kernels); ``predrawn`` draws the noise before the loop instead of inside it.
+  code around the time-loop kernels); ``predrawn`` draws the noise before the loop instead of inside it;
+  ``nograph`` runs the "step" loops launch by launch instead of as CUDA graphs (``minirnn.backends.cuda_graphs``).
 - ``torch eager`` / ``torch hoisted``: benchmarks/peers/torch_ctrnn.py on CUDA (strict float32: PyTorch
   keeps TF32 off for matmuls by default).
 - ``JAX f32`` (``jax_default_matmul_precision="highest"``) and ``JAX default`` (TF32 on Hopper):
@@ -48,7 +49,7 @@ STRATEGY = {"minirnn": None, "minirnn loop": "loop", "minirnn step": "step", "mi
 
 
 class Minirnn:
-    def __init__(self, strategy, backend, data_path, rec_noise, unfused=False, predrawn=False):
+    def __init__(self, strategy, backend, data_path, rec_noise, unfused=False, predrawn=False, graphs=True):
         from common import load_data
 
         from minirnn import Basic
@@ -65,17 +66,18 @@ class Minirnn:
             self.model.backend.kernels.clear()  # this model's own backend record: the plain CuPy port
         if unfused:
             self.model.backend.kernels.pop("rate_loss_and_grads", None)
-        self.predrawn = predrawn
+        self.predrawn, self.graphs = predrawn, graphs
         self.source = itertools.repeat((x, y, mask, None))
 
     def run(self, n):
         if self.model.backend.name == "cupy":
             from minirnn.backends import cupy_kernels
 
-            from minirnn.backends import cupy_update
+            from minirnn.backends import cuda_graphs, cupy_update
 
             cupy_kernels.STRATEGY = None if self.strategy == "array code" else self.strategy
             cupy_update.PREDRAWN_NOISE = self.predrawn
+            cuda_graphs.ENABLED = self.graphs
         self.model.train(self.source, {"training_iters": n * self.model.params["N_batch"], "verbosity": False})
         self.sync()
 
@@ -120,11 +122,12 @@ class Peer:
 def minirnn_contender(name, backend, data, rec_noise):
     """The Minirnn contender a name says ("minirnn step unfused": strategy "step", without the fused update), or None."""
     words = name.split()
-    flags = {w for w in words if w in ("unfused", "predrawn")}
+    flags = {w for w in words if w in ("unfused", "predrawn", "nograph")}
     base = " ".join(w for w in words if w not in flags)
     if base not in STRATEGY:
         return None
-    return Minirnn(STRATEGY[base], backend, data, rec_noise, unfused="unfused" in flags, predrawn="predrawn" in flags)
+    return Minirnn(STRATEGY[base], backend, data, rec_noise, unfused="unfused" in flags, predrawn="predrawn" in flags,
+                   graphs="nograph" not in flags)
 
 
 def make_data(path, N_rec, B, T):

@@ -5,8 +5,10 @@
 Each part is timed on its own with a device synchronisation after it (median of ``--reps``), for
 each time-loop strategy of ``minirnn.backends.cupy_kernels``, with and without the fused update of
 ``minirnn.backends.cupy_update`` (``--variants``; "unfused" runs the reference's whole-array code around
-the loops, and its forward is what both variants' forward passes run). Differences between the rows are
-what the next part adds (the update adds clipping, Adam and the batch copy to the device).
+the loops, and its forward is what both variants' forward passes run; "nograph" is the fused update with
+the CUDA graphs of ``minirnn.backends.cuda_graphs`` off). Differences between the rows are what the next
+part adds (the update adds clipping, Adam and the batch copy to the device). The last columns time the
+fused update's two loops alone, launch by launch and (strategy "step") replayed as CUDA graphs.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from timing import median_ms
 
 
 def loop_times(cupy, kernels, strategy, N, B, T, reps, sync):
-    """ms of the fused update's two time loops alone (noise made in the forward loop, dL/dR in the backward)."""
+    """ms of the fused update's two time loops alone (noise made in the forward loop, dL/dR in the backward):
+    ``(forward, backward, forward as a graph, backward as a graph)``, the last two NaN for "loop"."""
+    from minirnn.backends import cuda_graphs
     from minirnn.nn import noise
 
     strategy = kernels._strategy(N, B, 1, np.dtype(np.float32), strategy)
@@ -33,25 +37,36 @@ def loop_times(cupy, kernels, strategy, N, B, T, reps, sync):
     fwd = lambda: kernels.forward_loop(0, strategy, Wa, drive, x0, alpha, decay, bias, ns, None, keys, R)  # noqa: E731
     X = fwd()
     bwd = lambda: kernels.backward_loop(0, strategy, Wa, X, x0, drive, alpha, decay, None, None, 1)  # noqa: E731
-    return median_ms(fwd, reps, sync), median_ms(bwd, reps, sync)
+    times = [median_ms(fwd, reps, sync), median_ms(bwd, reps, sync)]
+    if strategy != "step" or not cuda_graphs.ENABLED:
+        return (*times, float("nan"), float("nan"))
+    D = cupy.empty_like(X)
+    graphs = (cuda_graphs.LoopGraph(kernels.forward_launches(0, strategy, Wa, drive, x0, alpha, decay, bias, X, ns,
+                                                             None, keys, R), np.dtype(np.float32)),
+              cuda_graphs.LoopGraph(kernels.backward_launches(0, strategy, Wa, X, x0, drive, alpha, decay, D, None,
+                                                              None, 1)[0], np.dtype(np.float32)))
+    for graph in graphs:
+        graph(), graph()  # eager, then captured
+        times.append(median_ms(graph, reps, sync))
+    return tuple(times)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="50x128,256x128,256x1024,1024x128,1024x1024")
     ap.add_argument("--strategies", default="loop,step,step-cupy")
-    ap.add_argument("--variants", default="fused,unfused")
+    ap.add_argument("--variants", default="fused,nograph,unfused")
     ap.add_argument("--reps", type=int, default=20)
     args = ap.parse_args()
     import cupy
 
     from minirnn import Basic
-    from minirnn.backends import cupy_kernels
+    from minirnn.backends import cuda_graphs, cupy_kernels
 
     sync = cupy.cuda.Device().synchronize
     print("| N_rec | batch | strategy | update code | noise ms | forward ms | forward+backward ms | update ms "
-          "| forward loop ms | backward loop ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| forward loop ms | backward loop ms | forward graph ms | backward graph ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg in args.configs.split(","):
         N, B = (int(v) for v in cfg.split("x"))
         T = 200
@@ -68,16 +83,17 @@ def main():
         for strategy, variant in itertools.product(args.strategies.split(","), args.variants.split(",")):
             cupy_kernels.STRATEGY = strategy
             model.backend.kernels.pop("rate_loss_and_grads", None)
-            if variant == "fused" and fused is not None:
+            if variant in ("fused", "nograph") and fused is not None:
                 model.backend.kernels["rate_loss_and_grads"] = fused
+            cuda_graphs.ENABLED = variant != "nograph"
             t_noise = median_ms(lambda: model._noise(g, T, B), args.reps, sync)
             t_fwd = median_ms(lambda: model._forward(xd, g), args.reps, sync)
             t_both = median_ms(lambda: model._loss_and_grads(xd, yd, md, g), args.reps, sync)
             t_upd = median_ms(lambda: model.train(source, {"training_iters": B, "verbosity": False}), args.reps, sync)
             t_loops = loop_times(cupy, cupy_kernels, strategy, N, B, T, args.reps, sync)
             print(f"| {N} | {B} | {strategy} | {variant} | {t_noise:.2f} | {t_fwd:.2f} | {t_both:.2f} | {t_upd:.2f} | "
-                  f"{t_loops[0]:.2f} | {t_loops[1]:.2f} |", flush=True)
-    cupy_kernels.STRATEGY = None
+                  + " | ".join(f"{t:.2f}" for t in t_loops) + " |", flush=True)
+    cupy_kernels.STRATEGY, cuda_graphs.ENABLED = None, True
 
 
 if __name__ == "__main__":

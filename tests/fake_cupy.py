@@ -23,7 +23,13 @@ What it models, faithfully enough to catch the host/device mix-ups CuPy would re
   (``C`` is not read when ``beta`` is 0). ``cuda.Device().attributes["MultiProcessorCount"]`` is
   :data:`MULTIPROCESSORS` (small, so that tilings and grid-stride loops vary in small tests).
 
-What it does not model: asynchrony and streams (every call completes at once), memory pools and
+- Streams capture (``Stream.begin_capture``/``end_capture``, ``Graph.launch``): RawKernel launches and
+  cuBLAS calls are recorded by address while a stream captures, as a CUDA graph holds them, and a replay
+  checks that each address is still live device memory; any other device work during a capture is refused.
+  CuPy's cuBLAS bindings refuse a capturing stream, as CuPy's do; :class:`Libcublas` is the library itself
+  as ``ctypes`` shows it (what ``minirnn.backends.cuda_graphs.libcublas()`` returns), which records.
+
+What it does not model: asynchrony (every call completes at once, or at a graph's launch), memory pools and
 out-of-memory, multiple devices, TF32 math mode (``setMathMode`` is recorded, products stay
 float32), CuPy's own type promotion where it differs from NumPy 2's (e.g. NumPy scalars), the
 read-only flag (NumPy's ``broadcast_to`` views are read-only here, writeable in CuPy: a write into
@@ -162,6 +168,7 @@ class ndarray(NDArrayOperatorsMixin):
 
     # -- NumPy's protocols: results stay on the device --
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _not_capturing(f"{ufunc.__name__}")
         kwargs = _unwrap(kwargs)
         if out is not None:  # written in place: device arrays only
             kwargs["out"] = tuple(_unwrap(o) for o in out)
@@ -171,6 +178,7 @@ class ndarray(NDArrayOperatorsMixin):
         return out[0] if len(out) == 1 else out
 
     def __array_function__(self, func, types, args, kwargs):
+        _not_capturing(func.__name__)
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     @property
@@ -310,6 +318,7 @@ def get_array_module(*args):
 
 
 def empty(shape, dtype=float, order="C"):
+    _not_capturing("an allocation")
     return ndarray._of(_uninitialized(shape, dtype, order))
 
 
@@ -334,6 +343,7 @@ def full(shape, fill_value, dtype=None, order="C"):
 def _device_function(f):
     """A NumPy function or ufunc as a cupy one: device arrays in and out, host arrays refused."""
     def call(*args, **kwargs):
+        _not_capturing(getattr(f, "__name__", "a cupy function"))
         return _wrap(f(*_unwrap(args), **_unwrap(kwargs)))
     call.__name__ = call.__qualname__ = getattr(f, "__name__", "function")
     return call
@@ -381,7 +391,18 @@ class _Function:
         for a in args:
             if isinstance(a, np.ndarray):  # a host array: CuPy cannot pass it to a kernel
                 raise TypeError(f"Unsupported type {type(a)}")
-        self._fn(grid, block, args, shared_mem=shared_mem)
+        recording = _capturing()
+        if recording is None:
+            self._fn(grid, block, args, shared_mem=shared_mem)
+            return
+        held = tuple(_Pointer(a) if isinstance(a, ndarray) else a for a in args)
+
+        def replay():
+            for a in held:
+                if isinstance(a, _Pointer):
+                    _live(a.ptr, a.nbytes, f"passes {self._fn.name} an array")
+            self._fn(grid, block, held, shared_mem=shared_mem)
+        recording.append(replay)
 
 
 _PARAM = re.compile(r"^\s*(raw\s+)?(\w+)\s+(\w+)\s*$")
@@ -435,6 +456,7 @@ class ElementwiseKernel:
                 f"    for (unsigned long long i = 0; i < _n; ++i) {{\n{loads}        {self.operation}\n    }}\n}}\n")
 
     def __call__(self, *args, size=None, block_size=None, stream=None):
+        _not_capturing(f"ElementwiseKernel {self.name!r}")
         n_in, n_out = len(self.ins), len(self.outs)
         if len(args) not in (n_in, n_in + n_out):
             raise TypeError(f"Wrong number of arguments for {self.name!r}")
@@ -509,17 +531,104 @@ class Device:
         return hash(self.id)
 
 
+_stream_registry: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # ptr -> Stream
+
+
 class Stream:
-    ptr = 0  # the default stream
+    """A stream: ``with stream:`` makes it current; a non-default one can capture launches into a :class:`Graph`.
+
+    While a stream captures, the stand-in records RawKernel launches and cuBLAS calls made on it (by pointer, as
+    a CUDA graph does) and refuses any other device work (CuPy would capture an array operation too; minirnn's
+    captured loops make none, and a stray one would show here)."""
+
+    _next_ptr = 0x1000
+
+    def __init__(self, null=False, non_blocking=False, ptr=None, priority=0):
+        if ptr is None and not null:
+            ptr, Stream._next_ptr = Stream._next_ptr, Stream._next_ptr + 0x10
+        self.ptr = ptr or 0
+        _stream_registry[self.ptr] = self
+        self.recording = None  # the captured launches while capturing, else None
+        self._outer = []
 
     def synchronize(self):
-        pass
+        if self.recording is not None:
+            raise RuntimeError("cudaErrorStreamCaptureUnsupported: synchronizing a capturing stream")
 
     def __enter__(self):
+        self._outer.append(_streams["current"])
+        _streams["current"] = self
         return self
 
     def __exit__(self, *exc):
+        _streams["current"] = self._outer.pop()
         return False
+
+    def begin_capture(self, mode=None):
+        if self.ptr in (0, 1):
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        if self.recording is not None:
+            raise RuntimeError("cudaErrorIllegalState: the stream is capturing already")
+        self.recording = []
+
+    def end_capture(self):
+        if self.recording is None:
+            raise RuntimeError("cudaErrorIllegalState: the stream is not capturing")
+        graph, self.recording = Graph(self.recording), None
+        return graph
+
+    def is_capturing(self):
+        return self.recording is not None
+
+
+_streams = {"current": Stream(null=True)}
+
+
+def get_current_stream():
+    return _streams["current"]
+
+
+def _capturing():
+    """The current stream's list of captured launches, or None when it does not capture."""
+    return _streams["current"].recording
+
+
+def _not_capturing(what):
+    if _capturing() is not None:
+        raise RuntimeError(f"the stand-in does not capture {what} (only RawKernel launches and cuBLAS calls)")
+
+
+class _Pointer:
+    """A kernel's array argument as a graph holds it: its address and layout, not the array."""
+
+    def __init__(self, value):
+        cai = value.__cuda_array_interface__
+        self.__cuda_array_interface__ = dict(cai)
+        dtype = np.dtype(cai["typestr"])
+        self.ptr, self.nbytes = cai["data"][0], int(np.prod(cai["shape"])) * dtype.itemsize
+
+
+class Graph:
+    """Captured launches, replayed in order by :meth:`launch`; a replay checks that each array argument
+    still lies in live device memory (a graph keeps addresses, and a freed buffer is a bug)."""
+
+    def __init__(self, launches):
+        self.launches = launches
+        self.replays = 0
+
+    def launch(self, stream=None):
+        _not_capturing("a graph launch")
+        for replay in self.launches:
+            replay()
+        self.replays += 1
+
+    def upload(self, stream=None):
+        pass
+
+
+def _live(ptr, nbytes, what):
+    if nbytes and allocation_of(ptr, nbytes) is None:
+        raise RuntimeError(f"a graph replay {what} at {ptr:#x} ({nbytes} bytes): not live device memory any more")
 
 
 class CUBLASError(RuntimeError):
@@ -531,7 +640,14 @@ _handles: dict = {}
 
 def get_cublas_handle():
     handle = 1
-    _handles.setdefault(handle, {"stream": 0, "pointer_mode": 0, "math_mode": 0})
+    _handles.setdefault(handle, {"stream": 0, "pointer_mode": 0, "math_mode": 0, "workspace": None})
+    return handle
+
+
+def create():
+    """A new handle (``cublas.create``)."""
+    handle = max(_handles, default=1) + 1
+    _handles[handle] = {"stream": 0, "pointer_mode": 0, "math_mode": 0, "workspace": None}
     return handle
 
 
@@ -539,6 +655,21 @@ def _handle(handle):
     if handle not in _handles:
         raise CUBLASError(f"CUBLAS_STATUS_NOT_INITIALIZED: {handle!r} is not a handle from get_cublas_handle()")
     return _handles[handle]
+
+
+def _stream_of(ptr):
+    """The stream object with this handle, or None (the default stream, or one gone)."""
+    stream = _streams["current"]
+    return stream if stream.ptr == ptr else _stream_registry.get(ptr)
+
+
+def _set_stream(handle, stream_ptr):
+    """CuPy's ``cublas.setStream``: it refuses a stream that is capturing (CuPy's check, not cuBLAS's)."""
+    stream = _stream_of(stream_ptr)
+    if stream is not None and stream.recording is not None:
+        raise NotImplementedError("calling cuBLAS API during stream capture is currently unsupported")
+    state = _handle(handle)
+    state["stream"], state["workspace"] = stream_ptr, None  # cuBLAS: back to the default workspace
 
 
 def _matrix(ptr, rows, cols, ld, dtype, what, routine):
@@ -566,16 +697,13 @@ def _scalar(ptr, dtype, mode, routine):
     return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype))), (1,))[0]
 
 
-def _gemm(dtype, routine, handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-    """``C = alpha op(A) op(B) + beta C``, column-major, op(A) m x k, op(B) k x n (cuBLAS's gemm)."""
-    state = _handle(handle)
+def _product(dtype, routine, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    """``C = alpha op(A) op(B) + beta C``, column-major, op(A) m x k, op(B) k x n, alpha and beta values."""
     if transa not in (0, 1) or transb not in (0, 1):
         raise CUBLASError(f"{routine}: the stand-in models CUBLAS_OP_N and CUBLAS_OP_T only")
     a = _matrix(A, *((m, k) if transa == 0 else (k, m)), lda, dtype, "A", routine)
     b = _matrix(B, *((k, n) if transb == 0 else (n, k)), ldb, dtype, "B", routine)
     c = _matrix(C, m, n, ldc, dtype, "C", routine)
-    alpha = _scalar(alpha, dtype, state["pointer_mode"], routine)
-    beta = _scalar(beta, dtype, state["pointer_mode"], routine)
     product = (a if transa == 0 else a.T) @ (b if transb == 0 else b.T)
     if beta == 0:  # cuBLAS does not read C then (it may hold NaN)
         c[...] = alpha * product
@@ -583,19 +711,86 @@ def _gemm(dtype, routine, handle, transa, transb, m, n, k, alpha, A, lda, B, ldb
         c[...] = alpha * product + beta * c
 
 
+def _gemm(dtype, routine, handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, batch=None):
+    """cuBLAS's gemm (``batch``: ``(strideA, strideB, strideC, count)`` in elements for the strided-batched one),
+    on the handle's stream: done now, or recorded with alpha and beta as they are now when that stream captures."""
+    state = _handle(handle)
+    alpha = _scalar(alpha, dtype, state["pointer_mode"], routine)
+    beta = _scalar(beta, dtype, state["pointer_mode"], routine)
+    size = np.dtype(dtype).itemsize
+    sa, sb, sc, count = batch or (0, 0, 0, 1)
+
+    def run():
+        for i in range(count):
+            _product(dtype, routine, transa, transb, m, n, k, alpha, A + i * sa * size, lda, B + i * sb * size, ldb,
+                     beta, C + i * sc * size, ldc)
+    stream = _stream_of(state["stream"])
+    if stream is not None and stream.recording is not None:
+        stream.recording.append(run)
+    else:
+        run()
+
+
+def _cupy_gemm(dtype, routine, batched):
+    """CuPy's binding: it sets the handle's stream to the current one first (and so refuses a capture)."""
+    def call(handle, *args):
+        _set_stream(handle, _streams["current"].ptr)
+        if batched:
+            ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, count = args
+            _gemm(dtype, routine, handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, (sa, sb, sc, count))
+        else:
+            _gemm(dtype, routine, handle, *args)
+    return call
+
+
+class Libcublas:
+    """The cuBLAS library as ``ctypes`` shows it (what ``cuda_graphs.libcublas()`` returns): C functions that
+    return a status, take the handle's stream as it is, and are recorded when that stream captures."""
+
+    def __init__(self):
+        def gemm(dtype, routine):
+            def call(handle, *args):
+                _gemm(dtype, routine, handle, *args)
+                return 0
+            call.__name__ = routine
+            return call
+
+        def batched(dtype, routine):
+            def call(handle, ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, count):
+                _gemm(dtype, routine, handle, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, (sa, sb, sc, count))
+                return 0
+            call.__name__ = routine
+            return call
+
+        self.cublasSgemm_v2 = gemm(np.float32, "cublasSgemm_v2")
+        self.cublasDgemm_v2 = gemm(np.float64, "cublasDgemm_v2")
+        self.cublasSgemmStridedBatched = batched(np.float32, "cublasSgemmStridedBatched")
+        self.cublasDgemmStridedBatched = batched(np.float64, "cublasDgemmStridedBatched")
+
+    @staticmethod
+    def cublasSetWorkspace_v2(handle, ptr, nbytes):
+        if allocation_of(ptr, nbytes) is None:
+            raise CUBLASError(f"cublasSetWorkspace: {nbytes} bytes at {ptr:#x} are not device memory")
+        _handle(handle)["workspace"] = (ptr, nbytes)
+        return 0
+
+
 def _cublas_module():
     cublas = types.ModuleType("cupy.cuda.cublas")
     cublas.__dict__.update(
         CUBLAS_OP_N=0, CUBLAS_OP_T=1, CUBLAS_OP_C=2, CUBLAS_POINTER_MODE_HOST=0, CUBLAS_POINTER_MODE_DEVICE=1,
         CUBLAS_DEFAULT_MATH=0, CUBLAS_TENSOR_OP_MATH=1, CUBLAS_PEDANTIC_MATH=2, CUBLAS_TF32_TENSOR_OP_MATH=3,
-        setStream=lambda h, s: _handle(h).__setitem__("stream", s),
+        create=create,
+        setStream=_set_stream,
         getStream=lambda h: _handle(h)["stream"],
         setPointerMode=lambda h, mode: _handle(h).__setitem__("pointer_mode", mode),
         getPointerMode=lambda h: _handle(h)["pointer_mode"],
         setMathMode=lambda h, mode: _handle(h).__setitem__("math_mode", mode),
         getMathMode=lambda h: _handle(h)["math_mode"],
-        sgemm=lambda *args: _gemm(np.float32, "sgemm", *args),
-        dgemm=lambda *args: _gemm(np.float64, "dgemm", *args),
+        sgemm=_cupy_gemm(np.float32, "sgemm", False),
+        dgemm=_cupy_gemm(np.float64, "dgemm", False),
+        sgemmStridedBatched=_cupy_gemm(np.float32, "sgemmStridedBatched", True),
+        dgemmStridedBatched=_cupy_gemm(np.float64, "dgemmStridedBatched", True),
     )
     return cublas
 
@@ -606,7 +801,7 @@ def _cuda_module():
     device.__dict__.update(Device=Device, get_cublas_handle=get_cublas_handle)
     runtime = types.ModuleType("cupy.cuda.runtime")
     runtime.__dict__.update(getDeviceCount=lambda: 1, deviceSynchronize=lambda: None, getDevice=lambda: 0)
-    cuda.__dict__.update(Device=Device, Stream=Stream, get_current_stream=Stream, device=device, runtime=runtime,
+    cuda.__dict__.update(Device=Device, Stream=Stream, get_current_stream=get_current_stream, device=device, runtime=runtime,
                          cublas=_cublas_module(), MemoryPointer=MemoryPointer)
     return cuda
 

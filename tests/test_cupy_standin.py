@@ -48,16 +48,31 @@ def clear_kernel_caches():
 @pytest.fixture(scope="module")
 def cupy():
     """The stand-in as ``cupy`` for this module (test_gpu.py's tests take it by this name); restored after."""
+    from minirnn.backends import cuda_graphs, cupy_kernels, cupy_update
+
     cuda_emu.gxx()  # skips without a C++ compiler
+    libcublas = cuda_graphs.libcublas
     with fake_cupy.installed() as cp:
         clear_kernel_caches()
+        reset_graphs()
+        cuda_graphs.libcublas = fake_cupy.Libcublas  # the captured products' cuBLAS, as ctypes would show it
         try:
             yield cp
         finally:
+            cuda_graphs.libcublas = libcublas
+            reset_graphs()
             clear_kernel_caches()
-            from minirnn.backends import cupy_kernels
-
             cupy_kernels.STRATEGY = None
+            cupy_update.release()
+
+
+def reset_graphs():
+    """No plans kept, graphs on, no failure recorded, counts at zero."""
+    from minirnn.backends import cuda_graphs, cupy_update
+
+    cupy_update.release()
+    cuda_graphs.ENABLED, cuda_graphs.failure = True, None
+    cuda_graphs.counts.update(dict.fromkeys(cuda_graphs.counts, 0))
 
 
 # ---- tests/test_gpu.py, run against the stand-in --------------------------------------------------
@@ -215,3 +230,89 @@ def test_fixed_points_of_a_cupy_model(cupy):
     want = find_fixed_points(ref, ref.test(x)[1], n_inits=8, seed=0)
     assert len(want.xstar) > 0
     np.testing.assert_allclose(got.xstar, want.xstar, rtol=1e-6, atol=1e-8)
+
+
+# ---- CUDA graphs (minirnn.backends.cuda_graphs) on the stand-in -------------------------------------
+def test_standin_capture_refuses_cupys_cublas_and_records_the_library_calls(cupy):
+    """As CuPy: its cuBLAS binding raises while the stream captures; the library itself (ctypes) is recorded,
+    and a replay computes with the arrays' contents at replay time."""
+    cublas, lib = cupy.cuda.cublas, fake_cupy.Libcublas()
+    handle = cublas.create()
+    A, B, C = cupy.asarray(np.eye(3)), cupy.asarray(np.arange(9.0).reshape(3, 3)), cupy.empty((3, 3))
+    one, zero = np.ones(1), np.zeros(1)
+    args = (0, 0, 3, 3, 3, one.ctypes.data, A.data.ptr, 3, B.data.ptr, 3, zero.ctypes.data, C.data.ptr, 3)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        cublas.setStream(handle, stream.ptr)
+        stream.begin_capture()
+        with pytest.raises(NotImplementedError, match="during stream capture is currently unsupported"):
+            cublas.dgemm(handle, *args)
+        assert lib.cublasDgemm_v2(handle, *args) == 0
+        graph = stream.end_capture()
+    assert np.isnan(C.get()).all()  # recorded, not run
+    B[...] = 2.0
+    graph.launch()
+    np.testing.assert_array_equal(C.get(), np.full((3, 3), 2.0))
+    with pytest.raises(RuntimeError, match="default"):
+        cupy.cuda.Stream(null=True).begin_capture()
+
+
+def test_standin_graph_replay_refuses_freed_memory(cupy, kernels):
+    """A graph keeps addresses: replaying a launch whose array was freed fails on the stand-in."""
+    rates0 = kernels._module("step", "float64").get_function("rates0")
+    x0, r = cupy.zeros((1, 1, 4)), cupy.empty((1, 2, 4))
+    stream = cupy.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        rates0((1,), (32,), (x0, np.int32(1), r, np.int32(4), np.uint64(8), np.uint64(8)))
+        with pytest.raises(RuntimeError, match="does not capture an allocation"):
+            cupy.empty(3)
+        graph = stream.end_capture()
+    graph.launch()
+    np.testing.assert_array_equal(r.get(), np.zeros((1, 2, 4)))
+    del r
+    with pytest.raises(RuntimeError, match="not live device memory"):
+        graph.launch()
+
+
+def test_a_capture_that_fails_warns_once_and_the_loops_run_eagerly(cupy, kernels, monkeypatch):
+    from minirnn.backends import cuda_graphs
+
+    kernels.STRATEGY = "step"
+    monkeypatch.setattr(cuda_graphs, "libcublas", lambda: None)  # as where no cuBLAS library can be found
+    reset_graphs()
+    models = []
+    try:
+        for graphs in (True, False):
+            monkeypatch.setattr(cuda_graphs, "ENABLED", graphs)
+            model = Basic(dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=100, seed=3, rec_noise=0.1, backend="cupy"))
+            task = PerceptualDiscrimination(dt=10, tau=100, T=200, N_batch=4, seed=1)
+            if graphs:
+                with pytest.warns(RuntimeWarning, match="CUDA graphs are off for this process .*cuBLAS library"):
+                    model.train(task, {"training_iters": 4 * 4, "verbosity": False})
+            else:
+                model.train(task, {"training_iters": 4 * 4, "verbosity": False})
+            models.append(model)
+        assert "cuBLAS library" in cuda_graphs.failure
+        assert cuda_graphs.counts["captured"] == cuda_graphs.counts["replayed"] == 0
+        np.testing.assert_array_equal(models[0].history["loss"], models[1].history["loss"])
+    finally:
+        reset_graphs()
+
+
+def test_plans_are_kept_per_configuration_and_released(cupy, kernels, monkeypatch):
+    """One plan (buffers and loops) per configuration, the last PLANS_KEPT of them; release() drops them."""
+    from minirnn.backends import cupy_update
+
+    kernels.STRATEGY = "step"
+    monkeypatch.setattr(cupy_update, "PLANS_KEPT", 2)
+    cupy_update.release()
+    rng = np.random.default_rng(0)
+    model = Basic(dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=100, seed=3, backend="cupy"))
+    for B, T in ((3, 5), (3, 5), (4, 5), (3, 6)):
+        x, y = rng.standard_normal((B, T, 2)), rng.standard_normal((B, T, 2))
+        model.loss_and_grads(x, y, np.ones_like(y))
+    sizes = [(key[1], key[2]) for key in cupy_update._plans]  # (T, B) of each configuration, oldest first
+    assert sizes == [(5, 4), (6, 3)]
+    cupy_update.release()
+    assert not cupy_update._plans

@@ -228,6 +228,43 @@ def test_fused_update_with_noise_equals_numpy(cupy, kernels, strategy, predrawn,
         close(cupy.asnumpy(gg[name]), gr[name])
 
 
+@pytest.mark.parametrize("n_networks", [1, 3])
+def test_fused_update_replays_its_time_loops_as_cuda_graphs(cupy, kernels, n_networks, monkeypatch):
+    """"step" loops of the fused update: eager on the first update, captured on the second, replayed after
+    (cuda_graphs), with the noise, the L2_firing_rate term and an ensemble's batched products; the same
+    losses and weights as launch by launch."""
+    import warnings
+
+    from minirnn.backends import cuda_graphs, cupy_update
+    from minirnn.tasks import PerceptualDiscrimination
+
+    kernels.STRATEGY = "step"
+    ensemble = dict(n_networks=3, seeds=[1, 2, 3]) if n_networks > 1 else {}
+
+    def trained(graphs):
+        monkeypatch.setattr(cuda_graphs, "ENABLED", graphs)
+        cupy_update.release()
+        before = dict(cuda_graphs.counts)
+        model = Basic(params("cupy", N_in=2, L2_firing_rate=0.05), **ensemble)
+        task = PerceptualDiscrimination(dt=10, tau=100, T=300, N_batch=8, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a capture that fails warns
+            model.train(task, {"training_iters": 8 * 5, "verbosity": False})
+        return model, {name: cuda_graphs.counts[name] - before[name] for name in before}
+
+    graphed, counts = trained(True)
+    assert cuda_graphs.failure is None
+    assert counts == {"eager": 2, "captured": 2, "replayed": 6}  # forward and backward, five updates
+    plain, counts = trained(False)
+    assert counts == {"eager": 10, "captured": 0, "replayed": 0}
+    close(np.asarray(graphed.history["loss"]), np.asarray(plain.history["loss"]))
+    want = plain.get_weights()
+    for name, w in graphed.get_weights().items():
+        if isinstance(w, np.ndarray) and w.dtype.kind == "f":
+            close(w, want[name])
+    cupy_update.release()
+
+
 def test_cupy_training_follows_numpy_update_for_update(cupy):
     """Ten Adam updates from the same seed on the same batches: the same weights (float64)."""
     from minirnn.tasks import PerceptualDiscrimination

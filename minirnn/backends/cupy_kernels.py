@@ -15,7 +15,10 @@ launches, picked by :func:`choose_strategy` from the sizes (or forced by ``STRAT
     store and ``f(x_{k+1})`` in one pass), called through thin bindings so that Python spends a
     few microseconds per step, not the ~20 of ``cupy.matmul`` and ``ElementwiseKernel``. Best when
     the per-step product is large (N_rec ~1000, or big batches). ``"step-cupy"`` is the same loop
-    written with those CuPy calls, kept as the plain version (and for comparison).
+    written with those CuPy calls, kept as the plain version (and for comparison). In a training
+    update (:mod:`.cupy_update`) the "step" loops are replayed as CUDA graphs (:mod:`.cuda_graphs`):
+    :func:`forward_launches` and :func:`backward_launches` give each loop as a list of launches over
+    fixed buffers, which a graph can record once.
 
 All give the reference's numbers up to the order of the sums in the products (tested against
 the NumPy backend in ``tests/test_gpu.py``). The weight gradients stay whole-array products in
@@ -496,23 +499,35 @@ def _flat(a, shape):
 
 
 # ---- the "step" strategy --------------------------------------------------------------------------
-# Per step, one cuBLAS product per network and one fused element-wise kernel. cuBLAS is called
-# through CuPy's thin binding and the kernels are RawKernels: cupy.matmul and ElementwiseKernel
-# spend ~20 us of Python on each call, more than the GPU needs for the step at N_rec ~1000.
-# (A CUDA graph would remove the launches altogether, but CuPy refuses cuBLAS calls during stream
-# capture: "calling cuBLAS API during stream capture is currently unsupported".)
-# "step-cupy" is the same loop written with cupy.matmul and ElementwiseKernel (plain, for comparison).
+# Per step, one cuBLAS product (one strided-batched product for an ensemble) and one fused element-wise
+# kernel. cuBLAS is called through CuPy's thin binding and the kernels are RawKernels: cupy.matmul and
+# ElementwiseKernel spend ~20 us of Python on each call, more than the GPU needs for the step at N_rec ~1000.
+# The fused update replays each loop as a CUDA graph (.cuda_graphs), which removes Python from the loop
+# altogether. "step-cupy" is the same loop written with cupy.matmul and ElementwiseKernel (plain, for comparison).
 
 class _Gemm:
-    """``C = op(A) B`` on row-major (rows, N) arrays, through cuBLAS's column-major gemm."""
+    """``C = op(A) B`` on row-major (rows, N) arrays, through cuBLAS's column-major gemm.
 
-    def __init__(self, dtype):
+    By default through CuPy's bindings on CuPy's cuBLAS handle. With ``lib`` (:func:`.cuda_graphs.libcublas`),
+    through the cuBLAS library itself, on a handle and workspace of its own: CuPy's bindings refuse to run while a
+    stream is being captured into a CUDA graph. Use it as a context (it sets the handle's stream to the current one).
+    """
+
+    def __init__(self, dtype, lib=None):
         import os
 
         from cupy.cuda import cublas, device
 
-        self.cublas, self.handle = cublas, device.get_cublas_handle()
-        self.call = cublas.sgemm if dtype == np.float32 else cublas.dgemm
+        self.cublas, self.lib = cublas, lib
+        double = dtype == np.float64
+        if lib is None:
+            self.handle = device.get_cublas_handle()
+            self.call = cublas.dgemm if double else cublas.sgemm
+            self.batched = cublas.dgemmStridedBatched if double else cublas.sgemmStridedBatched
+        else:
+            self.handle, self.workspace = _own_cublas_handle(device.Device().id)
+            self.call = _checked(lib.cublasDgemm_v2 if double else lib.cublasSgemm_v2)
+            self.batched = _checked(lib.cublasDgemmStridedBatched if double else lib.cublasSgemmStridedBatched)
         self.one, self.zero = np.ones(1, dtype), np.zeros(1, dtype)  # host scalars (pointer mode host)
         self.op_n, self.op_t = getattr(cublas, "CUBLAS_OP_N", 0), getattr(cublas, "CUBLAS_OP_T", 1)
         self.tf32 = dtype == np.float32 and os.environ.get("CUPY_TF32", "0") == "1"  # as cupy.matmul does
@@ -522,6 +537,8 @@ class _Gemm:
 
         cublas = self.cublas
         cublas.setStream(self.handle, cupy.cuda.get_current_stream().ptr)
+        if self.lib is not None:  # setStream put the default workspace back; a captured graph keeps using this one
+            _checked(self.lib.cublasSetWorkspace_v2)(self.handle, self.workspace.data.ptr, self.workspace.nbytes)
         cublas.setPointerMode(self.handle, getattr(cublas, "CUBLAS_POINTER_MODE_HOST", 0))
         self.tf32 = self.tf32 and hasattr(cublas, "setMathMode") and hasattr(cublas, "getMathMode")
         if self.tf32:
@@ -544,10 +561,34 @@ class _Gemm:
         op = self.op_t if transpose else self.op_n
         s = W.dtype.itemsize
         stride = B * N if rows_net_stride is None else rows_net_stride
-        for n in range(K):
-            self.call(self.handle, op, self.op_n, N, B, N, self.one.ctypes.data, W.data.ptr + n * N * N * s, N,
-                      rows.data.ptr + (rows_offset + n * stride) * s, N, self.zero.ctypes.data,
-                      out.data.ptr + n * B * N * s, N)
+        one, zero = self.one.ctypes.data, self.zero.ctypes.data
+        rows_ptr = rows.data.ptr + rows_offset * s
+        if K == 1:
+            self.call(self.handle, op, self.op_n, N, B, N, one, W.data.ptr, N, rows_ptr, N, zero, out.data.ptr, N)
+        else:  # one call for the ensemble; strides in elements
+            self.batched(self.handle, op, self.op_n, N, B, N, one, W.data.ptr, N, N * N, rows_ptr, N, stride,
+                         zero, out.data.ptr, N, B * N, K)
+
+
+def _checked(function):
+    """A cuBLAS C function that raises on a status other than CUBLAS_STATUS_SUCCESS (0)."""
+    def call(*args):
+        status = function(*args)
+        if status != 0:
+            raise RuntimeError(f"{getattr(function, '__name__', 'cuBLAS')} returned cuBLAS status {status}")
+    return call
+
+
+@lru_cache(maxsize=None)
+def _own_cublas_handle(device_id):
+    """A cuBLAS handle for captured products, and its workspace (kept for the process: graphs point into it)."""
+    import cupy
+    from cupy.cuda import cublas
+
+    return cublas.create(), cupy.empty(WORKSPACE_BYTES, np.uint8)
+
+
+WORKSPACE_BYTES = 32 * 2 ** 20  # cuBLAS's recommended workspace on Hopper GPUs (4 MiB suffices on older ones)
 
 
 def _grid(total):
@@ -569,6 +610,57 @@ def _noise_args(xi, keys, like):
     return (mode, like if xi is None else xi, keys, *_noise_tables())
 
 
+def forward_launches(act_code, strategy, Wa, drive, x0, alpha, decay, bias, X, ns=None, xi=None, keys=None, R=None):
+    """:func:`forward_loop` over given arrays, as ``enqueue(gemm)``: a function that queues the loop's launches.
+
+    Every argument is bound now and each call of ``enqueue`` reads and writes the same memory (its scratch
+    buffers are made here, once), so that a CUDA graph of its launches stays valid (:mod:`.cuda_graphs`);
+    ``gemm`` is an entered :class:`_Gemm` (unused by the "loop" strategy). Arguments as in :func:`forward_loop`,
+    with the output ``X`` (K, T, B, N) given.
+    """
+    import cupy
+
+    K, T, B, N = drive.shape
+    B0, dtype = x0.shape[-2], drive.dtype
+    noise_mode, *noise = _noise_args(xi, keys, X)
+    ns = alpha if ns is None else ns  # read only with noise
+    variant = dict(noise=noise_mode, write_r=int(R is not None))
+    if strategy == "loop":
+        threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
+        kernel = _module("loop", dtype.name, act_code, tpb, upt, **variant).get_function("rate_forward_loop")
+
+        def enqueue(gemm=None):
+            kernel((math.ceil(B / tpb), K), (threads,),
+                   (cupy.ascontiguousarray(rate.mT(Wa)), drive, bias, alpha, ns, *noise, x0, decay, X,
+                    X if R is None else R, np.int32(N), np.int32(T), np.int32(B), np.int32(B0)),
+                   shared_mem=tpb * N * dtype.itemsize)
+        return enqueue
+    module = _module("step", dtype.name, act_code, **variant)
+    BN, total = np.uint64(B * N), np.uint64(K * B * N)
+    # the rates f(x_{k+1}) of each step: into R, or into one (K, B, N) buffer the next product reads
+    if R is None:
+        r = r0 = cupy.empty((K, B, N), dtype)
+        r_net, r_step = B * N, 0
+    else:
+        r, r0 = R, cupy.empty((K, B, N), dtype)
+        r_net, r_step = T * B * N, B * N
+    pre = cupy.empty((K, B, N), dtype)
+    rates0, step, grid = module.get_function("rates0"), module.get_function("step_forward"), _grid(int(total))
+    # the arguments before and after k, built once: Python's share of a step is what limits mid sizes
+    head = (decay, alpha, bias, ns, *noise, x0, np.int32(B0), pre, drive, X, r, np.uint64(r_net), np.uint64(r_step))
+    tail = (np.int32(T), np.int32(N), BN, total)
+
+    def enqueue(gemm):
+        _launch(rates0, int(total), (x0, np.int32(B0), r0, np.int32(N), BN, total))
+        for k in range(T):
+            if k == 0:
+                gemm.rows_times(Wa, r0, pre, True, K, B, N)  # f(x_0) @ W_alpha^T
+            else:
+                gemm.rows_times(Wa, r, pre, True, K, B, N, (k - 1) * r_step, r_net)  # f(x_k) @ W_alpha^T
+            step(grid, (256,), head + (np.int32(k),) + tail)
+    return enqueue
+
+
 def forward_loop(act_code, strategy, Wa, drive, x0, alpha, decay, bias, ns=None, xi=None, keys=None, R=None):
     """The states ``X`` (K, T, B, N): ``x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + alpha (drive_k + b_rec)
     + noise_scale xi_k`` for k < T, by the "loop" or "step" kernels.
@@ -581,43 +673,52 @@ def forward_loop(act_code, strategy, Wa, drive, x0, alpha, decay, bias, ns=None,
     """
     import cupy
 
-    K, T, B, N = drive.shape
-    B0, dtype = x0.shape[-2], drive.dtype
-    X = cupy.empty(drive.shape, dtype)
-    noise_mode, *noise = _noise_args(xi, keys, X)
-    ns = alpha if ns is None else ns  # read only with noise
-    variant = dict(noise=noise_mode, write_r=int(R is not None))
+    X = cupy.empty(drive.shape, drive.dtype)
+    enqueue = forward_launches(act_code, strategy, Wa, drive, x0, alpha, decay, bias, X, ns, xi, keys, R)
+    if strategy == "loop":
+        enqueue()
+    else:
+        with _Gemm(drive.dtype) as gemm:
+            enqueue(gemm)
+    return X
+
+
+def backward_launches(act_code, strategy, Wa, X, x0, d_in, alpha, decay, D, R=None, fr=None, dx_mode=0):
+    """:func:`backward_loop` over given arrays, as ``(enqueue(gemm), d_x0)``: a function that queues the loop's
+    launches (every argument bound now, as in :func:`forward_launches`) and the (K, B, N) array that holds
+    ``dL/dx_0`` once they have run. The output ``D`` (K, T, B, N) is given; it may be ``d_in`` itself (each
+    element of ``d_in`` is read by the thread that then writes it)."""
+    import cupy
+
+    K, T, B, N = X.shape
+    B0, dtype = x0.shape[-2], X.dtype
+    R = X if R is None else R  # read only in dx_mode 2
+    fr = alpha if fr is None else fr
+    d_x0 = cupy.empty((K, B, N), dtype)
     if strategy == "loop":
         threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
-        kernel = _module("loop", dtype.name, act_code, tpb, upt, **variant).get_function("rate_forward_loop")
-        kernel((math.ceil(B / tpb), K), (threads,),
-               (cupy.ascontiguousarray(rate.mT(Wa)), drive, bias, alpha, ns, *noise, x0, decay, X,
-                X if R is None else R, np.int32(N), np.int32(T), np.int32(B), np.int32(B0)),
-               shared_mem=tpb * N * dtype.itemsize)
-        return X
-    module = _module("step", dtype.name, act_code, **variant)
+        kernel = _module("loop", dtype.name, act_code, tpb, upt, dx=dx_mode).get_function("rate_backward_loop")
+
+        def enqueue(gemm=None):
+            kernel((math.ceil(B / tpb), K), (threads,),
+                   (Wa, X, R, x0, d_in, fr, alpha, decay, D, d_x0, np.int32(N), np.int32(T), np.int32(B),
+                    np.int32(B0)), shared_mem=tpb * N * dtype.itemsize)
+        return enqueue, d_x0
+    module = _module("step", dtype.name, act_code, dx=dx_mode)
     BN, total = np.uint64(B * N), np.uint64(K * B * N)
-    # the rates f(x_{k+1}) of each step: into R, or into one (K, B, N) buffer the next product reads
-    if R is None:
-        r = r0 = cupy.empty((K, B, N), dtype)
-        r_net, r_step = B * N, 0
-    else:
-        r, r0 = R, cupy.empty((K, B, N), dtype)
-        r_net, r_step = T * B * N, B * N
-    _launch(module.get_function("rates0"), int(total), (x0, np.int32(B0), r0, np.int32(N), BN, total))
-    pre = cupy.empty((K, B, N), dtype)
-    step, grid = module.get_function("step_forward"), _grid(int(total))
-    # the arguments before and after k, built once: Python's share of a step is what limits mid sizes
-    head = (decay, alpha, bias, ns, *noise, x0, np.int32(B0), pre, drive, X, r, np.uint64(r_net), np.uint64(r_step))
-    tail = (np.int32(T), np.int32(N), BN, total)
-    with _Gemm(dtype) as gemm:
-        for k in range(T):
-            if k == 0:
-                gemm.rows_times(Wa, r0, pre, True, K, B, N)  # f(x_0) @ W_alpha^T
-            else:
-                gemm.rows_times(Wa, r, pre, True, K, B, N, (k - 1) * r_step, r_net)  # f(x_k) @ W_alpha^T
-            step(grid, (256,), head + (np.int32(k),) + tail)
-    return X
+    a0, g = cupy.empty((K, B, N), dtype), cupy.empty((K, B, N), dtype)
+    first, step, grid = module.get_function("step_first"), module.get_function("step_backward"), _grid(int(total))
+    head, tail = (decay, alpha), (X, R, x0, np.int32(B0), d_in, fr)
+
+    def enqueue(gemm):
+        _launch(first, int(total), (alpha, X, R, d_in, fr, a0, D, np.int32(T), np.int32(N), BN, total))
+        a, a_prev = a0, d_x0
+        for k in range(T - 1, -1, -1):
+            gemm.rows_times(Wa, a, g, False, K, B, N)  # a_{k+1} @ W_alpha
+            step(grid, (256,), head + (a, g) + tail + (a_prev, D, np.int32(k), np.int32(T), np.int32(N), BN, total))
+            a, a_prev = a_prev, a
+    # the two adjoint buffers swap after each of the T steps: after step 0 dL/dx_0 is in d_x0 when T is odd
+    return enqueue, (d_x0 if T % 2 else a0)
 
 
 def backward_loop(act_code, strategy, Wa, X, x0, d_in, alpha, decay, R=None, fr=None, dx_mode=0):
@@ -630,32 +731,14 @@ def backward_loop(act_code, strategy, Wa, X, x0, d_in, alpha, decay, R=None, fr=
     """
     import cupy
 
-    K, T, B, N = X.shape
-    B0, dtype = x0.shape[-2], X.dtype
-    R = X if R is None else R  # read only in dx_mode 2
-    fr = alpha if fr is None else fr
-    D, d_x0 = cupy.empty(X.shape, dtype), cupy.empty((K, B, N), dtype)
+    D = cupy.empty(X.shape, X.dtype)
+    enqueue, d_x0 = backward_launches(act_code, strategy, Wa, X, x0, d_in, alpha, decay, D, R, fr, dx_mode)
     if strategy == "loop":
-        threads, upt, tpb = loop_tiling(N, B, K, dtype.itemsize)
-        kernel = _module("loop", dtype.name, act_code, tpb, upt, dx=dx_mode).get_function("rate_backward_loop")
-        kernel((math.ceil(B / tpb), K), (threads,),
-               (Wa, X, R, x0, d_in, fr, alpha, decay, D, d_x0, np.int32(N), np.int32(T), np.int32(B), np.int32(B0)),
-               shared_mem=tpb * N * dtype.itemsize)
-        return D, d_x0
-    module = _module("step", dtype.name, act_code, dx=dx_mode)
-    BN, total = np.uint64(B * N), np.uint64(K * B * N)
-    a, g = cupy.empty((K, B, N), dtype), cupy.empty((K, B, N), dtype)
-    _launch(module.get_function("step_first"), int(total),
-            (alpha, X, R, d_in, fr, a, D, np.int32(T), np.int32(N), BN, total))
-    step, grid = module.get_function("step_backward"), _grid(int(total))
-    head, tail = (decay, alpha), (X, R, x0, np.int32(B0), d_in, fr)
-    a_prev = d_x0
-    with _Gemm(dtype) as gemm:
-        for k in range(T - 1, -1, -1):
-            gemm.rows_times(Wa, a, g, False, K, B, N)  # a_{k+1} @ W_alpha
-            step(grid, (256,), head + (a, g) + tail + (a_prev, D, np.int32(k), np.int32(T), np.int32(N), BN, total))
-            a, a_prev = a_prev, a
-    return D, a  # after step 0, a holds dL/dx_0
+        enqueue()
+    else:
+        with _Gemm(X.dtype) as gemm:
+            enqueue(gemm)
+    return D, d_x0
 
 
 def _step_forward_cupy(act_code, Wa, inp, x0, decay, X):

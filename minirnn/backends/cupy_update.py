@@ -18,20 +18,31 @@ as the numba backend's kernel of the same name does. ``ENABLED = False`` (before
 leaves the reference to run on CuPy, for comparison; ``PREDRAWN_NOISE = True`` draws the noise in a
 kernel of its own before the loop (one more (T, B, N_rec) array, but a shorter sequential chain), for
 comparison too.
+
+The big arrays live in a plan per configuration (sizes, dtype, activation, noise and penalty modes,
+strategy), kept across updates: four (K, T, B, N_rec) buffers (the drive, which later holds ``dL/dR``;
+the states; the rates; ``dL/d drive``), as many as one update needed at its peak before. Each plan
+builds its two time loops once, from its own buffers, so that from the second update on they run as
+CUDA graphs (:mod:`.cuda_graphs`): one launch per loop instead of two per step. The last
+``PLANS_KEPT`` plans are kept; :func:`release` drops them (and their device memory).
 """
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from ..dynamics import rate
 from ..nn import noise as nn_noise
-from . import cupy_kernels
+from . import cuda_graphs, cupy_kernels
 from .cupy_kernels import _flat, per_unit
 
 ENABLED = True
 PREDRAWN_NOISE = False
+PLANS_KEPT = 2
+_plans: OrderedDict = OrderedDict()  # configuration -> _Plan, most recently used last
 
 
 def _time_major(a, B, T, tail):
@@ -52,6 +63,47 @@ def _noise_keys(noise_keys, lead):
 
     keys = [nn_noise.stream_keys(k) for k in _each_key(noise_keys, lead)]
     return cupy.asarray(np.array(keys, np.uint64).reshape(-1, 3))
+
+
+class _Plan:
+    """One configuration's device buffers and its two time loops (arrays as in :func:`.cupy_kernels.forward_loop`)."""
+
+    def __init__(self, K, T, B, N, B0, dtype, act_code, strategy, noise_mode, penalty):
+        import cupy
+
+        new = lambda *shape: cupy.empty(shape, dtype)  # noqa: E731
+        self.Wa, self.x0, self.fr = new(K, N, N), new(K, B0, N), new(K)
+        self.alpha, self.decay, self.bias, self.ns = new(K, N), new(K, N), new(K, N), new(K, N)
+        self.keys = cupy.zeros((K, 3), np.uint64)
+        self.xi = new(K, T, B, N) if noise_mode == 1 else None
+        self.drive = new(K, T, B, N)  # u W_in^T; then, dead by then, dL/dR
+        self.X, self.R, self.D = new(K, T, B, N), new(K, T, B, N), new(K, T, B, N)
+        forward = cupy_kernels.forward_launches(
+            act_code, strategy, self.Wa, self.drive, self.x0, self.alpha, self.decay, self.bias, self.X,
+            ns=self.ns if noise_mode else None, xi=self.xi, keys=self.keys if noise_mode == 2 else None, R=self.R)
+        backward, self.d_x0 = cupy_kernels.backward_launches(
+            act_code, strategy, self.Wa, self.X, self.x0, self.drive, self.alpha, self.decay, self.D,
+            R=self.R if penalty else None, fr=self.fr if penalty else None, dx_mode=2 if penalty else 1)
+        capture = strategy == "step"  # "loop" is one launch per direction already
+        self.forward = cuda_graphs.LoopGraph(forward, np.dtype(dtype), capture)
+        self.backward = cuda_graphs.LoopGraph(backward, np.dtype(dtype), capture)
+
+
+def _plan(*config):
+    """The plan of a configuration (made, or the kept one); one per thread and device, as buffers are shared."""
+    import cupy
+
+    key = config + (threading.get_ident(), cupy.cuda.Device().id)
+    plan = _plans.pop(key, None) or _Plan(*config)
+    _plans[key] = plan
+    while len(_plans) > PLANS_KEPT:
+        _plans.popitem(last=False)
+    return plan
+
+
+def release():
+    """Drop the kept plans (their buffers go back to CuPy's memory pool)."""
+    _plans.clear()
 
 
 def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None, noise_keys=None):
@@ -80,24 +132,30 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     W_out = _flat(W_eff["W_out"], lead + (O, N)).reshape(K, O, N)
     x0 = _flat(W_eff["init_state"], lead + (1, N)).reshape(K, 1, N)
     alpha_f = per_unit(alpha, lead, N)
-    W_alpha = cupy.ascontiguousarray(alpha_f[:, :, None] * W_rec.reshape(K, N, N))  # alpha_i W_ij
+    # the noise: none (0), normals in an array (1: given, or drawn before the loop), or made in the loop (2)
+    noise_mode = 0 if noise is None and noise_keys is None else 1 if noise is not None or PREDRAWN_NOISE else 2
+    plan = _plan(K, T, B, N, 1, dtype, act.code, strategy, noise_mode, fr_coef is not None)
+
+    # ---- the inputs, into the plan's buffers -------------------------------------------------------
+    cupy.multiply(alpha_f[:, :, None], W_rec.reshape(K, N, N), out=plan.Wa)  # alpha_i W_ij
+    plan.x0[...] = x0
+    plan.alpha[...] = alpha_f
+    cupy.subtract(1, alpha_f, out=plan.decay)
+    plan.bias[...] = per_unit(W_eff["b_rec"][..., None, :], lead, N)
+    if noise_mode:
+        plan.ns[...] = per_unit(noise_scale, lead, N)
+    if noise is not None:
+        plan.xi[...] = _flat(noise, lead + (T, B, N)).reshape(K, T, B, N)
+    elif noise_mode == 1:
+        for n, k in enumerate(_each_key(noise_keys, lead)):
+            plan.xi[n] = cupy_kernels.gaussian_noise(k, (T, B, N), dtype)
+    elif noise_mode == 2:
+        plan.keys[...] = _noise_keys(noise_keys, lead)
 
     # ---- forward: drive_k = u_k @ W_in^T (b_rec, alpha and the noise are added in the loop) --------
-    drive = (u.reshape(-1, T * B, I) @ rate.mT(W_in)).reshape(K, T, B, N)
-    ns = xi = keys = None
-    if noise is not None:
-        xi = _flat(noise, lead + (T, B, N)).reshape(K, T, B, N)
-    elif noise_keys is not None and PREDRAWN_NOISE:
-        xi = cupy.stack([cupy_kernels.gaussian_noise(k, (T, B, N), dtype) for k in _each_key(noise_keys, lead)])
-    elif noise_keys is not None:
-        keys = _noise_keys(noise_keys, lead)
-    if xi is not None or keys is not None:
-        ns = per_unit(noise_scale, lead, N)
-    R = cupy.empty((K, T, B, N), dtype)
-    X = cupy_kernels.forward_loop(act.code, strategy, W_alpha, drive, x0, alpha_f, 1 - alpha_f,
-                                  per_unit(W_eff["b_rec"][..., None, :], lead, N), ns, xi, keys, R)
-    del drive
-    R_rows = R.reshape(K, T * B, N)
+    cupy.matmul(u.reshape(-1, T * B, I), rate.mT(W_in), out=plan.drive.reshape(K, T * B, N))
+    plan.forward()  # X and R = f(X)
+    R_rows = plan.R.reshape(K, T * B, N)
     # z_k = r_{k+1} @ W_out^T + b_out;  mse = mean((m (z - y))^2),  dL/dz = 2 m^2 (z - y) / n
     Z = R_rows @ rate.mT(W_out) + _flat(W_eff["b_out"], lead + (O,)).reshape(K, 1, O)
     m_rows = m_t.reshape(-1, T * B, O)
@@ -107,16 +165,14 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     dZ = (2 / n_out) * m_rows * err  # (K, T*B, O)
 
     # ---- backward ---------------------------------------------------------------------------------
-    dR = (dZ @ W_out).reshape(K, T, B, N)  # z = R W_out^T  =>  dL/dR = dZ W_out
-    fr = None
+    cupy.matmul(dZ, W_out, out=plan.drive.reshape(K, T * B, N))  # z = R W_out^T  =>  dL/dR = dZ W_out
     if fr_coef is not None:
         n_rates = T * B * N
-        fr = _flat(cupy.asarray(2 * fr_coef / n_rates, dtype), lead).reshape(K)
-        squares = (R.reshape(K, 1, -1) @ R.reshape(K, -1, 1)).reshape(K)  # sum of r^2 per network
+        plan.fr[...] = _flat(cupy.asarray(2 * fr_coef / n_rates, dtype), lead).reshape(K)
+        squares = (R_rows.reshape(K, 1, -1) @ R_rows.reshape(K, -1, 1)).reshape(K)  # sum of r^2 per network
         value = value + _flat(cupy.asarray(fr_coef, dtype), lead).reshape(K) * (squares / n_rates)
-    D, d_x0 = cupy_kernels.backward_loop(act.code, strategy, W_alpha, X, x0, dR, alpha_f, 1 - alpha_f,
-                                         R if fr is not None else None, fr, 2 if fr is not None else 1)
-    del dR, X
+    plan.backward()  # D = dL/d drive, and dL/dx_0
+    D, d_x0 = plan.D, plan.d_x0
     D_rows = D.reshape(K, T * B, N)
     # x_{k+1} = ... + alpha f(x_k) @ W_rec^T: D_k = alpha a_{k+1} pairs with f(x_k) (f(x_0) for k = 0, every trial)
     g_rec = rate.mT(D_rows[:, B:]) @ R_rows[:, :-B] if T > 1 else cupy.zeros((K, N, N), dtype)
