@@ -157,12 +157,36 @@ def time_config(names, args, N_rec, B, log):
                 log(f"# {name} at {N_rec}x{B}: {type(exc).__name__}: {exc}")
         samples = {name: [] for name in contenders}
         for _ in range(args.rounds):
-            for name, c in contenders.items():
+            for name, c in list(contenders.items()):
                 n = max(1, int(args.sample_s / max(per_call[name], 1e-6)))
-                t = time.perf_counter()
-                c.run(n)
-                samples[name].append((time.perf_counter() - t) / n)
+                try:
+                    t = time.perf_counter()
+                    c.run(n)
+                    samples[name].append((time.perf_counter() - t) / n)
+                except Exception as exc:  # noqa: BLE001 - e.g. out of memory: the others go on
+                    log(f"# {name} at {N_rec}x{B}, timed round: {type(exc).__name__}: {exc}")
+                    del contenders[name]
+                    samples.pop(name)
+        contenders.clear()
+        free_device_memory(args.backend)
         return {name: 1e3 * float(np.median(s)) for name, s in samples.items()}
+
+
+def free_device_memory(backend):
+    """Between sizes: minirnn's kept plans and the pools' cached blocks go (the next size's contenders need room)."""
+    import gc
+
+    gc.collect()
+    if backend != "cupy":
+        return
+    import cupy
+
+    from minirnn.backends import cupy_update
+
+    cupy_update.release()
+    cupy.get_default_memory_pool().free_all_blocks()
+    if "torch" in sys.modules:
+        sys.modules["torch"].cuda.empty_cache()
 
 
 def main():
@@ -180,7 +204,10 @@ def main():
     if args.backend == "cupy":
         import cupy
 
+        from minirnn.backends import cupy_update
+
         device = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        cupy_update.PLANS_KEPT = 8  # contenders take turns: each keeps its plan (buffers and graphs) for its samples
     log = lambda s: print(s, flush=True)  # noqa: E731
     log(f"# bench_gpu.py {datetime.datetime.now().isoformat(timespec='seconds')}, backend {args.backend}, device "
         f"{device}, float32, {args.steps} steps, rec_noise {args.rec_noise}, medians of {args.rounds} rounds")

@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--strategies", default="loop,step,step-cupy")
     ap.add_argument("--variants", default="fused,nograph,unfused")
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=200)
     args = ap.parse_args()
     import cupy
 
@@ -69,7 +70,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg in args.configs.split(","):
         N, B = (int(v) for v in cfg.split("x"))
-        T = 200
+        T = args.steps
         rng = np.random.default_rng(0)
         x = rng.standard_normal((B, T, 2)).astype(np.float32)
         y = rng.standard_normal((B, T, 2)).astype(np.float32)

@@ -768,6 +768,27 @@ class Libcublas:
         self.cublasDgemmStridedBatched = batched(np.float64, "cublasDgemmStridedBatched")
 
     @staticmethod
+    def cublasCreate_v2(handle_pointer):
+        handle_pointer.contents.value = create()
+        return 0
+
+    @staticmethod
+    def cublasSetStream_v2(handle, stream_ptr):  # cuBLAS itself: a capturing stream is fine
+        state = _handle(handle)
+        state["stream"], state["workspace"] = stream_ptr or 0, None
+        return 0
+
+    @staticmethod
+    def cublasSetPointerMode_v2(handle, mode):
+        _handle(handle)["pointer_mode"] = mode
+        return 0
+
+    @staticmethod
+    def cublasSetMathMode(handle, mode):
+        _handle(handle)["math_mode"] = mode
+        return 0
+
+    @staticmethod
     def cublasSetWorkspace_v2(handle, ptr, nbytes):
         if allocation_of(ptr, nbytes) is None:
             raise CUBLASError(f"cublasSetWorkspace: {nbytes} bytes at {ptr:#x} are not device memory")
@@ -800,16 +821,33 @@ def _cuda_module():
     device = types.ModuleType("cupy.cuda.device")
     device.__dict__.update(Device=Device, get_cublas_handle=get_cublas_handle)
     runtime = types.ModuleType("cupy.cuda.runtime")
-    runtime.__dict__.update(getDeviceCount=lambda: 1, deviceSynchronize=lambda: None, getDevice=lambda: 0)
+    runtime.__dict__.update(getDeviceCount=lambda: 1, deviceSynchronize=lambda: None, getDevice=lambda: 0,
+                            getDeviceProperties=lambda device: {"name": b"CuPy stand-in (tests/fake_cupy.py)",
+                                                                "multiProcessorCount": MULTIPROCESSORS})
     cuda.__dict__.update(Device=Device, Stream=Stream, get_current_stream=get_current_stream, device=device, runtime=runtime,
                          cublas=_cublas_module(), MemoryPointer=MemoryPointer)
     return cuda
 
 
+class MemoryPool:
+    """``cupy.get_default_memory_pool()``: the stand-in has no pool (NumPy allocates); its blocks are all in use."""
+
+    def free_all_blocks(self, stream=None):
+        pass
+
+    def used_bytes(self):
+        return sum(owner.nbytes for owner in list(_allocations.values()))
+
+    total_bytes = used_bytes
+
+
+_POOL = MemoryPool()
+
+
 # ---- installing it as "cupy" ---------------------------------------------------------------------
 _PUBLIC = dict(ndarray=ndarray, array=array, asarray=asarray, asanyarray=asanyarray, asnumpy=asnumpy,
                get_array_module=get_array_module, empty=empty, empty_like=empty_like, full=full, RawModule=RawModule,
-               RawKernel=RawKernel, ElementwiseKernel=ElementwiseKernel)
+               RawKernel=RawKernel, ElementwiseKernel=ElementwiseKernel, get_default_memory_pool=lambda: _POOL)
 
 
 def make_module() -> types.ModuleType:

@@ -45,6 +45,10 @@ int cublasDgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k, cons
     keep(14, sA); keep(17, count); return 3;  // a status other than success
 }
 int cublasSetWorkspace_v2(void* h, void* w, size_t bytes) { keep(18, (long long)w); keep(19, (long long)bytes); return 0; }
+int cublasCreate_v2(void** h) { *h = (void*)0x7F00000ABCD0LL; return 0; }
+int cublasSetStream_v2(void* h, void* s) { keep(20, (long long)h); keep(21, (long long)s); return 0; }
+int cublasSetPointerMode_v2(void* h, int mode) { keep(22, mode); return 0; }
+int cublasSetMathMode(void* h, int mode) { keep(23, mode); return 0; }
 }
 """
 
@@ -90,6 +94,12 @@ def test_the_loaded_library_is_found_and_typed(stand_in_library):
                                                                                    big + 2, 9, 2]
     assert lib.cublasSetWorkspace_v2(handle, A, 32 * 2 ** 20) == 0
     assert (seen[18], seen[19]) == (A, 32 * 2 ** 20)
+    made = ctypes.c_void_p()
+    assert lib.cublasCreate_v2(ctypes.pointer(made)) == 0 and made.value == 0x7F00000ABCD0
+    stream = 0x7F0000005000
+    assert lib.cublasSetStream_v2(made.value, stream) == 0 and (seen[20], seen[21]) == (made.value, stream)
+    assert lib.cublasSetPointerMode_v2(made.value, 0) == 0 and lib.cublasSetMathMode(made.value, 3) == 0
+    assert (seen[22], seen[23]) == (0, 3)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")

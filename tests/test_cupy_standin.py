@@ -55,7 +55,8 @@ def cupy():
     with fake_cupy.installed() as cp:
         clear_kernel_caches()
         reset_graphs()
-        cuda_graphs.libcublas = fake_cupy.Libcublas  # the captured products' cuBLAS, as ctypes would show it
+        library = fake_cupy.Libcublas()
+        cuda_graphs.libcublas = lambda: library  # the captured products' cuBLAS, as ctypes would show it
         try:
             yield cp
         finally:

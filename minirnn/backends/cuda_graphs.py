@@ -13,10 +13,11 @@ Two things make that possible:
 - CuPy refuses every cuBLAS call while a stream is being captured (its ``setStream`` raises "calling cuBLAS
   API during stream capture is currently unsupported"), though cuBLAS itself supports capture. So the
   captured products call cuBLAS directly, through ``ctypes`` (the library CuPy has loaded), on a handle and
-  workspace of their own (``cupy_kernels._Gemm(dtype, lib)``).
+  workspace of their own, every call on that handle through the same library (``cupy_kernels._Gemm(dtype, lib)``).
 
 A :class:`LoopGraph` runs its loop eagerly on the first call (that compiles the kernels and lets cuBLAS pick
-its algorithms), captures and launches it on the second, and replays it after. A failure to capture or to
+its algorithms); on the second it runs it once more through the graph's own cuBLAS handle, then captures
+and launches it; after that it replays it. A failure to capture or to
 launch (no cuBLAS library found, a driver that refuses) turns graphs off for the process with one warning,
 and the loops run launch by launch, as before: a graph is a fast path, never the only one. ``ENABLED =
 False`` turns them off (``benchmarks/bench_gpu.py``'s "minirnn nograph" compares).
@@ -72,11 +73,13 @@ def _capture(enqueue, dtype):
     """The CUDA graph of ``enqueue``'s launches, recorded on a stream of its own (nothing runs yet)."""
     from .cupy_kernels import _Gemm
 
+    import cupy
+
     lib = libcublas()
     if lib is None:
         raise RuntimeError("the cuBLAS library is not among this process's loaded libraries")
-    import cupy
-
+    with _Gemm(dtype, lib) as gemm:  # the graph's cuBLAS calls, run once for real first (on the current stream)
+        enqueue(gemm)
     stream = _capture_stream(cupy.cuda.Device().id)
     with stream, _Gemm(dtype, lib) as gemm:  # the handle takes the capture stream before the capture begins
         stream.begin_capture()
@@ -116,11 +119,21 @@ def _loaded_library(prefix):
     return None
 
 
+def _cupys_cublas():
+    """The path of the cuBLAS library CuPy 14 loaded (through ``cuda.pathfinder``), or None."""
+    try:
+        from cuda import pathfinder
+
+        return pathfinder.load_nvidia_dynamic_lib("cublas").abs_path
+    except Exception:  # noqa: BLE001 - an older CuPy, no pathfinder: look in the process's maps instead
+        return None
+
+
 @lru_cache(maxsize=None)
 def libcublas():
     """The cuBLAS library CuPy has loaded, through ``ctypes``, with the calls the captured loops make typed;
     None when it cannot be found (then the loops run without graphs)."""
-    path = _loaded_library("libcublas.so")
+    path = _cupys_cublas() or _loaded_library("libcublas.so")
     if path is None:
         return None
     lib = ctypes.CDLL(path)
@@ -128,7 +141,9 @@ def libcublas():
     gemm = [P, I, I, I, I, I, P, P, I, P, I, P, P, I]  # handle, opA, opB, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc
     batched = [P, I, I, I, I, I, P, P, I, L, P, I, L, P, P, I, L, I]  # ... with strides (elements), batch count
     for name, argtypes in (("cublasSgemm_v2", gemm), ("cublasDgemm_v2", gemm), ("cublasSgemmStridedBatched", batched),
-                           ("cublasDgemmStridedBatched", batched), ("cublasSetWorkspace_v2", [P, P, ctypes.c_size_t])):
+                           ("cublasDgemmStridedBatched", batched), ("cublasCreate_v2", [ctypes.POINTER(P)]),
+                           ("cublasSetStream_v2", [P, P]), ("cublasSetWorkspace_v2", [P, P, ctypes.c_size_t]),
+                           ("cublasSetPointerMode_v2", [P, I]), ("cublasSetMathMode", [P, I])):
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, I
     return lib

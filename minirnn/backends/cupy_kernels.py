@@ -509,8 +509,9 @@ class _Gemm:
     """``C = op(A) B`` on row-major (rows, N) arrays, through cuBLAS's column-major gemm.
 
     By default through CuPy's bindings on CuPy's cuBLAS handle. With ``lib`` (:func:`.cuda_graphs.libcublas`),
-    through the cuBLAS library itself, on a handle and workspace of its own: CuPy's bindings refuse to run while a
-    stream is being captured into a CUDA graph. Use it as a context (it sets the handle's stream to the current one).
+    every call goes to that cuBLAS library itself, on a handle and workspace of its own: CuPy's bindings refuse
+    to run while a stream is being captured into a CUDA graph. Use it as a context (it sets the handle's
+    stream to the current one).
     """
 
     def __init__(self, dtype, lib=None):
@@ -525,7 +526,7 @@ class _Gemm:
             self.call = cublas.dgemm if double else cublas.sgemm
             self.batched = cublas.dgemmStridedBatched if double else cublas.sgemmStridedBatched
         else:
-            self.handle, self.workspace = _own_cublas_handle(device.Device().id)
+            self.handle, self.workspace = _own_cublas_handle(lib, device.Device().id)
             self.call = _checked(lib.cublasDgemm_v2 if double else lib.cublasSgemm_v2)
             self.batched = _checked(lib.cublasDgemmStridedBatched if double else lib.cublasSgemmStridedBatched)
         self.one, self.zero = np.ones(1, dtype), np.zeros(1, dtype)  # host scalars (pointer mode host)
@@ -535,10 +536,17 @@ class _Gemm:
     def __enter__(self):
         import cupy
 
+        stream = cupy.cuda.get_current_stream().ptr
+        if self.lib is not None:  # pointer mode host (0); math mode TF32 (3) or the default (0)
+            lib = self.lib
+            _checked(lib.cublasSetStream_v2)(self.handle, stream)
+            # after setStream, which puts the default workspace back: a captured graph keeps using this one
+            _checked(lib.cublasSetWorkspace_v2)(self.handle, self.workspace.data.ptr, self.workspace.nbytes)
+            _checked(lib.cublasSetPointerMode_v2)(self.handle, 0)
+            _checked(lib.cublasSetMathMode)(self.handle, 3 if self.tf32 else 0)
+            return self
         cublas = self.cublas
-        cublas.setStream(self.handle, cupy.cuda.get_current_stream().ptr)
-        if self.lib is not None:  # setStream put the default workspace back; a captured graph keeps using this one
-            _checked(self.lib.cublasSetWorkspace_v2)(self.handle, self.workspace.data.ptr, self.workspace.nbytes)
+        cublas.setStream(self.handle, stream)
         cublas.setPointerMode(self.handle, getattr(cublas, "CUBLAS_POINTER_MODE_HOST", 0))
         self.tf32 = self.tf32 and hasattr(cublas, "setMathMode") and hasattr(cublas, "getMathMode")
         if self.tf32:
@@ -547,7 +555,7 @@ class _Gemm:
         return self
 
     def __exit__(self, *exc):
-        if self.tf32:
+        if self.tf32 and self.lib is None:
             self.cublas.setMathMode(self.handle, self.math_mode)
 
     def rows_times(self, W, rows, out, transpose, K, B, N, rows_offset=0, rows_net_stride=None):
@@ -580,12 +588,16 @@ def _checked(function):
 
 
 @lru_cache(maxsize=None)
-def _own_cublas_handle(device_id):
-    """A cuBLAS handle for captured products, and its workspace (kept for the process: graphs point into it)."""
-    import cupy
-    from cupy.cuda import cublas
+def _own_cublas_handle(lib, device_id):
+    """A handle of the cuBLAS library ``lib`` for captured products, and its workspace (both kept for the
+    process: graphs point into the workspace)."""
+    import ctypes
 
-    return cublas.create(), cupy.empty(WORKSPACE_BYTES, np.uint8)
+    import cupy
+
+    handle = ctypes.c_void_p()
+    _checked(lib.cublasCreate_v2)(ctypes.pointer(handle))
+    return handle.value, cupy.empty(WORKSPACE_BYTES, np.uint8)
 
 
 WORKSPACE_BYTES = 32 * 2 ** 20  # cuBLAS's recommended workspace on Hopper GPUs (4 MiB suffices on older ones)
@@ -686,8 +698,8 @@ def forward_loop(act_code, strategy, Wa, drive, x0, alpha, decay, bias, ns=None,
 def backward_launches(act_code, strategy, Wa, X, x0, d_in, alpha, decay, D, R=None, fr=None, dx_mode=0):
     """:func:`backward_loop` over given arrays, as ``(enqueue(gemm), d_x0)``: a function that queues the loop's
     launches (every argument bound now, as in :func:`forward_launches`) and the (K, B, N) array that holds
-    ``dL/dx_0`` once they have run. The output ``D`` (K, T, B, N) is given; it may be ``d_in`` itself (each
-    element of ``d_in`` is read by the thread that then writes it)."""
+    ``dL/dx_0`` once they have run. The output ``D`` (K, T, B, N) is given (not ``d_in``: the launches may
+    run twice, and must give the same result)."""
     import cupy
 
     K, T, B, N = X.shape

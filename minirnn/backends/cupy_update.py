@@ -94,16 +94,24 @@ def _plan(*config):
     import cupy
 
     key = config + (threading.get_ident(), cupy.cuda.Device().id)
-    plan = _plans.pop(key, None) or _Plan(*config)
+    plan = _plans.pop(key, None)
+    if plan is None:
+        if len(_plans) >= max(PLANS_KEPT, 1):  # dropped before the new one is made: at most PLANS_KEPT at once
+            cupy.cuda.Device().synchronize()  # no graph of theirs still running
+            while len(_plans) >= max(PLANS_KEPT, 1):
+                _plans.popitem(last=False)
+        plan = _Plan(*config)
     _plans[key] = plan
-    while len(_plans) > PLANS_KEPT:
-        _plans.popitem(last=False)
     return plan
 
 
 def release():
     """Drop the kept plans (their buffers go back to CuPy's memory pool)."""
-    _plans.clear()
+    if _plans:
+        import cupy
+
+        cupy.cuda.Device().synchronize()  # no graph of theirs still running
+        _plans.clear()
 
 
 def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None, noise_keys=None):
