@@ -70,16 +70,17 @@ class LoopGraph:
 
 
 def _capture(enqueue, dtype):
-    """The CUDA graph of ``enqueue``'s launches, recorded on a stream of its own (nothing runs yet)."""
-    from .cupy_kernels import _Gemm
-
+    """The CUDA graph of ``enqueue``'s launches. They run once for real through the graph's own cuBLAS handle
+    (on the current stream, so a failure shows before any capture), then are recorded on a stream of their own."""
     import cupy
+
+    from .cupy_kernels import _Gemm
 
     lib = libcublas()
     if lib is None:
         raise RuntimeError("the cuBLAS library is not among this process's loaded libraries")
-    with _Gemm(dtype, lib) as gemm:  # the graph's cuBLAS calls, run once for real first (on the current stream)
-        enqueue(gemm)
+    with _Gemm(dtype, lib) as gemm:
+        enqueue(gemm)  # idempotent: the loop reads its inputs and overwrites its outputs
     stream = _capture_stream(cupy.cuda.Device().id)
     with stream, _Gemm(dtype, lib) as gemm:  # the handle takes the capture stream before the capture begins
         stream.begin_capture()

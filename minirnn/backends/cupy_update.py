@@ -43,6 +43,7 @@ ENABLED = True
 PREDRAWN_NOISE = False
 PLANS_KEPT = 2
 _plans: OrderedDict = OrderedDict()  # configuration -> _Plan, most recently used last
+_plans_lock = threading.Lock()
 
 
 def _time_major(a, B, T, tail):
@@ -94,24 +95,26 @@ def _plan(*config):
     import cupy
 
     key = config + (threading.get_ident(), cupy.cuda.Device().id)
-    plan = _plans.pop(key, None)
-    if plan is None:
-        if len(_plans) >= max(PLANS_KEPT, 1):  # dropped before the new one is made: at most PLANS_KEPT at once
-            cupy.cuda.Device().synchronize()  # no graph of theirs still running
-            while len(_plans) >= max(PLANS_KEPT, 1):
-                _plans.popitem(last=False)
-        plan = _Plan(*config)
-    _plans[key] = plan
+    with _plans_lock:
+        plan = _plans.pop(key, None)
+        if plan is None:
+            if len(_plans) >= max(PLANS_KEPT, 1):  # dropped before the new one is made: at most PLANS_KEPT at once
+                cupy.cuda.Device().synchronize()  # no graph of theirs still running
+                while len(_plans) >= max(PLANS_KEPT, 1):
+                    _plans.popitem(last=False)
+            plan = _Plan(*config)
+        _plans[key] = plan
     return plan
 
 
 def release():
     """Drop the kept plans (their buffers go back to CuPy's memory pool)."""
-    if _plans:
-        import cupy
+    with _plans_lock:
+        if _plans:
+            import cupy
 
-        cupy.cuda.Device().synchronize()  # no graph of theirs still running
-        _plans.clear()
+            cupy.cuda.Device().synchronize()  # no graph of theirs still running
+            _plans.clear()
 
 
 def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_coef=None, noise_keys=None):
