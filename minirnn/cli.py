@@ -93,7 +93,10 @@ def parse_value(text: str):
 def read_toml(path) -> dict:
     """Read a run configuration: ``[params]``, ``[train_params]`` and ``[task]`` tables
     (``task.name`` may name the task; ``task.seed`` seeds it)."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package
+        import tomli as tomllib
 
     try:
         with open(path, "rb") as fh:
