@@ -42,9 +42,9 @@ def loop_times(cupy, kernels, strategy, N, B, T, reps, sync):
         return (*times, float("nan"), float("nan"))
     D = cupy.empty_like(X)
     graphs = (cuda_graphs.LoopGraph(kernels.forward_launches(0, strategy, Wa, drive, x0, alpha, decay, bias, X, ns,
-                                                             None, keys, R), np.dtype(np.float32)),
+                                                             None, keys, R), np.dtype(np.float32), strategy),
               cuda_graphs.LoopGraph(kernels.backward_launches(0, strategy, Wa, X, x0, drive, alpha, decay, D, None,
-                                                              None, 1)[0], np.dtype(np.float32)))
+                                                              None, 1)[0], np.dtype(np.float32), strategy))
     for graph in graphs:
         graph(), graph()  # eager, then captured
         times.append(median_ms(graph, reps, sync))

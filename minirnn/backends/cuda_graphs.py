@@ -38,15 +38,16 @@ counts = {"eager": 0, "captured": 0, "replayed": 0}  # loops run each way in thi
 class LoopGraph:
     """One time loop, ``enqueue(gemm)`` over fixed buffers: run eagerly, then as a CUDA graph.
 
-    ``capture=False`` (the "loop" strategy: one launch already) always runs it eagerly, without a gemm.
+    The "loop" strategy (one launch already) always runs it eagerly; "step" captures it.
     """
 
-    def __init__(self, enqueue, dtype, capture=True):
-        self.enqueue, self.dtype, self.capture = enqueue, dtype, capture
+    def __init__(self, enqueue, dtype, strategy):
+        self.enqueue, self.dtype, self.strategy = enqueue, dtype, strategy
+        self.capture = strategy == "step"
         self.graph, self.calls = None, 0
 
     def __call__(self):
-        from .cupy_kernels import _Gemm
+        from .cupy_kernels import run_launches
 
         self.calls += 1
         if self.capture and ENABLED and failure is None and self.calls >= 2:
@@ -62,11 +63,7 @@ class LoopGraph:
                 _give_up(exc)
                 self.graph = None
         counts["eager"] += 1
-        if not self.capture:
-            self.enqueue()
-            return
-        with _Gemm(self.dtype) as gemm:
-            self.enqueue(gemm)
+        run_launches(self.enqueue, self.strategy, self.dtype)
 
 
 def _capture(enqueue, dtype):

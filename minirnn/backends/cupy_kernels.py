@@ -673,6 +673,16 @@ def forward_launches(act_code, strategy, Wa, drive, x0, alpha, decay, bias, X, n
     return enqueue
 
 
+def run_launches(enqueue, strategy, dtype):
+    """Run a loop's launches (:func:`forward_launches`, :func:`backward_launches`) now: the "step" strategy's
+    products through an entered :class:`_Gemm` on CuPy's handle; "loop" makes none."""
+    if strategy == "loop":
+        enqueue()
+        return
+    with _Gemm(dtype) as gemm:
+        enqueue(gemm)
+
+
 def forward_loop(act_code, strategy, Wa, drive, x0, alpha, decay, bias, ns=None, xi=None, keys=None, R=None):
     """The states ``X`` (K, T, B, N): ``x_{k+1} = (1 - alpha) x_k + f(x_k) @ W_alpha^T + alpha (drive_k + b_rec)
     + noise_scale xi_k`` for k < T, by the "loop" or "step" kernels.
@@ -686,12 +696,8 @@ def forward_loop(act_code, strategy, Wa, drive, x0, alpha, decay, bias, ns=None,
     import cupy
 
     X = cupy.empty(drive.shape, drive.dtype)
-    enqueue = forward_launches(act_code, strategy, Wa, drive, x0, alpha, decay, bias, X, ns, xi, keys, R)
-    if strategy == "loop":
-        enqueue()
-    else:
-        with _Gemm(drive.dtype) as gemm:
-            enqueue(gemm)
+    run_launches(forward_launches(act_code, strategy, Wa, drive, x0, alpha, decay, bias, X, ns, xi, keys, R),
+                 strategy, drive.dtype)
     return X
 
 
@@ -745,11 +751,7 @@ def backward_loop(act_code, strategy, Wa, X, x0, d_in, alpha, decay, R=None, fr=
 
     D = cupy.empty(X.shape, X.dtype)
     enqueue, d_x0 = backward_launches(act_code, strategy, Wa, X, x0, d_in, alpha, decay, D, R, fr, dx_mode)
-    if strategy == "loop":
-        enqueue()
-    else:
-        with _Gemm(X.dtype) as gemm:
-            enqueue(gemm)
+    run_launches(enqueue, strategy, X.dtype)
     return D, d_x0
 
 

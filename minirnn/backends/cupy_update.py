@@ -85,9 +85,8 @@ class _Plan:
         backward, self.d_x0 = cupy_kernels.backward_launches(
             act_code, strategy, self.Wa, self.X, self.x0, self.drive, self.alpha, self.decay, self.D,
             R=self.R if penalty else None, fr=self.fr if penalty else None, dx_mode=2 if penalty else 1)
-        capture = strategy == "step"  # "loop" is one launch per direction already
-        self.forward = cuda_graphs.LoopGraph(forward, np.dtype(dtype), capture)
-        self.backward = cuda_graphs.LoopGraph(backward, np.dtype(dtype), capture)
+        self.forward = cuda_graphs.LoopGraph(forward, np.dtype(dtype), strategy)
+        self.backward = cuda_graphs.LoopGraph(backward, np.dtype(dtype), strategy)
 
 
 def _plan(*config):
