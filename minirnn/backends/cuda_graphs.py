@@ -43,14 +43,13 @@ class LoopGraph:
 
     def __init__(self, enqueue, dtype, strategy):
         self.enqueue, self.dtype, self.strategy = enqueue, dtype, strategy
-        self.capture = strategy == "step"
         self.graph, self.calls = None, 0
 
     def __call__(self):
         from .cupy_kernels import run_launches
 
         self.calls += 1
-        if self.capture and ENABLED and failure is None and self.calls >= 2:
+        if self.strategy == "step" and ENABLED and failure is None and self.calls >= 2:
             try:
                 if self.graph is None:
                     self.graph = _capture(self.enqueue, self.dtype)

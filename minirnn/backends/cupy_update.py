@@ -69,11 +69,11 @@ def _noise_keys(noise_keys, lead):
 class _Plan:
     """One configuration's device buffers and its two time loops (arrays as in :func:`.cupy_kernels.forward_loop`)."""
 
-    def __init__(self, K, T, B, N, B0, dtype, act_code, strategy, noise_mode, penalty):
+    def __init__(self, K, T, B, N, dtype, act_code, strategy, noise_mode, penalty):
         import cupy
 
         new = lambda *shape: cupy.empty(shape, dtype)  # noqa: E731
-        self.Wa, self.x0, self.fr = new(K, N, N), new(K, B0, N), new(K)
+        self.Wa, self.x0, self.fr = new(K, N, N), new(K, 1, N), new(K)  # x_0: one per network
         self.alpha, self.decay, self.bias, self.ns = new(K, N), new(K, N), new(K, N), new(K, N)
         self.keys = cupy.zeros((K, 3), np.uint64)
         self.xi = new(K, T, B, N) if noise_mode == 1 else None
@@ -144,7 +144,7 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     alpha_f = per_unit(alpha, lead, N)
     # the noise: none (0), normals in an array (1: given, or drawn before the loop), or made in the loop (2)
     noise_mode = 0 if noise is None and noise_keys is None else 1 if noise is not None or PREDRAWN_NOISE else 2
-    plan = _plan(K, T, B, N, 1, dtype, act.code, strategy, noise_mode, fr_coef is not None)
+    plan = _plan(K, T, B, N, dtype, act.code, strategy, noise_mode, fr_coef is not None)
 
     # ---- the inputs, into the plan's buffers -------------------------------------------------------
     cupy.multiply(alpha_f[:, :, None], W_rec.reshape(K, N, N), out=plan.Wa)  # alpha_i W_ij
