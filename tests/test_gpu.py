@@ -265,6 +265,37 @@ def test_fused_update_replays_its_time_loops_as_cuda_graphs(cupy, kernels, n_net
     cupy_update.release()
 
 
+@pytest.mark.parametrize("n_networks", [1, 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_products_read_transposed_and_sliced_operands_where_they_lie(cupy, n_networks, dtype):
+    """_Gemm.matmul (the fused update's products): a transposed block of rows, a slice of rows, a matrix
+    shared by every network and a strided one (copied first) give a @ b per network; the first three are
+    passed to cuBLAS as they are, not copied (cupy.matmul copies them in a batched product)."""
+    from minirnn.backends import cupy_kernels
+
+    K, m, k, n = n_networks, 5, 7, 4
+    rng = np.random.default_rng(3)
+    tall = rng.standard_normal((K, k + 2, m + 3)).astype(dtype)  # a = tall[:, 2:, :m]^T: a transposed block
+    wide = rng.standard_normal((K, m, 2 * k)).astype(dtype)  # a = wide[:, :, ::2]: strided columns
+    rows = rng.standard_normal((K, k + 3, n + 2)).astype(dtype)  # b = rows[:, 3:, :n]: a block of rows
+    shared = rng.standard_normal((1, n, k)).astype(dtype)  # b = shared^T, one matrix for every network
+    dev = {name: cupy.asarray(v) for name, v in dict(tall=tall, wide=wide, rows=rows, shared=shared).items()}
+    mT = lambda x: x.swapaxes(-1, -2)  # noqa: E731
+    cases = [(mT(tall[:, 2:, :m]), rows[:, 3:, :n], mT(dev["tall"][:, 2:, :m]), dev["rows"][:, 3:, :n], True),
+             (mT(tall[:, 2:, :m]), mT(shared), mT(dev["tall"][:, 2:, :m]), mT(dev["shared"]), True),
+             (wide[:, :, ::2], rows[:, 3:, :n], dev["wide"][:, :, ::2], dev["rows"][:, 3:, :n], False)]
+    gemm = cupy_kernels._Gemm(np.dtype(dtype))
+    for a, b, a_dev, b_dev, in_place in cases:
+        assert (cupy_kernels._column_major(a_dev, K)[0] is a_dev) == in_place
+        assert cupy_kernels._column_major(b_dev, K)[0] is b_dev
+        with gemm:
+            out = gemm.matmul(a_dev, b_dev, cupy.empty((K, m, n), dtype))
+        close(cupy.asnumpy(out), a @ b)
+    with gemm:  # no steps to sum over (T = 1 in the update): zeros
+        out = gemm.matmul(mT(dev["tall"][:, :0, :m]), dev["rows"][:, :0, :n], cupy.ones((K, m, n), dtype))
+    assert not cupy.asnumpy(out).any()
+
+
 def test_cupy_training_follows_numpy_update_for_update(cupy):
     """Ten Adam updates from the same seed on the same batches: the same weights (float64)."""
     from minirnn.tasks import PerceptualDiscrimination

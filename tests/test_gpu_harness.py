@@ -61,3 +61,14 @@ def test_profile_gpu_runs_every_variant_on_the_standin():
         times = [float(c) for c in cells[4:]]
         graphed = cells[2].strip() == "step" and cells[3].strip() != "nograph"  # the loops alone, as graphs
         assert all(t > 0 for t in times[:6]) and all((t > 0) == graphed for t in times[6:]), cells
+
+
+@pytest.mark.parametrize("script", ["trace_gpu.py", "products_gpu.py"])
+def test_device_only_scripts_parse_their_options_without_a_device(script):
+    """trace_gpu.py needs PyTorch's CUPTI and products_gpu.py warp shuffles, which neither the stand-in nor
+    the emulator has: here they must at least import and answer --help (they import CuPy and torch only
+    once the options are read)."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--help"], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert "--configs" in done.stdout

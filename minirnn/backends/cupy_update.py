@@ -11,7 +11,10 @@ products. Here they happen inside the two time-loop kernels of :mod:`.cupy_kerne
   :func:`minirnn.nn.noise.gaussian_noise`), and stores the rates ``R = f(X)`` beside ``X``;
 - backward: the step forms ``dL/dx = (dL/dR + (2c/n) R) f'(x)`` (readout plus L2_firing_rate) as it goes.
 
-What remains outside is products (cuBLAS) and the loss on the small (T, B, N_out) outputs. The
+What remains outside is products and the loss on the small (T, B, N_out) outputs. Each product is one
+cuBLAS call (:meth:`.cupy_kernels._Gemm.matmul`) that reads the transposed and sliced operands where
+they lie: ``cupy.matmul`` copies such operands of a batched product first (``D^T``, 3.4 GB above) and
+ignores ``CUPY_TF32`` there. The
 model calls this when the backend lists it (``Basic._fused_applies``: a built-in activation, the
 mean squared error, no custom regularizer); it returns what the reference returns, up to rounding,
 as the numba backend's kernel of the same name does. ``ENABLED = False`` (before a model is made)
@@ -162,12 +165,19 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     elif noise_mode == 2:
         plan.keys[...] = _noise_keys(noise_keys, lead)
 
+    # the products go through gemm.matmul, which reads transposed and sliced operands where they lie
+    gemm = cupy_kernels._Gemm(dtype)
+    new = lambda *shape: cupy.empty((K,) + shape, dtype)  # noqa: E731
+
     # ---- forward: drive_k = u_k @ W_in^T (b_rec, alpha and the noise are added in the loop) --------
-    cupy.matmul(u.reshape(-1, T * B, I), rate.mT(W_in), out=plan.drive.reshape(K, T * B, N))
+    with gemm:
+        gemm.matmul(u.reshape(-1, T * B, I), rate.mT(W_in), plan.drive.reshape(K, T * B, N))
     plan.forward()  # X and R = f(X)
     R_rows = plan.R.reshape(K, T * B, N)
     # z_k = r_{k+1} @ W_out^T + b_out;  mse = mean((m (z - y))^2),  dL/dz = 2 m^2 (z - y) / n
-    Z = R_rows @ rate.mT(W_out) + _flat(W_eff["b_out"], lead + (O,)).reshape(K, 1, O)
+    with gemm:
+        Z = gemm.matmul(R_rows, rate.mT(W_out), new(T * B, O))
+    Z += _flat(W_eff["b_out"], lead + (O,)).reshape(K, 1, O)
     m_rows = m_t.reshape(-1, T * B, O)
     err = m_rows * (Z - y_t.reshape(-1, T * B, O))
     n_out = T * B * O
@@ -175,7 +185,8 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     dZ = (2 / n_out) * m_rows * err  # (K, T*B, O)
 
     # ---- backward ---------------------------------------------------------------------------------
-    cupy.matmul(dZ, W_out, out=plan.drive.reshape(K, T * B, N))  # z = R W_out^T  =>  dL/dR = dZ W_out
+    with gemm:
+        gemm.matmul(dZ, W_out, plan.drive.reshape(K, T * B, N))  # z = R W_out^T  =>  dL/dR = dZ W_out
     if fr_coef is not None:
         n_rates = T * B * N
         plan.fr[...] = _flat(cupy.asarray(2 * fr_coef / n_rates, dtype), lead).reshape(K)
@@ -184,17 +195,19 @@ def rate_loss_and_grads(W_eff, x, y, mask, alpha, noise_scale, noise, act, fr_co
     plan.backward()  # D = dL/d drive, and dL/dx_0
     D, d_x0 = plan.D, plan.d_x0
     D_rows = D.reshape(K, T * B, N)
-    # x_{k+1} = ... + alpha f(x_k) @ W_rec^T: D_k = alpha a_{k+1} pairs with f(x_k) (f(x_0) for k = 0, every trial)
-    g_rec = rate.mT(D_rows[:, B:]) @ R_rows[:, :-B] if T > 1 else cupy.zeros((K, N, N), dtype)
-    g_rec += D_rows[:, :B].sum(axis=1)[:, :, None] * act.f(x0)  # sum_b D_0[b, i] f(x_0)_j
-    # drive_k = u_k @ W_in^T + b_rec: [dW_in | db_rec] = D^T [u | 1], one pass over D for both
     u_one = cupy.concatenate([u.reshape(-1, T * B, I), cupy.ones((u.shape[0], T * B, 1), dtype)], axis=2)
-    g_in = rate.mT(D_rows) @ u_one
+    with gemm:
+        # x_{k+1} = ... + alpha f(x_k) @ W_rec^T: D_k = alpha a_{k+1} pairs with f(x_k) (f(x_0) for k = 0, every trial)
+        g_rec = gemm.matmul(rate.mT(D_rows[:, B:]), R_rows[:, :-B], new(N, N))  # all zeros when T = 1
+        # drive_k = u_k @ W_in^T + b_rec: [dW_in | db_rec] = D^T [u | 1], one pass over D for both
+        g_in = gemm.matmul(rate.mT(D_rows), u_one, new(N, I + 1))
+        g_out = gemm.matmul(rate.mT(dZ), R_rows, new(O, N))  # z = R W_out^T  =>  dL/dW_out = dZ^T R
+    g_rec += D_rows[:, :B].sum(axis=1)[:, :, None] * act.f(x0)  # sum_b D_0[b, i] f(x_0)_j
     grads = {
         "W_rec": g_rec,
         "W_in": g_in[:, :, :I],
         "b_rec": g_in[:, :, I],
-        "W_out": rate.mT(dZ) @ R_rows,
+        "W_out": g_out,
         "b_out": dZ.sum(axis=1),
         "init_state": d_x0.sum(axis=1, keepdims=True),  # x_0 is shared by every trial
     }
