@@ -269,8 +269,9 @@ def test_fused_update_replays_its_time_loops_as_cuda_graphs(cupy, kernels, n_net
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_products_read_transposed_and_sliced_operands_where_they_lie(cupy, n_networks, dtype):
     """_Gemm.matmul (the fused update's products): a transposed block of rows, a slice of rows, a matrix
-    shared by every network and a strided one (copied first) give a @ b per network; the first three are
-    passed to cuBLAS as they are, not copied (cupy.matmul copies them in a batched product)."""
+    shared by every network, a strided one and networks in reverse order (the last two copied first) give
+    a @ b per network; the first three are passed to cuBLAS as they are, not copied (cupy.matmul copies them
+    in a batched product)."""
     from minirnn.backends import cupy_kernels
 
     K, m, k, n = n_networks, 5, 7, 4
@@ -283,7 +284,8 @@ def test_products_read_transposed_and_sliced_operands_where_they_lie(cupy, n_net
     mT = lambda x: x.swapaxes(-1, -2)  # noqa: E731
     cases = [(mT(tall[:, 2:, :m]), rows[:, 3:, :n], mT(dev["tall"][:, 2:, :m]), dev["rows"][:, 3:, :n], True),
              (mT(tall[:, 2:, :m]), mT(shared), mT(dev["tall"][:, 2:, :m]), mT(dev["shared"]), True),
-             (wide[:, :, ::2], rows[:, 3:, :n], dev["wide"][:, :, ::2], dev["rows"][:, 3:, :n], False)]
+             (wide[:, :, ::2], rows[:, 3:, :n], dev["wide"][:, :, ::2], dev["rows"][:, 3:, :n], False),
+             (wide[::-1, :, :k], rows[:, 3:, :n], dev["wide"][::-1, :, :k], dev["rows"][:, 3:, :n], K == 1)]
     gemm = cupy_kernels._Gemm(np.dtype(dtype))
     for a, b, a_dev, b_dev, in_place in cases:
         assert (cupy_kernels._column_major(a_dev, K)[0] is a_dev) == in_place

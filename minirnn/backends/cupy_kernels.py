@@ -611,6 +611,8 @@ def _column_major(x, K):
     transposed block as itself (1). Anything else is copied into rows first (strides in elements)."""
     import cupy
 
+    if x.shape[0] > 1 and x.strides[0] < 0:  # networks in reverse order: cuBLAS documents no negative batch stride
+        x = cupy.ascontiguousarray(x)
     rows, cols = x.shape[-2:]
     s_batch, s_row, s_col = (s // x.itemsize for s in x.strides)
     if (s_col == 1 or cols == 1) and (rows == 1 or s_row >= cols):
