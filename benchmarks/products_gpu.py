@@ -19,7 +19,7 @@ import numpy as np
 
 ROWDOT = r"""
 extern "C" __global__ void rowdot(const float* R, const float* W, float* Z, long long M, int N) {
-    // one warp per row: Z[m, o] = sum_n R[m, n] W[o, n], O outputs
+    // one warp per row: Z[m, o] = sum_n R[m, n] W[o, n], O outputs (O defined when compiled)
     long long m = ((long long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x % 32;
     if (m >= M) return;
@@ -78,10 +78,9 @@ def main():
         W_in = rng.standard_normal((N, I), dtype=np.float32)
         out = cupy.empty((M, N), np.float32)
         u_one = cupy.concatenate([u, cupy.ones((M, 1), np.float32)], axis=1)
-        rowdot = cupy.RawKernel(ROWDOT.replace("float acc[O]", f"float acc[{O}]").replace("< O;", f"< {O};")
-                                .replace("* O +", f"* {O} +"), "rowdot")
+        rowdot = cupy.RawKernel(ROWDOT, "rowdot", options=(f"-DO={O}",))
 
-        def split(a, b, S, rows=None):  # sum over S batches of a[rows]^T b[rows]
+        def split(a, b, S):  # a^T b as the sum over S batches of rows
             return lambda: (a.reshape(S, -1, a.shape[-1]).swapaxes(1, 2) @ b.reshape(S, -1, b.shape[-1])).sum(0)
 
         def z_kernel():

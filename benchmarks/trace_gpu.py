@@ -12,6 +12,7 @@ split-K), which is what tells a well-shaped product from a badly shaped one.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -75,9 +76,7 @@ def main():
                     print(f"# {name} at {N_rec}x{B}: {type(exc).__name__}: {exc}", flush=True)
                 finally:
                     c = None
-                    import gc
-
-                    gc.collect()
+                    gc.collect()  # the next contender needs the device memory
 
 
 if __name__ == "__main__":
