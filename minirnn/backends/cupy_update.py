@@ -14,8 +14,9 @@ products. Here they happen inside the two time-loop kernels of :mod:`.cupy_kerne
 What remains outside is products and the loss on the small (T, B, N_out) outputs. Each product is one
 cuBLAS call (:meth:`.cupy_kernels._Gemm.matmul`) that reads the transposed and sliced operands where
 they lie: ``cupy.matmul`` copies such operands of a batched product first (``D^T``, 3.4 GB above) and
-ignores ``CUPY_TF32`` there. The
-model calls this when the backend lists it (``Basic._fused_applies``: a built-in activation, the
+ignores ``CUPY_TF32`` there.
+
+The model calls this when the backend lists it (``Basic._fused_applies``: a built-in activation, the
 mean squared error, no custom regularizer); it returns what the reference returns, up to rounding,
 as the numba backend's kernel of the same name does. ``ENABLED = False`` (before a model is made)
 leaves the reference to run on CuPy, for comparison; ``PREDRAWN_NOISE = True`` draws the noise in a
