@@ -317,3 +317,32 @@ def test_plans_are_kept_per_configuration_and_released(cupy, kernels, monkeypatc
     assert sizes == [(5, 4), (6, 3)]
     cupy_update.release()
     assert not cupy_update._plans
+
+
+@pytest.mark.parametrize("strategy", ["loop", "step"])
+@pytest.mark.parametrize("tf32", ["0", "1"])
+def test_every_product_of_the_fused_update_follows_cupy_tf32(cupy, kernels, monkeypatch, strategy, tf32):
+    """CUPY_TF32=1 (CuPy's switch) puts every cuBLAS call of a float32 update in TF32 math mode: the time
+    loops' products (on their own handle, captured into graphs too) and the gradients' products (on CuPy's
+    handle, whose mode is put back after); unset or 0, strict float32 everywhere."""
+    from minirnn.backends import cupy_update
+
+    monkeypatch.setenv("CUPY_TF32", tf32)
+    kernels.STRATEGY = strategy
+    cupy_update.release()  # plans made now read the switch
+    modes = []
+    gemm = fake_cupy._gemm
+
+    def recording(dtype, routine, handle, *args):
+        modes.append(fake_cupy._handle(handle)["math_mode"])
+        return gemm(dtype, routine, handle, *args)
+
+    monkeypatch.setattr(fake_cupy, "_gemm", recording)
+    model = Basic(dict(N_in=2, N_rec=8, N_out=2, dt=10, tau=100, T=80, N_batch=4, seed=3, backend="cupy",
+                       dtype="float32", rec_noise=0.05))
+    model.train(PerceptualDiscrimination(dt=10, tau=100, T=80, N_batch=4, seed=0),
+                {"training_iters": 4 * 3, "verbosity": False})
+    assert len(modes) >= 3 * 6  # at least the six gradient products of each update
+    assert set(modes) == {3 if tf32 == "1" else 0}
+    assert fake_cupy._handle(cupy.cuda.device.get_cublas_handle())["math_mode"] == 0
+    cupy_update.release()
