@@ -119,16 +119,16 @@ class Peer:
             self.impl.run(n)  # StepLoop.run ends with sync()
 
 
-def minirnn_contender(name, backend, data, rec_noise):
-    """The Minirnn contender a name says ("minirnn step unfused": strategy "step", without the fused update), or None."""
+def minirnn_contender(name, backend, data, rec_noise, graphs=True):
+    """The Minirnn contender a name says ("minirnn step unfused": strategy "step", without the fused update), or None.
+    ``graphs=False`` (``--no-graphs``) runs every contender's loops launch by launch, as "nograph" does one's."""
     words = name.split()
     flags = {w for w in words if w in ("unfused", "predrawn", "nograph")}
     base = " ".join(w for w in words if w not in flags)
     if base not in STRATEGY:
         return None
-    graphs = "nograph" not in flags and not os.environ.get("BENCH_NO_GRAPHS")  # set where a graph crashed the process
     return Minirnn(STRATEGY[base], backend, data, rec_noise, unfused="unfused" in flags, predrawn="predrawn" in flags,
-                   graphs=graphs)
+                   graphs=graphs and "nograph" not in flags)
 
 
 def make_data(path, N_rec, B, T):
@@ -148,7 +148,8 @@ def time_config(names, args, N_rec, B, log):
         contenders, per_call = {}, {}
         for name in names:
             try:
-                c = minirnn_contender(name, args.backend, data, args.rec_noise) or Peer(name, data, args.rec_noise)
+                c = (minirnn_contender(name, args.backend, data, args.rec_noise, graphs=not args.no_graphs)
+                     or Peer(name, data, args.rec_noise))
                 c.run(2)  # warm-up: compilation, allocations, caches
                 t = time.perf_counter()
                 c.run(2)
@@ -199,6 +200,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--sample-s", type=float, default=0.25)
     ap.add_argument("--rec-noise", type=float, default=0.05)
+    ap.add_argument("--no-graphs", action="store_true",
+                    help="every minirnn contender without CUDA graphs (gpu_session.sh: where a graph crashed a process)")
     args = ap.parse_args()
     names = [c.strip() for c in args.contenders.split(",") if c.strip()]
     device = platform.processor() or platform.machine()

@@ -15,8 +15,8 @@ python3 -c "import xdist" 2>/dev/null && PAR="-n 4"
 python3 -c "import pytest_timeout" 2>/dev/null && PER_TEST="--timeout 100"
 timeout 45 $PYTEST tests/test_gpu.py -k cuda_graphs $PER_TEST > "$O/preflight.txt" 2>&1
 status=$?; echo "preflight exit status $status" >> "$O/preflight.txt"
-[ $status -ge 124 ] && export BENCH_NO_GRAPHS=1  # a hang or a crash: the benchmark runs without graphs
-timeout 240 python3 benchmarks/bench_gpu.py --rounds 3 --sample-s 0.1 --contenders \
+[ $status -ge 124 ] && NO_GRAPHS=--no-graphs  # a hang or a crash: the benchmark runs without graphs
+timeout 240 python3 benchmarks/bench_gpu.py $NO_GRAPHS --rounds 3 --sample-s 0.1 --contenders \
     "minirnn,minirnn nograph,minirnn unfused,minirnn predrawn,minirnn loop,minirnn step,torch eager,JAX f32,JAX default" \
     > "$O/bench.md" 2>&1
 CUPY_TF32=1 timeout 35 python3 benchmarks/bench_gpu.py --rounds 3 --sample-s 0.1 --contenders "minirnn,JAX default" \

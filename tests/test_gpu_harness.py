@@ -72,3 +72,20 @@ def test_device_only_scripts_parse_their_options_without_a_device(script):
                           text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr
     assert "--configs" in done.stdout
+
+
+def test_no_graphs_turns_graphs_off_for_every_minirnn_contender(tmp_path):
+    """bench_gpu.py --no-graphs (gpu_session.sh passes it where the graph preflight crashed or hung): no minirnn
+    contender replays its loops as graphs; without it, only "nograph" contenders run launch by launch."""
+    sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "benchmarks" / "peers")]
+    try:
+        import bench_gpu
+
+        data = str(tmp_path / "data.npz")
+        bench_gpu.make_data(data, 8, 4, 5)
+        graphs = {(name, on): bench_gpu.minirnn_contender(name, "numpy", data, 0.0, graphs=on).graphs
+                  for name in ("minirnn", "minirnn nograph") for on in (True, False)}
+    finally:
+        del sys.path[:2]
+    assert graphs == {("minirnn", True): True, ("minirnn nograph", True): False,
+                      ("minirnn", False): False, ("minirnn nograph", False): False}
